@@ -1,0 +1,237 @@
+//! The token request (RFC 6749 3.2, 4.1.3, 6; SPEC 2.2) parsed into one variant per grant, with client
+//! authentication taken from the body or HTTP Basic (never both).
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::params::Params;
+use crate::secret::Secret;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+/// How the client identified itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    pub client_id: String,
+    /// `None` for public clients (PKCE or device flow).
+    pub secret: Option<Secret>,
+    /// Whether the credentials came in an `Authorization: Basic` header (errors then answer 401 with a challenge).
+    pub basic: bool,
+}
+
+/// One variant per grant type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    AuthorizationCode {
+        code: Secret,
+        redirect_uri: Option<String>,
+        code_verifier: Option<String>,
+    },
+    RefreshToken {
+        refresh_token: Secret,
+        scope: Option<String>,
+    },
+    ClientCredentials {
+        scope: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    pub client: ClientAuth,
+    pub grant: Grant,
+}
+
+/// Parses `Authorization: Basic …` (RFC 6749 2.3.1: id and secret are form-urlencoded before base64).
+pub fn parse_basic(header: &str) -> Result<(String, Secret), OAuthError> {
+    let (scheme, rest) = header
+        .trim()
+        .split_once(' ')
+        .ok_or_else(OAuthError::invalid_client)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client());
+    }
+    let decoded = STANDARD
+        .decode(rest.trim())
+        .map_err(|_| OAuthError::invalid_client())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(OAuthError::invalid_client)?;
+    let unescape = |s: &str| -> String {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok((unescape(id), Secret::new(unescape(secret))))
+}
+
+fn client_auth(params: &Params, authorization: Option<&str>) -> Result<ClientAuth, OAuthError> {
+    let body_id = params.get("client_id")?;
+    let body_secret = params.get("client_secret")?;
+    match authorization {
+        Some(header) => {
+            let (id, secret) = parse_basic(header)?;
+            if body_secret.is_some() {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    "The request uses more than one client authentication method : client_secret",
+                ));
+            }
+            if body_id.is_some_and(|b| b != id) {
+                return Err(OAuthError::invalid("client_id"));
+            }
+            Ok(ClientAuth {
+                client_id: id,
+                secret: Some(secret),
+                basic: true,
+            })
+        }
+        None => {
+            let client_id = body_id.ok_or_else(|| {
+                OAuthError::new(
+                    ErrorCode::InvalidClient,
+                    "The request is missing a required parameter : client_id",
+                )
+            })?;
+            Ok(ClientAuth {
+                client_id: client_id.to_owned(),
+                secret: body_secret.map(Secret::new),
+                basic: false,
+            })
+        }
+    }
+}
+
+/// Parses a token request. `authorization` is the `Authorization` header, if any.
+pub fn parse(params: &Params, authorization: Option<&str>) -> Result<TokenRequest, OAuthError> {
+    let grant_type = params.require("grant_type")?;
+    let grant = match grant_type {
+        "authorization_code" => Grant::AuthorizationCode {
+            code: Secret::new(params.require("code")?),
+            redirect_uri: params.get("redirect_uri")?.map(str::to_owned),
+            code_verifier: params.get("code_verifier")?.map(str::to_owned),
+        },
+        "refresh_token" => Grant::RefreshToken {
+            refresh_token: Secret::new(params.require("refresh_token")?),
+            scope: params.joined("scope"),
+        },
+        "client_credentials" => Grant::ClientCredentials {
+            scope: params.joined("scope"),
+        },
+        _ => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "The request has an unsupported parameter value : grant_type",
+            ))
+        }
+    };
+    let client = client_auth(params, authorization)?;
+    Ok(TokenRequest { client, grant })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(q: &str) -> Params {
+        Params::from_urlencoded(q.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn grants() {
+        let r = parse(&p("grant_type=authorization_code&code=abc&client_id=c&client_secret=s&redirect_uri=https%3A%2F%2Fa"), None).unwrap();
+        assert_eq!(r.client.client_id, "c");
+        assert_eq!(r.client.secret.as_ref().map(Secret::expose), Some("s"));
+        assert!(
+            matches!(r.grant, Grant::AuthorizationCode { ref redirect_uri, .. } if redirect_uri.as_deref() == Some("https://a"))
+        );
+        let r = parse(
+            &p("grant_type=refresh_token&refresh_token=Atzr%7Cx&client_id=c"),
+            None,
+        )
+        .unwrap();
+        assert!(matches!(r.grant, Grant::RefreshToken { .. }));
+        assert!(r.client.secret.is_none());
+    }
+
+    #[test]
+    fn error_table() {
+        let table: &[(&str, Option<&str>, ErrorCode, &str)] = &[
+            ("", None, ErrorCode::InvalidRequest, "grant_type"),
+            (
+                "grant_type=password&client_id=c",
+                None,
+                ErrorCode::UnsupportedGrantType,
+                "grant_type",
+            ),
+            (
+                "grant_type=authorization_code&client_id=c",
+                None,
+                ErrorCode::InvalidRequest,
+                "code",
+            ),
+            (
+                "grant_type=authorization_code&code=a&code=b&client_id=c",
+                None,
+                ErrorCode::InvalidRequest,
+                "code",
+            ),
+            (
+                "grant_type=authorization_code&code=a",
+                None,
+                ErrorCode::InvalidClient,
+                "client_id",
+            ),
+            (
+                "grant_type=refresh_token&client_id=c",
+                None,
+                ErrorCode::InvalidRequest,
+                "refresh_token",
+            ),
+            (
+                "grant_type=authorization_code&code=a&client_secret=s",
+                Some("Basic Yzpz"),
+                ErrorCode::InvalidRequest,
+                "client_secret",
+            ),
+            (
+                "grant_type=authorization_code&code=a&client_id=other",
+                Some("Basic Yzpz"),
+                ErrorCode::InvalidRequest,
+                "client_id",
+            ),
+            (
+                "grant_type=authorization_code&code=a",
+                Some("Basic !!!"),
+                ErrorCode::InvalidClient,
+                "authentication",
+            ),
+            (
+                "grant_type=authorization_code&code=a",
+                Some("Bearer Yzpz"),
+                ErrorCode::InvalidClient,
+                "authentication",
+            ),
+        ];
+        for (q, auth, code, mentions) in table {
+            let e = parse(&p(q), *auth).unwrap_err();
+            assert_eq!(e.code, *code, "{q}");
+            assert!(e.description.contains(mentions), "{q}: {}", e.description);
+        }
+    }
+
+    #[test]
+    fn basic_auth_is_form_decoded() {
+        // "my%3Aid:s%2Bx y" -> id "my:id", secret "s+x y"
+        let header = format!("basic {}", STANDARD.encode("my%3Aid:s%2Bx+y"));
+        let (id, secret) = parse_basic(&header).unwrap();
+        assert_eq!(id, "my:id");
+        assert_eq!(secret.expose(), "s+x y");
+        let r = parse(
+            &p("grant_type=client_credentials&client_id=my%3Aid"),
+            Some(&header),
+        )
+        .unwrap();
+        assert!(r.client.basic);
+    }
+}
