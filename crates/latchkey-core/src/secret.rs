@@ -11,7 +11,7 @@ use std::fmt;
 use subtle::ConstantTimeEq;
 
 /// A secret value (token, code, password, client secret). `Debug` and `Display` never print it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
 
 impl Secret {

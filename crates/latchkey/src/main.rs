@@ -1,1 +1,5 @@
-fn main() {}
+//! The `latchkey` binary: parses the command line and runs it.
+
+fn main() -> std::process::ExitCode {
+    latchkey::cli::main()
+}

@@ -1,0 +1,102 @@
+//! The application state every handler and flow receives: configuration, store, keys, clock, password hasher and
+//! metrics. Built once by [`App::build`]; no globals.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::password::Passwords;
+use crate::store::{SqlStore, Store, StoreError};
+use latchkey_core::secret::KeyedHasher;
+use latchkey_core::Timestamp;
+use rand::RngCore;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// The clock flows read `now` from. Tests move it forward instead of sleeping.
+#[derive(Clone, Default)]
+pub struct Clock {
+    offset: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> Timestamp {
+        let system = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        system + self.offset.load(Ordering::Relaxed)
+    }
+
+    /// Moves this clock forward (tests).
+    pub fn advance(&self, secs: i64) {
+        self.offset.fetch_add(secs, Ordering::Relaxed);
+    }
+}
+
+pub struct App {
+    pub config: Config,
+    /// `iss`, without a trailing slash.
+    pub issuer: String,
+    pub store: Arc<dyn Store>,
+    pub hasher: KeyedHasher,
+    pub passwords: Passwords,
+    pub metrics: Metrics,
+    pub clock: Clock,
+    pub known_scopes: Vec<&'static str>,
+    pub secure_cookies: bool,
+}
+
+/// Cheap to clone; handlers receive it as axum state.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The name of the stored secret that keys every hash and MAC.
+const HASH_KEY: &str = "hash-key-v1";
+
+impl App {
+    /// Opens the database named by `config` (creating the data directory for SQLite), migrates it, and loads or
+    /// creates the server key.
+    pub async fn build(config: Config) -> Result<AppState, StoreError> {
+        let url = config.database_url();
+        if config.database_url.is_none() {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "cannot create data directory {}: {e}",
+                    config.data_dir.display()
+                ))
+            })?;
+        }
+        let store = SqlStore::connect(&url).await?;
+        store.migrate().await?;
+        Self::with_store(config, Arc::new(store)).await
+    }
+
+    /// Builds the state around an already migrated store.
+    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<AppState, StoreError> {
+        let mut candidate = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut candidate);
+        let key: [u8; 32] = store
+            .server_secret(HASH_KEY, &candidate)
+            .await?
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("the stored hash key is not 32 bytes".into()))?;
+        Ok(AppState(Arc::new(App {
+            issuer: config.issuer(),
+            secure_cookies: config.secure_cookies(),
+            passwords: Passwords::new(config.password_hash_concurrency),
+            hasher: KeyedHasher::new(&key),
+            store,
+            metrics: Metrics::default(),
+            clock: Clock::default(),
+            known_scopes: latchkey_core::scope::STANDARD_SCOPES.to_vec(),
+            config,
+        })))
+    }
+}

@@ -1,0 +1,549 @@
+//! The command line (SPEC 5): `serve`, `migrate`, `user …`, `client …`, `config check`, `demo`. Parsing is clap's;
+//! each command is a small function over the same `App` the server uses.
+
+mod demo;
+
+use crate::app::{App, AppState};
+use crate::config::Config;
+use crate::flows::registration::{self, AppInput};
+use crate::store::{Client, Created, User};
+use clap::{Args, Parser, Subcommand};
+use latchkey_core::secret::{Kind, Secret};
+use latchkey_core::{ids, secret};
+use serde_json::json;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "A self-hostable Login with … service (OAuth 2.0, OpenID Connect, Login with Amazon compatible)"
+)]
+struct Cli {
+    /// TOML configuration file (LATCHKEY_* environment variables override it).
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve,
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Manage customer accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage apps (security profiles) and their client credentials.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Seed a demo customer and app, and run the service with a demo app to try the login in a browser.
+    Demo {
+        /// Where the demo app listens (its own origin).
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        app_listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a customer account.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        postal_code: Option<String>,
+        /// Read the password from the first line of standard input (otherwise one is generated and printed).
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List customer accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account: its sessions end and its tokens stop working.
+    Disable {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct ClientAddArgs {
+    /// Name shown on the consent page.
+    #[arg(long)]
+    name: String,
+    /// Privacy notice URL shown on the consent page.
+    #[arg(long)]
+    privacy_url: String,
+    /// An allowed return URL (repeat for more); matched exactly.
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// An allowed origin for the JavaScript SDK (repeat for more).
+    #[arg(long = "origin")]
+    origins: Vec<String>,
+    #[arg(long, default_value = "")]
+    description: String,
+    #[arg(long)]
+    logo_url: Option<String>,
+    /// A public app: no secret, PKCE S256 only (mobile, single-page, devices).
+    #[arg(long)]
+    public: bool,
+    /// Allow the implicit grant (response_type=token). Not recommended.
+    #[arg(long)]
+    implicit: bool,
+    /// Allow PKCE `plain` and LWA's default-to-plain (LWA compatibility).
+    #[arg(long)]
+    plain_pkce: bool,
+    /// Allow code-based linking (devices).
+    #[arg(long)]
+    device: bool,
+    /// Allow the client_credentials grant.
+    #[arg(long)]
+    client_credentials: bool,
+    /// A development app: http://localhost return URLs are allowed.
+    #[arg(long)]
+    development: bool,
+    /// The developer who owns the app (apps of one owner see the same user_id for a customer).
+    #[arg(long, default_value = "operator")]
+    owner: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register an app; prints its client id and (once) its secret.
+    Add(Box<ClientAddArgs>),
+    /// List apps.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one app.
+    Show {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace an app's secret; prints the new one (once).
+    RotateSecret {
+        client_id: String,
+        /// Keep the old secret valid this many seconds.
+        #[arg(long, default_value_t = 0)]
+        grace_seconds: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an app, its consents, and every token it holds.
+    Rm {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check the configuration and the database connection; print the settings in force.
+    Check,
+}
+
+/// Runs the command line; the exit code says whether it worked.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("latchkey: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(
+        &config,
+        matches!(cli.command, Command::Serve | Command::Demo { .. }),
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("latchkey: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latchkey: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config, serving: bool) {
+    let default = if serving {
+        config.log_level.as_str()
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.log_format == "json" {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            App::build(config).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::User(cmd) => user(App::build(config).await?, cmd).await,
+        Command::Client(cmd) => client(App::build(config).await?, cmd).await,
+        Command::Config(ConfigCommand::Check) => config_check(config).await,
+        Command::Demo { app_listen } => demo::run(config, app_listen).await,
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: draining requests");
+}
+
+/// Deletes expired rows every few minutes.
+fn spawn_purger(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            match state.store.purge_expired(state.clock.now()).await {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired rows"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purge failed"),
+            }
+        }
+    });
+}
+
+pub(crate) async fn start(config: Config) -> anyhow::Result<(AppState, tokio::net::TcpListener)> {
+    let listen = config.listen;
+    let state = App::build(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    spawn_purger(state.clone());
+    Ok((state, listener))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let (state, listener) = start(config).await?;
+    tracing::info!(listen = %listener.local_addr()?, issuer = %state.issuer, "latchkey is listening");
+    crate::web::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn print_json(value: serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+}
+
+fn user_json(u: &User) -> serde_json::Value {
+    json!({"email": u.email, "name": u.name, "postal_code": u.postal_code, "disabled": u.disabled, "created_at": u.created_at})
+}
+
+async fn user(state: AppState, cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add {
+            email,
+            name,
+            postal_code,
+            password_stdin,
+            json,
+        } => {
+            let email = email.trim().to_lowercase();
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                (Secret::new(line.trim_end_matches(['\r', '\n'])), false)
+            } else {
+                (secret::mint(&mut rand::thread_rng(), ""), true)
+            };
+            let postal = postal_code.unwrap_or_default();
+            crate::flows::account::check_new_account(
+                name.trim(),
+                &email,
+                password.expose(),
+                &postal,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            let user = User {
+                id: ids::new_internal_id(&mut rand::thread_rng()),
+                email,
+                name: name.trim().to_owned(),
+                postal_code: Some(postal).filter(|p| !p.is_empty()),
+                password_hash: state.passwords.hash(&password).await?,
+                disabled: false,
+                created_at: state.clock.now(),
+            };
+            if state.store.create_user(&user).await? == Created::AlreadyExists {
+                anyhow::bail!("an account with email {} already exists", user.email);
+            }
+            let shown_password = generated.then(|| password.expose().to_owned());
+            if json {
+                let mut v = user_json(&user);
+                if let Some(p) = shown_password {
+                    v["password"] = json!(p);
+                }
+                print_json(v);
+            } else {
+                println!("created account {}", user.email);
+                if let Some(p) = shown_password {
+                    println!("password (shown once): {p}");
+                }
+            }
+        }
+        UserCommand::List { json } => {
+            let users = state.store.list_users().await?;
+            if json {
+                print_json(json!(users.iter().map(user_json).collect::<Vec<_>>()));
+            } else {
+                for u in users {
+                    println!(
+                        "{}\t{}\t{}",
+                        u.email,
+                        u.name,
+                        if u.disabled { "disabled" } else { "active" }
+                    );
+                }
+            }
+        }
+        UserCommand::Disable { email, json } => {
+            let email = email.trim().to_lowercase();
+            if !state
+                .store
+                .set_user_disabled(&email, true, state.clock.now())
+                .await?
+            {
+                anyhow::bail!("no account with email {email}");
+            }
+            if json {
+                print_json(json!({"email": email, "disabled": true}));
+            } else {
+                println!("disabled {email}: its sessions ended and its tokens were revoked");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn client_json(c: &Client) -> serde_json::Value {
+    let p = &c.policy;
+    json!({
+        "client_id": p.client_id, "app_id": c.app_id, "name": c.name, "description": c.description,
+        "owner": c.owner, "privacy_url": c.privacy_url, "logo_url": c.logo_url,
+        "redirect_uris": p.redirect_uris, "allowed_origins": c.allowed_origins,
+        "confidential": p.confidential, "implicit": p.allow_implicit, "plain_pkce": p.allow_plain_pkce,
+        "device": p.allow_device, "client_credentials": p.allow_client_credentials, "development": p.development,
+        "created_at": c.created_at,
+    })
+}
+
+fn print_client(c: &Client) {
+    let p = &c.policy;
+    println!("name:          {}", c.name);
+    println!("client_id:     {}", p.client_id);
+    println!("app_id:        {}", c.app_id);
+    println!(
+        "type:          {}",
+        if p.confidential {
+            "confidential (has a secret)"
+        } else {
+            "public (PKCE)"
+        }
+    );
+    println!("return URLs:   {}", p.redirect_uris.join(" "));
+    println!("origins:       {}", c.allowed_origins.join(" "));
+    println!("privacy URL:   {}", c.privacy_url);
+}
+
+async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    match cmd {
+        ClientCommand::Add(a) => {
+            let input = AppInput {
+                name: a.name,
+                description: a.description,
+                privacy_url: a.privacy_url,
+                logo_url: a.logo_url,
+                redirect_uris: a.redirect_uris,
+                allowed_origins: a.origins,
+                public: a.public,
+                allow_implicit: a.implicit,
+                allow_plain_pkce: a.plain_pkce,
+                allow_device: a.device,
+                allow_client_credentials: a.client_credentials,
+                development: a.development,
+                owner: a.owner,
+            };
+            let (client, secret) =
+                registration::new_app(&input, &state.hasher, &mut rand::thread_rng(), now)
+                    .map_err(|problems| {
+                        anyhow::anyhow!("the app was not created:\n  - {}", problems.join("\n  - "))
+                    })?;
+            if state.store.create_client(&client).await? == Created::AlreadyExists {
+                anyhow::bail!("an app with this id already exists; try again");
+            }
+            if a.json {
+                let mut v = client_json(&client);
+                v["client_secret"] = json!(secret.as_ref().map(|s| s.expose()));
+                print_json(v);
+            } else {
+                print_client(&client);
+                if let Some(s) = secret {
+                    println!("client_secret: {}   (shown once: store it now)", s.expose());
+                }
+            }
+        }
+        ClientCommand::List { json } => {
+            let clients = state.store.list_clients().await?;
+            if json {
+                print_json(json!(clients.iter().map(client_json).collect::<Vec<_>>()));
+            } else {
+                for c in clients {
+                    println!("{}\t{}", c.policy.client_id, c.name);
+                }
+            }
+        }
+        ClientCommand::Show { client_id, json } => {
+            let c = state
+                .store
+                .find_client(&client_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no app with client id {client_id}"))?;
+            if json {
+                print_json(client_json(&c));
+            } else {
+                print_client(&c);
+            }
+        }
+        ClientCommand::RotateSecret {
+            client_id,
+            grace_seconds,
+            json,
+        } => {
+            let c = state
+                .store
+                .find_client(&client_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no app with client id {client_id}"))?;
+            if !c.policy.confidential {
+                anyhow::bail!("{client_id} is a public app and has no secret");
+            }
+            if !(0..=30 * 86_400).contains(&grace_seconds) {
+                anyhow::bail!("--grace-seconds must be between 0 and 2592000 (30 days)");
+            }
+            let secret = ids::new_client_secret(&mut rand::thread_rng());
+            let keep = (grace_seconds > 0).then_some(now + grace_seconds);
+            state
+                .store
+                .set_client_secret(
+                    &client_id,
+                    &state.hasher.token(Kind::ClientSecret, secret.expose()),
+                    keep,
+                )
+                .await?;
+            if json {
+                print_json(
+                    json!({"client_id": client_id, "client_secret": secret.expose(), "previous_secret_valid_until": keep}),
+                );
+            } else {
+                println!(
+                    "client_secret: {}   (shown once: store it now)",
+                    secret.expose()
+                );
+                if let Some(until) = keep {
+                    println!("the previous secret stays valid for {grace_seconds} seconds (until {until})");
+                }
+            }
+        }
+        ClientCommand::Rm { client_id, json } => {
+            if !state.store.delete_client(&client_id, now).await? {
+                anyhow::bail!("no app with client id {client_id}");
+            }
+            if json {
+                print_json(json!({"client_id": client_id, "deleted": true}));
+            } else {
+                println!("deleted {client_id}; its consents and tokens are revoked");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The database URL with any password hidden.
+fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn config_check(config: Config) -> anyhow::Result<()> {
+    println!("listen:        {}", config.listen);
+    println!("issuer:        {}", config.issuer());
+    println!("database:      {}", redacted_url(&config.database_url()));
+    println!("data_dir:      {}", config.data_dir.display());
+    println!("token ttl:     {} s", config.access_token_ttl);
+    App::build(config).await?;
+    println!("database reachable and migrated: ok");
+    Ok(())
+}

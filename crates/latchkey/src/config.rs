@@ -1,0 +1,165 @@
+//! Configuration (SPEC 5): defaults that need no setup, an optional TOML file, and `LATCHKEY_*` environment
+//! variables over both.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`LATCHKEY_LISTEN`).
+    pub listen: SocketAddr,
+    /// Where the embedded SQLite database lives (`LATCHKEY_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…` (`LATCHKEY_DATABASE_URL`); default: SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// The public base URL, used as `iss` and for links (`LATCHKEY_ISSUER`); default `http://<listen>`.
+    pub issuer: Option<String>,
+    /// Access token lifetime in seconds.
+    pub access_token_ttl: i64,
+    /// Browser session lifetime in seconds.
+    pub session_ttl: i64,
+    /// Argon2id hashes computed at once; more wait in line.
+    pub password_hash_concurrency: usize,
+    /// Failed sign-ins allowed per account and per address in `signin_window` seconds.
+    pub signin_limit: i64,
+    pub signin_window: i64,
+    /// `json` (default) or `pretty`.
+    pub log_format: String,
+    /// Tracing filter, e.g. `info` or `latchkey=debug`.
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("latchkey-data"),
+            database_url: None,
+            issuer: None,
+            access_token_ttl: 3600,
+            session_ttl: 14 * 24 * 3600,
+            password_hash_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            signin_limit: 10,
+            signin_window: 300,
+            log_format: "json".into(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if given), then `LATCHKEY_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, String> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig.merge(Env::prefixed("LATCHKEY_"));
+        let config: Config = fig.extract().map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.database_url {
+            if crate::store::Engine::of(url).is_none() {
+                return Err("database_url must start with sqlite: or postgres://".into());
+            }
+        }
+        if let Some(issuer) = &self.issuer {
+            let parsed =
+                url::Url::parse(issuer).map_err(|_| format!("issuer `{issuer}` is not a URL"))?;
+            if !matches!(parsed.scheme(), "http" | "https")
+                || parsed.query().is_some()
+                || parsed.fragment().is_some()
+            {
+                return Err("issuer must be an http(s) URL without query or fragment".into());
+            }
+        }
+        if !(60..=86_400).contains(&self.access_token_ttl) {
+            return Err("access_token_ttl must be between 60 and 86400 seconds".into());
+        }
+        if self.session_ttl < 60 {
+            return Err("session_ttl must be at least 60 seconds".into());
+        }
+        if self.password_hash_concurrency == 0 {
+            return Err("password_hash_concurrency must be at least 1".into());
+        }
+        if self.signin_limit < 1 || self.signin_window < 1 {
+            return Err("signin_limit and signin_window must be positive".into());
+        }
+        if !matches!(self.log_format.as_str(), "json" | "pretty") {
+            return Err("log_format must be json or pretty".into());
+        }
+        Ok(())
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("latchkey.db").display()
+            ),
+        }
+    }
+
+    /// The issuer in force, without a trailing slash.
+    pub fn issuer(&self) -> String {
+        match &self.issuer {
+            Some(i) => i.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// Cookies are `Secure` unless the issuer is plain http on a loopback host (SPEC 4).
+    pub fn secure_cookies(&self) -> bool {
+        !self.issuer().starts_with("http://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_setup() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.issuer(), "http://127.0.0.1:8080");
+        assert!(c
+            .database_url()
+            .starts_with("sqlite://latchkey-data/latchkey.db"));
+        assert!(!c.secure_cookies());
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let c = Config {
+            database_url: Some("mysql://x".into()),
+            ..Config::default()
+        };
+        assert!(c.validate().unwrap_err().contains("database_url"));
+        let c = Config {
+            issuer: Some("ftp://x".into()),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            access_token_ttl: 5,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

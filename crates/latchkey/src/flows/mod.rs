@@ -1,0 +1,87 @@
+//! One file per endpoint, named after the spec: parse → load → decide → commit → respond. The protocol decisions
+//! are `latchkey_core` functions; these files load what they need, call them, and commit the result.
+
+pub mod account;
+pub mod authorization_code;
+pub mod authorize;
+pub mod client_auth;
+pub mod client_credentials;
+pub mod profile;
+pub mod refresh_token;
+pub mod registration;
+pub mod token;
+pub mod tokeninfo;
+
+use crate::app::AppState;
+use crate::store::{NewAccessToken, NewGrant, NewRefresh};
+use latchkey_core::secret::{self, Kind, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
+use serde::Serialize;
+
+/// A successful token response (RFC 6749 5.1; SPEC 2.2).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// What a customer grant is for: who, which app, which scopes, since when.
+pub struct GrantSubject<'a> {
+    pub client_id: &'a str,
+    pub app_id: &'a str,
+    pub user_id: &'a str,
+    pub subject: &'a str,
+    /// Scopes of the access token.
+    pub scopes: &'a str,
+    /// Scopes the refresh token keeps (the whole grant); `None`: no refresh token.
+    pub refresh_scopes: Option<&'a str>,
+    pub auth_time: i64,
+}
+
+/// Mints an access token (and a refresh token if asked), returning the stored form and the response.
+pub fn mint_grant(
+    state: &AppState,
+    family_id: String,
+    g: &GrantSubject<'_>,
+    now: i64,
+) -> (NewGrant, TokenResponse) {
+    let mut rng = rand::thread_rng();
+    let access = secret::mint(&mut rng, ACCESS_TOKEN_PREFIX);
+    let refresh = g
+        .refresh_scopes
+        .map(|scopes| (secret::mint(&mut rng, REFRESH_TOKEN_PREFIX), scopes));
+    let ttl = state.config.access_token_ttl;
+    let grant = NewGrant {
+        family_id,
+        access: NewAccessToken {
+            token_hash: state.hasher.token(Kind::AccessToken, access.expose()),
+            client_id: g.client_id.to_owned(),
+            app_id: g.app_id.to_owned(),
+            user_id: Some(g.user_id.to_owned()),
+            subject: Some(g.subject.to_owned()),
+            scopes: g.scopes.to_owned(),
+            issued_at: now,
+            expires_at: now + ttl,
+        },
+        refresh: refresh.as_ref().map(|(token, scopes)| NewRefresh {
+            token_hash: state.hasher.token(Kind::RefreshToken, token.expose()),
+            scopes: (*scopes).to_owned(),
+        }),
+        auth_time: g.auth_time,
+    };
+    let response = TokenResponse {
+        access_token: access.expose().to_owned(),
+        token_type: "bearer",
+        expires_in: ttl,
+        refresh_token: refresh.map(|(t, _)| t.expose().to_owned()),
+        scope: Some(g.scopes.to_owned()),
+        id_token: None,
+    };
+    (grant, response)
+}

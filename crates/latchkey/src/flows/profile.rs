@@ -1,0 +1,47 @@
+//! `GET /user/profile` (SPEC 2.5): the customer's profile, only the fields the token's scopes allow.
+
+use super::tokeninfo::{invalid_token, token_hash};
+use crate::app::AppState;
+use crate::web::error::Failure;
+use latchkey_core::error::{ErrorCode, OAuthError};
+use latchkey_core::scope::Scopes;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Profile {
+    pub user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+}
+
+pub async fn profile(state: &AppState, token: &str) -> Result<Profile, Failure> {
+    let hash = token_hash(state, token)?;
+    let found = state
+        .store
+        .find_token_profile(&hash, state.clock.now())
+        .await?
+        .ok_or_else(invalid_token)?;
+    let scopes = Scopes::from_stored(&found.token.scopes);
+    if !scopes.allows_profile() {
+        return Err(OAuthError::new(
+            ErrorCode::InsufficientScope,
+            "The access token does not grant access to the profile : scope",
+        )
+        .into());
+    }
+    let profile = scopes.contains("profile");
+    Ok(Profile {
+        user_id: found.token.subject.unwrap_or_default(),
+        name: profile.then_some(found.name),
+        email: profile.then_some(found.email),
+        postal_code: if scopes.contains("postal_code") {
+            found.postal_code
+        } else {
+            None
+        },
+    })
+}

@@ -1,0 +1,82 @@
+//! The refresh token grant (RFC 6749 6, RFC 9700 4.14.2; SPEC 2.2): every use rotates the token; an old token
+//! presented again outside the grace window revokes its whole family.
+
+use super::client_auth::Caller;
+use super::{mint_grant, GrantSubject, TokenResponse};
+use crate::app::AppState;
+use crate::metrics::GrantLabels;
+use crate::store::Rotation;
+use crate::web::error::Failure;
+use latchkey_core::error::OAuthError;
+use latchkey_core::refresh::{self, Verdict, REUSE_GRACE_SECS};
+use latchkey_core::scope::Scopes;
+use latchkey_core::secret::{Kind, Secret};
+
+pub async fn refresh(
+    state: &AppState,
+    caller: &Caller,
+    token: &Secret,
+    scope: Option<&str>,
+) -> Result<TokenResponse, Failure> {
+    let client = &caller.client;
+    if client.policy.confidential && !caller.authenticated {
+        return Err(OAuthError::invalid_client().into());
+    }
+    let now = state.clock.now();
+    let old_hash = state.hasher.token(Kind::RefreshToken, token.expose());
+    let stored = state
+        .store
+        .find_refresh_token(&old_hash)
+        .await?
+        .ok_or_else(|| OAuthError::grant("refresh_token"))?;
+    if let Verdict::Refuse(e) = refresh::decide(
+        stored.status,
+        &stored.client_id,
+        &client.policy.client_id,
+        now,
+        REUSE_GRACE_SECS,
+    ) {
+        return Err(e.into());
+    }
+    let scopes = refresh::narrow(
+        &Scopes::from_stored(&stored.scopes),
+        scope,
+        &state.known_scopes,
+    )?
+    .to_string_sorted();
+    let (grant, response) = mint_grant(
+        state,
+        stored.family_id.clone(),
+        &GrantSubject {
+            client_id: &client.policy.client_id,
+            app_id: &client.app_id,
+            user_id: &stored.user_id,
+            subject: &stored.subject,
+            scopes: &scopes,
+            refresh_scopes: Some(&stored.scopes),
+            auth_time: stored.auth_time,
+        },
+        now,
+    );
+    match state
+        .store
+        .rotate_refresh_token(&old_hash, &grant, now, REUSE_GRACE_SECS)
+        .await?
+    {
+        Rotation::Rotated => {
+            state
+                .metrics
+                .tokens_issued
+                .get_or_create(&GrantLabels {
+                    grant: "refresh_token",
+                })
+                .inc();
+            Ok(response)
+        }
+        Rotation::ReuseDetected => {
+            tracing::warn!(client_id = %client.policy.client_id, "refresh token reused; its family is revoked");
+            Err(OAuthError::grant("refresh_token").into())
+        }
+        Rotation::Refused => Err(OAuthError::grant("refresh_token").into()),
+    }
+}

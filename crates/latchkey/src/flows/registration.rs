@@ -1,0 +1,169 @@
+//! Registering a security profile (SPEC 1): validating what a developer enters (shared by the CLI and, later,
+//! the console) and minting its ids and secret.
+
+use crate::store::Client;
+use latchkey_core::client::ClientPolicy;
+use latchkey_core::ids;
+use latchkey_core::redirect;
+use latchkey_core::secret::{KeyedHasher, Kind, Secret};
+use latchkey_core::Timestamp;
+use rand::RngCore;
+
+/// What a developer enters for a new app.
+#[derive(Debug, Clone, Default)]
+pub struct AppInput {
+    pub name: String,
+    pub description: String,
+    pub privacy_url: String,
+    pub logo_url: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub public: bool,
+    pub allow_implicit: bool,
+    pub allow_plain_pkce: bool,
+    pub allow_device: bool,
+    pub allow_client_credentials: bool,
+    pub development: bool,
+    pub owner: String,
+}
+
+fn check_web_url(what: &str, value: &str) -> Result<(), String> {
+    let url =
+        url::Url::parse(value).map_err(|_| format!("{what} `{value}` is not an absolute URL"))?;
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!("{what} `{value}` must use https")),
+    }
+}
+
+/// An allowed origin is `scheme://host[:port]`, nothing more.
+pub fn check_origin(origin: &str) -> Result<(), String> {
+    let url = url::Url::parse(origin).map_err(|_| format!("origin `{origin}` is not a URL"))?;
+    if url.origin().ascii_serialization() != origin {
+        return Err(format!(
+            "origin `{origin}` must be just scheme://host[:port], with no path or trailing slash"
+        ));
+    }
+    check_web_url("origin", origin)
+}
+
+/// Every problem with the input, in words for the developer.
+pub fn validate(input: &AppInput) -> Vec<String> {
+    let mut problems = Vec::new();
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        problems.push("the app needs a name of 1 to 100 characters".to_owned());
+    }
+    if input.description.chars().count() > 1000 {
+        problems.push("the description may be at most 1000 characters".to_owned());
+    }
+    if let Err(e) = check_web_url("privacy notice URL", &input.privacy_url) {
+        problems.push(e);
+    }
+    if let Some(logo) = &input.logo_url {
+        if let Err(e) = check_web_url("logo URL", logo) {
+            problems.push(e);
+        }
+    }
+    if input.redirect_uris.is_empty() && !input.allow_client_credentials && !input.allow_device {
+        problems.push("add at least one allowed return URL".to_owned());
+    }
+    if input.redirect_uris.len() > 20 || input.allowed_origins.len() > 20 {
+        problems.push("at most 20 return URLs and 20 origins".to_owned());
+    }
+    for uri in &input.redirect_uris {
+        if let Err(e) = redirect::validate_registered(uri, input.development) {
+            problems.push(e);
+        }
+    }
+    for origin in &input.allowed_origins {
+        if let Err(e) = check_origin(origin) {
+            problems.push(e);
+        }
+    }
+    if input.public && input.allow_client_credentials {
+        problems.push("a public app (no secret) cannot use client credentials".to_owned());
+    }
+    problems
+}
+
+/// A validated new app and, for confidential apps, its secret (to be shown once).
+pub fn new_app(
+    input: &AppInput,
+    hasher: &KeyedHasher,
+    rng: &mut impl RngCore,
+    now: Timestamp,
+) -> Result<(Client, Option<Secret>), Vec<String>> {
+    let problems = validate(input);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let secret = (!input.public).then(|| ids::new_client_secret(rng));
+    let client = Client {
+        policy: ClientPolicy {
+            client_id: ids::new_client_id(rng),
+            confidential: !input.public,
+            redirect_uris: input.redirect_uris.clone(),
+            allow_implicit: input.allow_implicit,
+            allow_plain_pkce: input.allow_plain_pkce,
+            allow_device: input.allow_device,
+            allow_client_credentials: input.allow_client_credentials,
+            development: input.development,
+        },
+        app_id: ids::new_app_id(rng),
+        owner: input.owner.clone(),
+        name: input.name.trim().to_owned(),
+        description: input.description.clone(),
+        privacy_url: input.privacy_url.clone(),
+        logo_url: input.logo_url.clone(),
+        allowed_origins: input.allowed_origins.clone(),
+        secret_hash: secret
+            .as_ref()
+            .map(|s| hasher.token(Kind::ClientSecret, s.expose())),
+        prev_secret_hash: None,
+        prev_secret_expires_at: None,
+        created_at: now,
+    };
+    Ok((client, secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> AppInput {
+        AppInput {
+            name: "Shop".into(),
+            privacy_url: "https://shop.example/privacy".into(),
+            redirect_uris: vec!["https://shop.example/cb".into()],
+            allowed_origins: vec!["https://shop.example".into()],
+            owner: "dev".into(),
+            ..AppInput::default()
+        }
+    }
+
+    #[test]
+    fn valid_input_makes_an_app_with_a_hashed_secret() {
+        let h = KeyedHasher::new(&[9; 32]);
+        let (client, secret) = new_app(&input(), &h, &mut rand::thread_rng(), 1).unwrap();
+        let secret = secret.unwrap();
+        assert_eq!(
+            client.secret_hash,
+            Some(h.token(Kind::ClientSecret, secret.expose()))
+        );
+        assert!(ids::is_client_id(&client.policy.client_id));
+    }
+
+    #[test]
+    fn problems_are_named() {
+        let mut bad = input();
+        bad.name = " ".into();
+        bad.redirect_uris = vec!["http://shop.example/cb".into()];
+        bad.allowed_origins = vec!["https://shop.example/".into()];
+        bad.privacy_url = "ftp://x".into();
+        let problems = validate(&bad);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+}

@@ -1,0 +1,40 @@
+//! `POST /auth/o2/token` and `/oauth2/token` (RFC 6749 3.2; SPEC 2.2): parse the request into one grant,
+//! authenticate the client, and hand over to the grant's own flow.
+
+use super::{authorization_code, client_auth, client_credentials, refresh_token, TokenResponse};
+use crate::app::AppState;
+use crate::web::error::Failure;
+use latchkey_core::params::Params;
+use latchkey_core::token_request::{self, Grant};
+
+pub async fn token(
+    state: &AppState,
+    params: &Params,
+    authorization: Option<&str>,
+) -> Result<TokenResponse, Failure> {
+    let request = token_request::parse(params, authorization)?;
+    let caller = client_auth::authenticate(state, &request.client).await?;
+    match request.grant {
+        Grant::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            authorization_code::exchange(
+                state,
+                &caller,
+                &code,
+                redirect_uri.as_deref(),
+                code_verifier.as_deref(),
+            )
+            .await
+        }
+        Grant::RefreshToken {
+            refresh_token,
+            scope,
+        } => refresh_token::refresh(state, &caller, &refresh_token, scope.as_deref()).await,
+        Grant::ClientCredentials { scope } => {
+            client_credentials::issue(state, &caller, scope.as_deref()).await
+        }
+    }
+}

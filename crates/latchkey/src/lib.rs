@@ -1,0 +1,10 @@
+//! Latchkey: a self-hostable "Login with …" service. See ARCHITECTURE.md for the map.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod flows;
+pub mod metrics;
+pub mod password;
+pub mod store;
+pub mod web;

@@ -1,0 +1,310 @@
+//! Storage: the one `Store` trait every flow talks to, its records, and the SQL implementation that serves both
+//! SQLite (the embedded default) and PostgreSQL. Every method is atomic by itself; one-time and rotating things
+//! are consumed in SQL (`UPDATE … WHERE used_at IS NULL`), never read-then-written in Rust.
+
+mod sql;
+
+pub use sql::{Engine, SqlStore};
+
+use async_trait::async_trait;
+use latchkey_core::client::ClientPolicy;
+use latchkey_core::code::IssuedCode;
+use latchkey_core::pkce::Challenge;
+use latchkey_core::refresh;
+use latchkey_core::secret::Digest;
+use latchkey_core::Timestamp;
+
+/// A storage failure. Never shown to clients; flows log it with the request id and answer `server_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A customer account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Internal id: never shown to apps (they see the pairwise `user_id`).
+    pub id: String,
+    /// Lower-cased.
+    pub email: String,
+    pub name: String,
+    pub postal_code: Option<String>,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+}
+
+/// A security profile (app) and its client registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub policy: ClientPolicy,
+    pub app_id: String,
+    /// The developer who owns it: the input of the pairwise `user_id`.
+    pub owner: String,
+    pub name: String,
+    pub description: String,
+    pub privacy_url: String,
+    pub logo_url: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub secret_hash: Option<Digest>,
+    pub prev_secret_hash: Option<Digest>,
+    pub prev_secret_expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// A signed-in browser session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: User,
+    pub auth_time: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// An authorization code about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewAuthCode {
+    pub code_hash: Digest,
+    pub client_id: String,
+    pub user_id: String,
+    pub subject: String,
+    pub scopes: String,
+    pub redirect_uri: String,
+    pub redirect_uri_sent: bool,
+    pub challenge: Option<Challenge>,
+    pub nonce: Option<String>,
+    pub auth_time: Timestamp,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// An authorization code as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCode {
+    pub issued: IssuedCode,
+    pub user_id: String,
+    pub subject: String,
+    pub scopes: String,
+    pub nonce: Option<String>,
+    pub auth_time: Timestamp,
+    pub used: bool,
+}
+
+/// An access token about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewAccessToken {
+    pub token_hash: Digest,
+    pub client_id: String,
+    pub app_id: String,
+    pub user_id: Option<String>,
+    pub subject: Option<String>,
+    pub scopes: String,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Tokens issued for a customer's grant: one access token and, usually, a refresh token, in one family.
+#[derive(Debug, Clone)]
+pub struct NewGrant {
+    pub family_id: String,
+    pub access: NewAccessToken,
+    pub refresh: Option<NewRefresh>,
+    pub auth_time: Timestamp,
+}
+
+/// A refresh token about to be stored; it keeps the scopes of the whole grant even when the access token beside
+/// it was narrowed (RFC 6749 6).
+#[derive(Debug, Clone)]
+pub struct NewRefresh {
+    pub token_hash: Digest,
+    pub scopes: String,
+}
+
+/// A refresh token as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRefresh {
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub subject: String,
+    pub scopes: String,
+    pub auth_time: Timestamp,
+    pub status: refresh::Status,
+}
+
+/// What an access token grants, as the resource endpoints need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    pub client_id: String,
+    pub app_id: String,
+    pub user_id: Option<String>,
+    pub subject: Option<String>,
+    pub scopes: String,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// An access token with its customer's profile, read in one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenProfile {
+    pub token: AccessToken,
+    pub name: String,
+    pub email: String,
+    pub postal_code: Option<String>,
+}
+
+/// A consent a customer gave an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub client_id: String,
+    pub scopes: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Result of trying to create something with a unique key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    AlreadyExists,
+}
+
+/// Result of redeeming an authorization code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The code was unused: it is now used and the grant's tokens are stored.
+    Issued,
+    /// The code had been used (perhaps a moment ago, by a parallel request): everything it issued is revoked.
+    AlreadyUsed,
+}
+
+/// Result of rotating a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old token is rotated and the new tokens are stored.
+    Rotated,
+    /// The token had already been rotated outside the grace window: the whole family is revoked.
+    ReuseDetected,
+    /// The token is unknown, revoked, or was rotated a moment ago by a parallel request: nothing changed.
+    Refused,
+}
+
+/// Everything Latchkey keeps. One implementation serves SQLite and PostgreSQL; both pass `tests/it/store.rs`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Whether the database answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+    /// The server secret called `name`, storing `candidate` if there is none yet. Every node gets the same value.
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+
+    async fn create_user(&self, user: &User) -> StoreResult<Created>;
+    async fn find_user(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Disables or enables an account; disabling ends its sessions and revokes its tokens. False if unknown.
+    async fn set_user_disabled(
+        &self,
+        email: &str,
+        disabled: bool,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    async fn create_client(&self, client: &Client) -> StoreResult<Created>;
+    async fn find_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
+    async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Replaces the secret; the old one stays valid until `keep_previous_until`, if given. False if unknown.
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &Digest,
+        keep_previous_until: Option<Timestamp>,
+    ) -> StoreResult<bool>;
+    /// Deletes an app with its consents, and revokes every token it holds. False if unknown.
+    async fn delete_client(&self, client_id: &str, now: Timestamp) -> StoreResult<bool>;
+
+    async fn create_session(
+        &self,
+        id_hash: &Digest,
+        user_id: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// The live session with this id, with its (enabled) customer.
+    async fn find_session(&self, id_hash: &Digest, now: Timestamp) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, id_hash: &Digest) -> StoreResult<()>;
+
+    async fn find_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Consent>>;
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    async fn list_consents(&self, user_id: &str) -> StoreResult<Vec<Consent>>;
+    /// Removes an app's consent and revokes all the tokens it holds for this customer, at once.
+    async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    async fn insert_auth_code(&self, code: &NewAuthCode) -> StoreResult<()>;
+    async fn find_auth_code(&self, code_hash: &Digest) -> StoreResult<Option<StoredCode>>;
+    /// Marks the code used and stores `grant`, atomically; if it was already used, revokes what it issued.
+    async fn redeem_auth_code(
+        &self,
+        code_hash: &Digest,
+        grant: &NewGrant,
+        now: Timestamp,
+    ) -> StoreResult<Redeemed>;
+    /// Revokes every token issued from this code (a replayed code).
+    async fn revoke_code_grant(&self, code_hash: &Digest, now: Timestamp) -> StoreResult<()>;
+
+    /// Stores tokens that come from no code (implicit grant).
+    async fn insert_grant(&self, grant: &NewGrant) -> StoreResult<()>;
+    /// Stores an access token that belongs to no family (client credentials).
+    async fn insert_access_token(&self, token: &NewAccessToken) -> StoreResult<()>;
+
+    async fn find_refresh_token(&self, token_hash: &Digest) -> StoreResult<Option<StoredRefresh>>;
+    /// Rotates `old` into `grant` (same family). An already-rotated token older than `grace` seconds revokes the family.
+    async fn rotate_refresh_token(
+        &self,
+        old: &Digest,
+        grant: &NewGrant,
+        now: Timestamp,
+        grace: i64,
+    ) -> StoreResult<Rotation>;
+
+    /// A live (unrevoked, unexpired) access token.
+    async fn find_access_token(
+        &self,
+        token_hash: &Digest,
+        now: Timestamp,
+    ) -> StoreResult<Option<AccessToken>>;
+    /// A live access token with its customer's profile.
+    async fn find_token_profile(
+        &self,
+        token_hash: &Digest,
+        now: Timestamp,
+    ) -> StoreResult<Option<TokenProfile>>;
+
+    /// Counts one hit in a fixed window and returns the count so far in the current window.
+    async fn hit_rate_limit(
+        &self,
+        bucket: &str,
+        window_secs: i64,
+        now: Timestamp,
+    ) -> StoreResult<i64>;
+
+    /// Deletes expired codes, sessions, access tokens, rate-limit windows and dead token families.
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64>;
+}

@@ -1,0 +1,876 @@
+//! The SQL implementation of [`Store`] for SQLite and PostgreSQL, through sqlx's `Any` driver. The statements
+//! are written once in the common dialect (`$n` placeholders, `ON CONFLICT`, `RETURNING`, integer times, byte
+//! hashes); only the migrations differ per engine. Every transaction starts with a write, so SQLite takes its
+//! write lock up front and never fails a lock upgrade.
+
+use super::*;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Row};
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which engine a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn of(url: &str) -> Option<Engine> {
+        if url.starts_with("sqlite:") {
+            Some(Engine::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Engine::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// SQLite or PostgreSQL behind one pool.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+fn digest(bytes: Vec<u8>) -> StoreResult<Digest> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))
+}
+
+fn opt_digest(bytes: Option<Vec<u8>>) -> StoreResult<Option<Digest>> {
+    bytes.map(digest).transpose()
+}
+
+fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn parse_list(s: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(s).map_err(|_| StoreError::Corrupt("a stored list is not JSON".into()))
+}
+
+const USER_COLUMNS: &str =
+    "u.id, u.email, u.name, u.postal_code, u.password_hash, u.disabled, u.created_at";
+
+fn user_from(row: &AnyRow) -> StoreResult<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        postal_code: row.try_get("postal_code")?,
+        password_hash: row.try_get("password_hash")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const CLIENT_COLUMNS: &str = "client_id, app_id, owner, name, description, privacy_url, logo_url, redirect_uris, \
+    allowed_origins, confidential, allow_implicit, allow_plain_pkce, allow_device, allow_client_credentials, \
+    development, secret_hash, prev_secret_hash, prev_secret_expires_at, created_at";
+
+fn client_from(row: &AnyRow) -> StoreResult<Client> {
+    let b = |name: &str| -> StoreResult<bool> { Ok(row.try_get::<i64, _>(name)? != 0) };
+    Ok(Client {
+        policy: ClientPolicy {
+            client_id: row.try_get("client_id")?,
+            confidential: b("confidential")?,
+            redirect_uris: parse_list(&row.try_get::<String, _>("redirect_uris")?)?,
+            allow_implicit: b("allow_implicit")?,
+            allow_plain_pkce: b("allow_plain_pkce")?,
+            allow_device: b("allow_device")?,
+            allow_client_credentials: b("allow_client_credentials")?,
+            development: b("development")?,
+        },
+        app_id: row.try_get("app_id")?,
+        owner: row.try_get("owner")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        privacy_url: row.try_get("privacy_url")?,
+        logo_url: row.try_get("logo_url")?,
+        allowed_origins: parse_list(&row.try_get::<String, _>("allowed_origins")?)?,
+        secret_hash: opt_digest(row.try_get("secret_hash")?)?,
+        prev_secret_hash: opt_digest(row.try_get("prev_secret_hash")?)?,
+        prev_secret_expires_at: row.try_get("prev_secret_expires_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const TOKEN_COLUMNS: &str =
+    "t.client_id, t.app_id, t.user_id, t.subject, t.scopes, t.issued_at, t.expires_at";
+
+fn token_from(row: &AnyRow) -> StoreResult<AccessToken> {
+    Ok(AccessToken {
+        client_id: row.try_get("client_id")?,
+        app_id: row.try_get("app_id")?,
+        user_id: row.try_get("user_id")?,
+        subject: row.try_get("subject")?,
+        scopes: row.try_get("scopes")?,
+        issued_at: row.try_get("issued_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+async fn insert_access(
+    tx: &mut Tx<'_>,
+    t: &NewAccessToken,
+    family_id: Option<&str>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO access_tokens (token_hash, family_id, client_id, app_id, user_id, subject, scopes, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(t.token_hash.to_vec())
+    .bind(family_id)
+    .bind(&t.client_id)
+    .bind(&t.app_id)
+    .bind(t.user_id.as_deref())
+    .bind(t.subject.as_deref())
+    .bind(&t.scopes)
+    .bind(t.issued_at)
+    .bind(t.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Stores a grant's family (if new), access token and refresh token.
+async fn insert_grant_rows(
+    tx: &mut Tx<'_>,
+    g: &NewGrant,
+    code_hash: Option<&Digest>,
+    new_family: bool,
+) -> StoreResult<()> {
+    let user_id = g
+        .access
+        .user_id
+        .as_deref()
+        .ok_or_else(|| StoreError::Corrupt("a grant without a customer".into()))?;
+    let subject = g.access.subject.as_deref().unwrap_or_default();
+    if new_family {
+        sqlx::query("INSERT INTO token_families (id, client_id, user_id, code_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&g.family_id)
+            .bind(&g.access.client_id)
+            .bind(user_id)
+            .bind(code_hash.map(|h| h.to_vec()))
+            .bind(g.access.issued_at)
+            .execute(&mut **tx)
+            .await?;
+    }
+    insert_access(tx, &g.access, Some(&g.family_id)).await?;
+    if let Some(r) = &g.refresh {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, subject, scopes, auth_time, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(r.token_hash.to_vec())
+        .bind(&g.family_id)
+        .bind(&g.access.client_id)
+        .bind(user_id)
+        .bind(subject)
+        .bind(&r.scopes)
+        .bind(g.auth_time)
+        .bind(g.access.issued_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Which token families to revoke.
+#[derive(Clone, Copy)]
+enum Families<'a> {
+    /// Those issued from one authorization code (a replayed code).
+    FromCode(&'a Digest),
+    /// One family (a reused refresh token).
+    One(&'a str),
+}
+
+/// Revokes the chosen families and every token in them.
+async fn revoke_families(tx: &mut Tx<'_>, which: Families<'_>, now: Timestamp) -> StoreResult<()> {
+    let filter = match which {
+        Families::FromCode(_) => "code_hash = $1",
+        Families::One(_) => "id = $1",
+    };
+    let ids = format!("SELECT id FROM token_families WHERE {filter}");
+    for sql in [
+        format!("UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN ({ids})"),
+        format!("UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN ({ids})"),
+        format!("UPDATE token_families SET revoked_at = $2 WHERE revoked_at IS NULL AND {filter}"),
+    ] {
+        let query = sqlx::query(&sql);
+        let query = match which {
+            Families::FromCode(code) => query.bind(code.to_vec()),
+            Families::One(id) => query.bind(id),
+        };
+        query.bind(now).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Revokes every token of one customer at one app (`$1` user, `$2` client, `$3` time).
+async fn revoke_user_client(
+    tx: &mut Tx<'_>,
+    user_id: &str,
+    client_id: &str,
+    now: Timestamp,
+) -> StoreResult<()> {
+    for sql in [
+        "UPDATE access_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+        "UPDATE refresh_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+        "UPDATE token_families SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+    ] {
+        sqlx::query(sql).bind(user_id).bind(client_id).bind(now).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`). Does not migrate.
+    pub async fn connect(url: &str) -> StoreResult<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let engine = Engine::of(url).ok_or_else(|| {
+            StoreError::Corrupt("the database URL must start with sqlite: or postgres://".into())
+        })?;
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let options = match engine {
+            Engine::Sqlite => {
+                options
+                    .max_connections(8)
+                    .min_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            use sqlx::Executor as _;
+                            for pragma in [
+                                "PRAGMA journal_mode = WAL",
+                                "PRAGMA synchronous = NORMAL",
+                                "PRAGMA busy_timeout = 10000",
+                            ] {
+                                conn.execute(pragma).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+            }
+            Engine::Postgres => options.max_connections(16),
+        };
+        let pool = options.connect(url).await?;
+        Ok(SqlStore { pool, engine })
+    }
+
+    /// Applies the embedded migrations for this engine.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self.engine {
+            Engine::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Engine::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(candidate.to_vec())
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("value")?)
+    }
+
+    async fn create_user(&self, u: &User) -> StoreResult<Created> {
+        let done = sqlx::query(
+            "INSERT INTO users (id, email, name, postal_code, password_hash, disabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(&u.id)
+        .bind(&u.email)
+        .bind(&u.name)
+        .bind(u.postal_code.as_deref())
+        .bind(&u.password_hash)
+        .bind(flag(u.disabled))
+        .bind(u.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(if done.rows_affected() == 1 {
+            Created::Created
+        } else {
+            Created::AlreadyExists
+        })
+    }
+
+    async fn find_user(&self, id: &str) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.email = $1");
+        sqlx::query(&sql)
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.created_at, u.email");
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_from)
+            .collect()
+    }
+
+    async fn set_user_disabled(
+        &self,
+        email: &str,
+        disabled: bool,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("UPDATE users SET disabled = $1 WHERE email = $2 RETURNING id")
+            .bind(flag(disabled))
+            .bind(email)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        if disabled {
+            let id: String = row.try_get("id")?;
+            for sql in [
+                "DELETE FROM sessions WHERE user_id = $1",
+                "UPDATE access_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                "UPDATE token_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            ] {
+                sqlx::query(sql).bind(&id).bind(now).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn create_client(&self, c: &Client) -> StoreResult<Created> {
+        let sql = format!(
+            "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT DO NOTHING"
+        );
+        let p = &c.policy;
+        let done = sqlx::query(&sql)
+            .bind(&p.client_id)
+            .bind(&c.app_id)
+            .bind(&c.owner)
+            .bind(&c.name)
+            .bind(&c.description)
+            .bind(&c.privacy_url)
+            .bind(c.logo_url.as_deref())
+            .bind(json_list(&p.redirect_uris))
+            .bind(json_list(&c.allowed_origins))
+            .bind(flag(p.confidential))
+            .bind(flag(p.allow_implicit))
+            .bind(flag(p.allow_plain_pkce))
+            .bind(flag(p.allow_device))
+            .bind(flag(p.allow_client_credentials))
+            .bind(flag(p.development))
+            .bind(c.secret_hash.map(|h| h.to_vec()))
+            .bind(c.prev_secret_hash.map(|h| h.to_vec()))
+            .bind(c.prev_secret_expires_at)
+            .bind(c.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(if done.rows_affected() == 1 {
+            Created::Created
+        } else {
+            Created::AlreadyExists
+        })
+    }
+
+    async fn find_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1");
+        sqlx::query(&sql)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(client_from)
+            .transpose()
+    }
+
+    async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id");
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(client_from)
+            .collect()
+    }
+
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &Digest,
+        keep_previous_until: Option<Timestamp>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE clients SET \
+               prev_secret_hash = CASE WHEN $3 IS NULL THEN NULL ELSE secret_hash END, \
+               prev_secret_expires_at = $3, \
+               secret_hash = $2 \
+             WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .bind(secret_hash.to_vec())
+        .bind(keep_previous_until)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_client(&self, client_id: &str, now: Timestamp) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM consents WHERE client_id = $1",
+            "UPDATE access_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
+            "UPDATE refresh_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
+            "UPDATE token_families SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
+            "UPDATE auth_codes SET used_at = $2 WHERE client_id = $1 AND used_at IS NULL",
+        ] {
+            sqlx::query(sql)
+                .bind(client_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn create_session(
+        &self,
+        id_hash: &Digest,
+        user_id: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sessions (id_hash, user_id, created_at, auth_time, expires_at) VALUES ($1, $2, $3, $3, $4)")
+            .bind(id_hash.to_vec())
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_session(&self, id_hash: &Digest, now: Timestamp) -> StoreResult<Option<Session>> {
+        let sql = format!(
+            "SELECT s.auth_time, s.expires_at, {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.disabled = 0"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id_hash.to_vec())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(Session {
+                user: user_from(&row)?,
+                auth_time: row.try_get("auth_time")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &Digest) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash.to_vec())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Consent>> {
+        let row = sqlx::query(
+            "SELECT client_id, scopes, created_at, updated_at FROM consents WHERE user_id = $1 AND client_id = $2",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| consent_from(&r)).transpose()
+    }
+
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scopes, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(scopes)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_consents(&self, user_id: &str) -> StoreResult<Vec<Consent>> {
+        sqlx::query("SELECT client_id, scopes, created_at, updated_at FROM consents WHERE user_id = $1 ORDER BY created_at")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(consent_from)
+            .collect()
+    }
+
+    async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        revoke_user_client(&mut tx, user_id, client_id, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_auth_code(&self, c: &NewAuthCode) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO auth_codes (code_hash, client_id, user_id, subject, scopes, redirect_uri, redirect_uri_sent, \
+             challenge, challenge_method, nonce, auth_time, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(c.code_hash.to_vec())
+        .bind(&c.client_id)
+        .bind(&c.user_id)
+        .bind(&c.subject)
+        .bind(&c.scopes)
+        .bind(&c.redirect_uri)
+        .bind(flag(c.redirect_uri_sent))
+        .bind(c.challenge.as_ref().map(|ch| ch.challenge.clone()))
+        .bind(c.challenge.as_ref().map(|ch| ch.method.as_str()))
+        .bind(c.nonce.as_deref())
+        .bind(c.auth_time)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn find_auth_code(&self, code_hash: &Digest) -> StoreResult<Option<StoredCode>> {
+        let row = sqlx::query(
+            "SELECT client_id, user_id, subject, scopes, redirect_uri, redirect_uri_sent, challenge, challenge_method, \
+             nonce, auth_time, expires_at, used_at FROM auth_codes WHERE code_hash = $1",
+        )
+        .bind(code_hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let challenge = match (
+            row.try_get::<Option<String>, _>("challenge")?,
+            row.try_get::<Option<String>, _>("challenge_method")?,
+        ) {
+            (Some(challenge), Some(method)) => Some(Challenge {
+                challenge,
+                method: latchkey_core::pkce::Method::parse(&method)
+                    .ok_or_else(|| StoreError::Corrupt("unknown PKCE method".into()))?,
+            }),
+            _ => None,
+        };
+        Ok(Some(StoredCode {
+            issued: IssuedCode {
+                client_id: row.try_get("client_id")?,
+                redirect_uri: row.try_get("redirect_uri")?,
+                redirect_uri_sent: row.try_get::<i64, _>("redirect_uri_sent")? != 0,
+                challenge,
+                expires_at: row.try_get("expires_at")?,
+            },
+            user_id: row.try_get("user_id")?,
+            subject: row.try_get("subject")?,
+            scopes: row.try_get("scopes")?,
+            nonce: row.try_get("nonce")?,
+            auth_time: row.try_get("auth_time")?,
+            used: row.try_get::<Option<i64>, _>("used_at")?.is_some(),
+        }))
+    }
+
+    async fn redeem_auth_code(
+        &self,
+        code_hash: &Digest,
+        grant: &NewGrant,
+        now: Timestamp,
+    ) -> StoreResult<Redeemed> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL",
+        )
+        .bind(code_hash.to_vec())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let outcome = if done.rows_affected() == 1 {
+            insert_grant_rows(&mut tx, grant, Some(code_hash), true).await?;
+            Redeemed::Issued
+        } else {
+            revoke_families(&mut tx, Families::FromCode(code_hash), now).await?;
+            Redeemed::AlreadyUsed
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn revoke_code_grant(&self, code_hash: &Digest, now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        revoke_families(&mut tx, Families::FromCode(code_hash), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_grant(&self, grant: &NewGrant) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_grant_rows(&mut tx, grant, None, true).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_access_token(&self, token: &NewAccessToken) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_access(&mut tx, token, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_refresh_token(&self, token_hash: &Digest) -> StoreResult<Option<StoredRefresh>> {
+        let row = sqlx::query(
+            "SELECT family_id, client_id, user_id, subject, scopes, auth_time, rotated_at, revoked_at \
+             FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status = match (
+            row.try_get::<Option<i64>, _>("revoked_at")?,
+            row.try_get::<Option<i64>, _>("rotated_at")?,
+        ) {
+            (Some(_), _) => refresh::Status::Revoked,
+            (None, Some(at)) => refresh::Status::Rotated { at },
+            (None, None) => refresh::Status::Active,
+        };
+        Ok(Some(StoredRefresh {
+            family_id: row.try_get("family_id")?,
+            client_id: row.try_get("client_id")?,
+            user_id: row.try_get("user_id")?,
+            subject: row.try_get("subject")?,
+            scopes: row.try_get("scopes")?,
+            auth_time: row.try_get("auth_time")?,
+            status,
+        }))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old: &Digest,
+        grant: &NewGrant,
+        now: Timestamp,
+        grace: i64,
+    ) -> StoreResult<Rotation> {
+        let mut tx = self.pool.begin().await?;
+        let rotated = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $2 \
+             WHERE token_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL RETURNING family_id",
+        )
+        .bind(old.to_vec())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = rotated {
+            let family: String = row.try_get("family_id")?;
+            if family != grant.family_id {
+                return Err(StoreError::Corrupt("rotation into another family".into()));
+            }
+            insert_grant_rows(&mut tx, grant, None, false).await?;
+            tx.commit().await?;
+            return Ok(Rotation::Rotated);
+        }
+        let row = sqlx::query(
+            "SELECT family_id, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(old.to_vec())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match row {
+            Some(row) => {
+                let revoked: Option<i64> = row.try_get("revoked_at")?;
+                let rotated_at: Option<i64> = row.try_get("rotated_at")?;
+                match (revoked, rotated_at) {
+                    (None, Some(at)) if now - at > grace => {
+                        let family: String = row.try_get("family_id")?;
+                        revoke_families(&mut tx, Families::One(&family), now).await?;
+                        Rotation::ReuseDetected
+                    }
+                    _ => Rotation::Refused,
+                }
+            }
+            None => Rotation::Refused,
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn find_access_token(
+        &self,
+        token_hash: &Digest,
+        now: Timestamp,
+    ) -> StoreResult<Option<AccessToken>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens t WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(token_hash.to_vec())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_from).transpose()
+    }
+
+    async fn find_token_profile(
+        &self,
+        token_hash: &Digest,
+        now: Timestamp,
+    ) -> StoreResult<Option<TokenProfile>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS}, u.name, u.email, u.postal_code FROM access_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND u.disabled = 0"
+        );
+        let row = sqlx::query(&sql)
+            .bind(token_hash.to_vec())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(TokenProfile {
+                token: token_from(&row)?,
+                name: row.try_get("name")?,
+                email: row.try_get("email")?,
+                postal_code: row.try_get("postal_code")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn hit_rate_limit(
+        &self,
+        bucket: &str,
+        window_secs: i64,
+        now: Timestamp,
+    ) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "INSERT INTO rate_limits (bucket, window_start, count) VALUES ($1, $2, 1) \
+             ON CONFLICT (bucket) DO UPDATE SET \
+               count = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.count + 1 END, \
+               window_start = CASE WHEN rate_limits.window_start <= $3 THEN $2 ELSE rate_limits.window_start END \
+             RETURNING count",
+        )
+        .bind(bucket)
+        .bind(now)
+        .bind(now - window_secs)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("count")?)
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut purged = 0;
+        for (sql, cutoff) in [
+            // Used codes are kept a day so that a late replay still revokes what they issued.
+            ("DELETE FROM auth_codes WHERE expires_at < $1", now - 86_400),
+            ("DELETE FROM sessions WHERE expires_at < $1", now),
+            ("DELETE FROM access_tokens WHERE expires_at < $1", now - 60),
+            (
+                "DELETE FROM rate_limits WHERE window_start < $1",
+                now - 86_400,
+            ),
+        ] {
+            purged += sqlx::query(sql)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(purged)
+    }
+}
+
+fn consent_from(row: &AnyRow) -> StoreResult<Consent> {
+    Ok(Consent {
+        client_id: row.try_get("client_id")?,
+        scopes: row.try_get("scopes")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

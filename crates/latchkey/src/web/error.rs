@@ -1,0 +1,125 @@
+//! The one mapping from errors to HTTP. Flows return [`Failure`]; each endpoint family renders it in its own
+//! shape (token JSON, resource JSON, HTML page), and [`status`] is the single exhaustive table of status codes.
+//! Internal causes are logged (inside the request's span, so with its request id) and never sent.
+
+use crate::password::PasswordError;
+use crate::store::StoreError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::error::{ErrorCode, OAuthError};
+
+/// Why a flow did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// A protocol error the client should see.
+    #[error("{0}")]
+    OAuth(#[from] OAuthError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+}
+
+/// HTTP status of each error code (RFC 6749 5.2, RFC 6750 3.1).
+pub fn status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidRequest
+        | ErrorCode::InvalidGrant
+        | ErrorCode::UnauthorizedClient
+        | ErrorCode::UnsupportedGrantType
+        | ErrorCode::UnsupportedResponseType
+        | ErrorCode::InvalidScope
+        | ErrorCode::AccessDenied
+        | ErrorCode::LoginRequired
+        | ErrorCode::ConsentRequired
+        | ErrorCode::InvalidToken => StatusCode::BAD_REQUEST,
+        ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+        ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+impl Failure {
+    /// The error to show the client; an internal cause is logged here and replaced by `server_error`.
+    pub fn into_oauth(self) -> OAuthError {
+        match self {
+            Failure::OAuth(e) => e,
+            Failure::Store(e) => {
+                tracing::error!(error = %e, "storage failure");
+                OAuthError::new(
+                    ErrorCode::ServerError,
+                    "The server could not complete the request; try again",
+                )
+            }
+            Failure::Password(e) => {
+                tracing::error!(error = %e, "password hashing failure");
+                OAuthError::new(
+                    ErrorCode::ServerError,
+                    "The server could not complete the request; try again",
+                )
+            }
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+/// Token-endpoint shape (RFC 6749 5.2): JSON, `no-store`, and a `WWW-Authenticate` challenge with 401.
+pub fn token_error(failure: Failure) -> Response {
+    let e = failure.into_oauth();
+    let mut res = (
+        status(e.code),
+        Json(ErrorBody {
+            error: e.code.as_str(),
+            error_description: &e.description,
+        }),
+    )
+        .into_response();
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if e.code == ErrorCode::InvalidClient {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"latchkey\""),
+        );
+    }
+    res
+}
+
+/// Resource-endpoint shape (tokeninfo, profile): JSON, plus a Bearer challenge (RFC 6750 3).
+pub fn resource_error(failure: Failure) -> Response {
+    let e = failure.into_oauth();
+    let mut res = (
+        status(e.code),
+        Json(ErrorBody {
+            error: e.code.as_str(),
+            error_description: &e.description,
+        }),
+    )
+        .into_response();
+    let challenge = format!("Bearer realm=\"latchkey\", error=\"{}\"", e.code.as_str());
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    res
+}
+
+/// A panic inside a handler: a plain 500 that says nothing about the cause.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(ErrorBody {
+            error: "server_error",
+            error_description: "Internal error",
+        }),
+    )
+        .into_response()
+}

@@ -1,0 +1,258 @@
+//! Thin axum handlers: extract, call one flow, map the result to HTTP.
+
+use crate::app::AppState;
+use crate::flows::{self, account, authorize};
+use crate::web::error::{resource_error, token_error, Failure};
+use crate::web::pages;
+use crate::web::params::BodyParams;
+use crate::web::session::Browser;
+use axum::body::Bytes;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{FromRequestParts, Query, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::error::OAuthError;
+use latchkey_core::params::Params;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// The peer address (for per-address rate limits); "unknown" when served without connect info.
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ))
+    }
+}
+
+pub async fn home(State(state): State<AppState>, browser: Browser) -> Response {
+    let user_name = browser
+        .signed_in
+        .as_ref()
+        .map(|s| s.session.user.name.clone());
+    pages::render(
+        StatusCode::OK,
+        &pages::Home {
+            user_name,
+            csrf: browser.csrf(&state),
+        },
+    )
+}
+
+pub async fn authorize(
+    State(state): State<AppState>,
+    browser: Browser,
+    RawQuery(query): RawQuery,
+) -> Response {
+    authorize::authorize(&state, &browser, query.as_deref().unwrap_or("")).await
+}
+
+pub async fn consent(State(state): State<AppState>, browser: Browser, body: Bytes) -> Response {
+    authorize::consent(&state, &browser, authorize::ConsentForm::parse(&body)).await
+}
+
+pub async fn signin_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    account::signin_page(
+        &state,
+        &browser,
+        q.get("return_to").map(String::as_str),
+        "",
+        None,
+        StatusCode::OK,
+    )
+}
+
+pub async fn signin(
+    State(state): State<AppState>,
+    browser: Browser,
+    ClientIp(ip): ClientIp,
+    body: Bytes,
+) -> Response {
+    account::signin(&state, &browser, &ip, account::AccountForm::parse(&body)).await
+}
+
+pub async fn register_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    account::register_form(&state, &browser, q.get("return_to").map(String::as_str))
+}
+
+pub async fn register(State(state): State<AppState>, browser: Browser, body: Bytes) -> Response {
+    account::register(&state, &browser, account::AccountForm::parse(&body)).await
+}
+
+pub async fn signout_page(State(state): State<AppState>, browser: Browser) -> Response {
+    account::signout_page(&state, &browser)
+}
+
+pub async fn signout(State(state): State<AppState>, browser: Browser, body: Bytes) -> Response {
+    let form = account::AccountForm::parse(&body);
+    account::signout(&state, &browser, form.csrf.as_deref()).await
+}
+
+fn no_store(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BodyParams(params): BodyParams,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match flows::token::token(&state, &params, authorization).await {
+        Ok(body) => no_store(Json(body).into_response()),
+        Err(failure) => {
+            if let Failure::OAuth(e) = &failure {
+                state
+                    .metrics
+                    .token_failures
+                    .get_or_create(&crate::metrics::OutcomeLabels {
+                        outcome: e.code.as_str(),
+                    })
+                    .inc();
+            }
+            token_error(failure)
+        }
+    }
+}
+
+/// The access token from the query (`access_token`), `x-amz-access-token`, or (if `bearer`) `Authorization:
+/// Bearer`. Sending it more than one way, or twice, is `invalid_request`.
+fn presented_token(
+    query: Option<&str>,
+    headers: &HeaderMap,
+    bearer: bool,
+) -> Result<String, OAuthError> {
+    let params = Params::from_urlencoded(query.unwrap_or("").as_bytes())?;
+    let mut found: Vec<String> = Vec::with_capacity(1);
+    if let Some(t) = params.get("access_token")? {
+        found.push(t.to_owned());
+    }
+    for value in headers.get_all("x-amz-access-token") {
+        found.push(
+            value
+                .to_str()
+                .map_err(|_| OAuthError::invalid("x-amz-access-token"))?
+                .trim()
+                .to_owned(),
+        );
+    }
+    if bearer {
+        for value in headers.get_all(header::AUTHORIZATION) {
+            let v = value
+                .to_str()
+                .map_err(|_| OAuthError::invalid("Authorization"))?;
+            match v.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    found.push(token.trim().to_owned())
+                }
+                _ => return Err(OAuthError::invalid("Authorization")),
+            }
+        }
+    }
+    match found.len() {
+        1 => found
+            .pop()
+            .ok_or_else(|| OAuthError::missing("access_token")),
+        0 => Err(OAuthError::missing("access_token")),
+        _ => Err(OAuthError::new(
+            latchkey_core::error::ErrorCode::InvalidRequest,
+            "The request sends the access token more than once : access_token",
+        )),
+    }
+}
+
+pub async fn tokeninfo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = match presented_token(query.as_deref(), &headers, false) {
+        Ok(token) => flows::tokeninfo::tokeninfo(&state, &token).await,
+        Err(e) => Err(Failure::OAuth(e)),
+    };
+    match result {
+        Ok(info) => no_store(Json(info).into_response()),
+        Err(f) => resource_error(f),
+    }
+}
+
+pub async fn profile(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = match presented_token(query.as_deref(), &headers, true) {
+        Ok(token) => flows::profile::profile(&state, &token).await,
+        Err(e) => Err(Failure::OAuth(e)),
+    };
+    match result {
+        Ok(p) => no_store(Json(p).into_response()),
+        Err(f) => resource_error(f),
+    }
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/latchkey.css"),
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> Response {
+    pages::message(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        &["There is nothing at this address."],
+    )
+}

@@ -1,0 +1,207 @@
+//! HTTP: the one router constructor, the middleware every response passes through (request ids, logs without
+//! secrets, metrics, security headers, body limits), and the server loop with graceful shutdown.
+
+pub mod error;
+mod handlers;
+pub mod pages;
+pub mod params;
+pub mod session;
+
+use crate::app::AppState;
+use axum::body::Body;
+use axum::extract::{MatchedPath, State};
+use axum::http::{header, HeaderValue, Request, Response};
+use axum::middleware::{self, Next};
+use axum::routing::{get, post};
+use axum::Router;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+/// The largest request body any endpoint reads.
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
+
+/// Builds the whole HTTP surface. The binary and the tests both serve exactly this.
+pub fn router(state: AppState) -> Router {
+    let pages = Router::new()
+        .route("/", get(handlers::home))
+        .route("/ap/oa", get(handlers::authorize))
+        .route("/oauth2/authorize", get(handlers::authorize))
+        .route("/ap/oa/consent", post(handlers::consent))
+        .route(
+            "/ap/signin",
+            get(handlers::signin_page).post(handlers::signin),
+        )
+        .route(
+            "/ap/register",
+            get(handlers::register_page).post(handlers::register),
+        )
+        .route(
+            "/ap/signout",
+            get(handlers::signout_page).post(handlers::signout),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::ensure_browser_cookie,
+        ));
+    let api = Router::new()
+        .route("/auth/o2/token", post(handlers::token))
+        .route("/oauth2/token", post(handlers::token))
+        .route("/auth/o2/tokeninfo", get(handlers::tokeninfo))
+        .route("/user/profile", get(handlers::profile))
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .route("/static/latchkey.css", get(handlers::stylesheet));
+    let inner = pages
+        .merge(api)
+        .fallback(handlers::not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(log_response),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(CatchPanicLayer::custom(error::panic_response))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    record_metrics,
+                ))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    security_headers,
+                ))
+                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
+        )
+        .with_state(state);
+    // SPEC 2: the `o2` segment of LWA paths matches case-insensitively (`/auth/O2/token`).
+    Router::new().fallback_service(
+        ServiceBuilder::new()
+            .map_request(normalize_lwa_path)
+            .service(inner),
+    )
+}
+
+fn normalize_lwa_path(mut req: Request<Body>) -> Request<Body> {
+    let path = req.uri().path();
+    let prefix = path.get(..8).unwrap_or_default();
+    if prefix.eq_ignore_ascii_case("/auth/o2") && prefix != "/auth/o2" {
+        let mut fixed = String::with_capacity(path.len() + 32);
+        fixed.push_str("/auth/o2");
+        fixed.push_str(&path[8..]);
+        if let Some(q) = req.uri().query() {
+            fixed.push('?');
+            fixed.push_str(q);
+        }
+        if let Ok(uri) = fixed.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+/// The log span of a request: method, path (never the query, which may carry a token) and request id.
+fn request_span(req: &Request<Body>) -> tracing::Span {
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+}
+
+fn log_response<B>(res: &Response<B>, latency: Duration, _span: &tracing::Span) {
+    tracing::info!(
+        status = res.status().as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "response"
+    );
+}
+
+async fn record_metrics(
+    State(state): State<AppState>,
+    req: Request<Body>,
+    next: Next,
+) -> Response<Body> {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let res = next.run(req).await;
+    let m = &state.metrics;
+    m.latency
+        .get_or_create(&crate::metrics::RouteLabels {
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    m.requests
+        .get_or_create(&crate::metrics::RequestLabels {
+            method,
+            route,
+            status: res.status().as_u16(),
+        })
+        .inc();
+    res
+}
+
+/// SPEC 4's headers on every response; `Cache-Control: no-store` unless the handler chose otherwise.
+async fn security_headers(
+    State(state): State<AppState>,
+    req: Request<Body>,
+    next: Next,
+) -> Response<Body> {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    if state.secure_cookies {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
