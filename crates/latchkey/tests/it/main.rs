@@ -1,0 +1,5 @@
+//! Latchkey's one integration-test binary: the store contract on both engines, and end-to-end tests that talk
+//! HTTP to a real server on a real socket with real clients.
+
+mod smoke;
+mod support;

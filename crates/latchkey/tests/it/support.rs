@@ -1,0 +1,481 @@
+//! The vocabulary the integration tests are written in: fresh databases, `spawn_app`, `register_app`,
+//! `create_user`, a cookie-keeping `Browser` that fills the real forms, and an `oauth2` crate client as the app.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use latchkey::app::{App, AppState};
+use latchkey::config::Config;
+use latchkey::flows::registration::{self, AppInput};
+use latchkey::store::{Store, User};
+use latchkey_core::secret::Secret;
+use oauth2::basic::BasicClient;
+use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, TokenUrl};
+use scraper::{Html, Selector};
+use std::sync::Arc;
+use url::Url;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Databases
+
+/// A fresh, empty database for one test. Dropping it removes a SQLite file; PostgreSQL databases are dropped by
+/// `cleanup_postgres` at the start of later runs.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("latchkey.db").display()
+    );
+    TestDb {
+        url,
+        _dir: Some(dir),
+    }
+}
+
+/// The PostgreSQL server the tests use (`LATCHKEY_TEST_POSTGRES`, default 127.0.0.1:5432 database `test`).
+fn postgres_admin_url() -> String {
+    std::env::var("LATCHKEY_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh PostgreSQL database, or `None` when PostgreSQL is not running here. Under `CI=true` a missing
+/// PostgreSQL fails the test instead: CI must exercise both engines.
+pub async fn postgres_db() -> Option<TestDb> {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("PostgreSQL is required under CI=true but {admin} is unreachable: {e}");
+            }
+            eprintln!("skipping: PostgreSQL at {admin} is unreachable ({e})");
+            return None;
+        }
+    };
+    let name = format!(
+        "lk_test_{}",
+        latchkey_core::ids::new_internal_id(&mut rand::thread_rng())
+    );
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut url = Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    Some(TestDb {
+        url: url.to_string(),
+        _dir: None,
+    })
+}
+
+/// Both engines: SQLite always, PostgreSQL when available (always under CI).
+pub async fn each_db() -> Vec<(&'static str, TestDb)> {
+    let mut dbs = vec![("sqlite", sqlite_db())];
+    if let Some(pg) = postgres_db().await {
+        dbs.push(("postgres", pg));
+    }
+    dbs
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The server
+
+/// A running Latchkey on a real socket.
+pub struct TestApp {
+    pub base: String,
+    pub state: AppState,
+    pub db: Arc<TestDb>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        database_url: Some(database_url.to_owned()),
+        password_hash_concurrency: 2,
+        ..Config::default()
+    }
+}
+
+/// Starts the real router on 127.0.0.1:<random port> against `db`.
+pub async fn spawn_app_on(db: Arc<TestDb>) -> TestApp {
+    spawn_app_with(db, |_| {}).await
+}
+
+/// Like [`spawn_app_on`], with the configuration adjusted by `tweak`.
+pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = test_config(&db.url);
+    config.listen = listener.local_addr().unwrap();
+    config.issuer = Some(base.clone());
+    tweak(&mut config);
+    let state = App::build(config).await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = state.clone();
+    tokio::spawn(async move {
+        latchkey::web::serve(listener, serving, async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        base,
+        state,
+        db,
+        shutdown: Some(tx),
+    }
+}
+
+/// A server on a fresh SQLite database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(Arc::new(sqlite_db())).await
+}
+
+/// A registered app, as a developer would have it.
+#[derive(Clone, Debug)]
+pub struct RegisteredApp {
+    pub client_id: String,
+    pub secret: Option<String>,
+    pub redirect_uri: String,
+    pub app_id: String,
+}
+
+pub fn default_app_input() -> AppInput {
+    AppInput {
+        name: "Test Shop".into(),
+        description: "A shop used in tests".into(),
+        privacy_url: "https://shop.example/privacy".into(),
+        redirect_uris: vec!["http://127.0.0.1/callback".into()],
+        allowed_origins: vec!["https://shop.example".into()],
+        owner: "developer-1".into(),
+        ..AppInput::default()
+    }
+}
+
+/// The default password of users made by [`TestApp::create_user`].
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.state.store
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Registers an app; `tweak` adjusts the default input (confidential, return URL http://127.0.0.1/callback).
+    pub async fn register_app(&self, tweak: impl FnOnce(&mut AppInput)) -> RegisteredApp {
+        let mut input = default_app_input();
+        tweak(&mut input);
+        let (client, secret) = registration::new_app(
+            &input,
+            &self.state.hasher,
+            &mut rand::thread_rng(),
+            self.state.clock.now(),
+        )
+        .unwrap();
+        self.store().create_client(&client).await.unwrap();
+        RegisteredApp {
+            client_id: client.policy.client_id.clone(),
+            secret: secret.map(|s| s.expose().to_owned()),
+            redirect_uri: input.redirect_uris.first().cloned().unwrap_or_default(),
+            app_id: client.app_id,
+        }
+    }
+
+    /// Creates a customer with [`PASSWORD`].
+    pub async fn create_user(&self, email: &str, name: &str, postal_code: Option<&str>) -> User {
+        let user = User {
+            id: latchkey_core::ids::new_internal_id(&mut rand::thread_rng()),
+            email: email.to_owned(),
+            name: name.to_owned(),
+            postal_code: postal_code.map(str::to_owned),
+            password_hash: self
+                .state
+                .passwords
+                .hash(&Secret::new(PASSWORD))
+                .await
+                .unwrap(),
+            disabled: false,
+            created_at: self.state.clock.now(),
+        };
+        self.store().create_user(&user).await.unwrap();
+        user
+    }
+
+    /// The `oauth2` crate's client for `app`, pointed at this server's LWA endpoints.
+    pub fn oauth_client(&self, app: &RegisteredApp) -> OAuthClient {
+        let mut client = BasicClient::new(ClientId::new(app.client_id.clone()))
+            .set_auth_uri(AuthUrl::new(self.url("/ap/oa")).unwrap())
+            .set_token_uri(TokenUrl::new(self.url("/auth/o2/token")).unwrap())
+            .set_redirect_uri(RedirectUrl::new(app.redirect_uri.clone()).unwrap());
+        if let Some(secret) = &app.secret {
+            client = client.set_client_secret(ClientSecret::new(secret.clone()));
+        }
+        client
+    }
+
+    /// A plain HTTP client (no cookies, no redirects) for API calls.
+    pub fn api(&self) -> reqwest::Client {
+        http_client()
+    }
+
+    /// A new browser.
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.base)
+    }
+}
+
+pub type OAuthClient = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    oauth2::basic::BasicTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// An HTTP client that follows no redirects (the oauth2 crate requires that too).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The browser
+
+/// Where a browser ended up after following Latchkey's redirects.
+#[derive(Debug)]
+pub enum Step {
+    /// A page on Latchkey.
+    Page {
+        status: u16,
+        url: String,
+        html: String,
+    },
+    /// A redirect away from Latchkey (back to the app), not followed.
+    LeftTo(Url),
+}
+
+impl Step {
+    /// The page, or a panic saying where the browser went instead.
+    pub fn page(self) -> (u16, String, String) {
+        match self {
+            Step::Page { status, url, html } => (status, url, html),
+            Step::LeftTo(u) => panic!("expected a Latchkey page, but the browser was sent to {u}"),
+        }
+    }
+    /// The redirect back to the app, or a panic showing the page instead.
+    pub fn left_to(self) -> Url {
+        match self {
+            Step::LeftTo(u) => u,
+            Step::Page { status, url, html } => {
+                panic!("expected a redirect to the app, got {status} at {url}:\n{html}")
+            }
+        }
+    }
+    /// A query parameter of the redirect back to the app.
+    pub fn param(url: &Url, name: &str) -> Option<String> {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+}
+
+/// A cookie-keeping HTTP client that behaves like a browser on Latchkey's pages: it follows redirects within
+/// Latchkey, stops at redirects to the app, and submits the real forms with the fields they contain.
+pub struct Browser {
+    pub http: reqwest::Client,
+    base: Url,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            http,
+            base: Url::parse(base).unwrap(),
+        }
+    }
+
+    async fn settle(&self, mut res: reqwest::Response) -> Step {
+        loop {
+            let url = res.url().clone();
+            if res.status().is_redirection() {
+                let location = res
+                    .headers()
+                    .get("location")
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                let next = url.join(&location).unwrap();
+                if next.origin() != self.base.origin() {
+                    return Step::LeftTo(next);
+                }
+                res = self.http.get(next).send().await.unwrap();
+                continue;
+            }
+            let status = res.status().as_u16();
+            return Step::Page {
+                status,
+                url: url.to_string(),
+                html: res.text().await.unwrap(),
+            };
+        }
+    }
+
+    /// Opens `url` (absolute, or a path on Latchkey) and follows redirects within Latchkey.
+    pub async fn open(&self, url: &str) -> Step {
+        let url = self.base.join(url).unwrap();
+        let res = self.http.get(url).send().await.unwrap();
+        self.settle(res).await
+    }
+
+    /// Submits the form whose `action` ends with `action`, found in `html` (fetched from `page_url`): the form's
+    /// own fields (hidden and visible inputs, checked checkboxes), then `fields` set over them, then the
+    /// `button` (name, value) pressed. Unticks checkboxes whose `value` is in `untick`.
+    pub async fn submit(
+        &self,
+        page_url: &str,
+        html: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+        button: Option<(&str, &str)>,
+        untick: &[&str],
+    ) -> Step {
+        let (target, pairs) = {
+            let doc = Html::parse_document(html);
+            let form_sel = Selector::parse("form").unwrap();
+            let input_sel = Selector::parse("input").unwrap();
+            let form = doc
+                .select(&form_sel)
+                .find(|f| {
+                    f.value()
+                        .attr("action")
+                        .is_some_and(|a| a.ends_with(action))
+                })
+                .unwrap_or_else(|| panic!("no form with action {action} in:\n{html}"));
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            for input in form.select(&input_sel) {
+                let v = input.value();
+                let (Some(name), kind) = (v.attr("name"), v.attr("type").unwrap_or("text")) else {
+                    continue;
+                };
+                let value = v.attr("value").unwrap_or("").to_owned();
+                match kind {
+                    "checkbox" | "radio" => {
+                        if v.attr("checked").is_some() && !untick.contains(&value.as_str()) {
+                            pairs.push((name.to_owned(), value));
+                        }
+                    }
+                    "submit" => {}
+                    _ => pairs.push((name.to_owned(), value)),
+                }
+            }
+            for (name, value) in fields {
+                pairs.retain(|(n, _)| n != name);
+                pairs.push(((*name).to_owned(), (*value).to_owned()));
+            }
+            if let Some((name, value)) = button {
+                pairs.push((name.to_owned(), value.to_owned()));
+            }
+            let target = Url::parse(page_url)
+                .unwrap()
+                .join(form.value().attr("action").unwrap())
+                .unwrap();
+            (target, pairs)
+        };
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let res = self
+            .http
+            .post(target)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.settle(res).await
+    }
+
+    /// On a sign-in page, signs in; returns where the browser ends up.
+    pub async fn sign_in_on(&self, step: Step, email: &str, password: &str) -> Step {
+        let (status, url, html) = step.page();
+        assert_eq!(status, 200, "expected the sign-in page at {url}");
+        assert!(
+            url.contains("/ap/signin"),
+            "expected the sign-in page, got {url}"
+        );
+        self.submit(
+            &url,
+            &html,
+            "/ap/signin",
+            &[("email", email), ("password", password)],
+            None,
+            &[],
+        )
+        .await
+    }
+
+    /// Signs in directly at /ap/signin.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Step {
+        let page = self.open("/ap/signin").await;
+        self.sign_in_on(page, email, password).await
+    }
+
+    /// On a consent page, presses Allow (unticking `untick`) or Cancel.
+    pub async fn consent_on(&self, step: Step, allow: bool, untick: &[&str]) -> Step {
+        let (status, url, html) = step.page();
+        assert_eq!(status, 200, "expected the consent page at {url}:\n{html}");
+        assert!(
+            html.contains("would like to use your Latchkey account"),
+            "expected the consent page:\n{html}"
+        );
+        let button = ("decision", if allow { "allow" } else { "cancel" });
+        self.submit(&url, &html, "/ap/oa/consent", &[], Some(button), untick)
+            .await
+    }
+}
+
+/// Runs the whole browser part of a login: open `authorize_url`, sign in if asked, allow if asked; returns the
+/// redirect back to the app.
+pub async fn login_through(browser: &Browser, authorize_url: &str, email: &str) -> Url {
+    let mut step = browser.open(authorize_url).await;
+    if let Step::Page { url, .. } = &step {
+        if url.contains("/ap/signin") {
+            step = browser.sign_in_on(step, email, PASSWORD).await;
+        }
+    }
+    if let Step::Page { html, .. } = &step {
+        if html.contains("would like to use your Latchkey account") {
+            step = browser.consent_on(step, true, &[]).await;
+        }
+    }
+    step.left_to()
+}
