@@ -73,6 +73,7 @@ mod tests {
 
     #[test]
     fn exchange_table() {
+        #[allow(clippy::type_complexity)]
         let table: &[(
             IssuedCode,
             &str,
