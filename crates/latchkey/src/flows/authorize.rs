@@ -204,11 +204,18 @@ fn consent_page(
     query: &str,
 ) -> Response {
     let user = &signed_in.session.user;
-    let items = req
+    let mut items: Vec<ConsentItem> = req
         .scopes
         .iter()
         .filter_map(|s| item(s, user, req.optional_scopes.iter().any(|o| o == s)))
         .collect();
+    // Essential items first, in the order people expect: who you are, how to reach you, where.
+    let rank = |scope: &str| {
+        ["profile", "profile:user_id", "email", "postal_code"]
+            .iter()
+            .position(|s| *s == scope)
+    };
+    items.sort_by_key(|i| (i.optional, rank(&i.scope)));
     pages::render(
         StatusCode::OK,
         &pages::Consent {
