@@ -20,6 +20,10 @@ pub enum ErrorCode {
     InsufficientScope,
     LoginRequired,
     ConsentRequired,
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
+    InvalidCodePair,
 }
 
 impl ErrorCode {
@@ -39,6 +43,10 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::InvalidCodePair => "invalid_code_pair",
         }
     }
 }

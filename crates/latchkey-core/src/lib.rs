@@ -5,6 +5,7 @@
 pub mod authorize;
 pub mod client;
 pub mod code;
+pub mod device;
 pub mod error;
 pub mod ids;
 pub mod params;

@@ -1,11 +1,15 @@
 //! The token request (RFC 6749 3.2, 4.1.3, 6; SPEC 2.2) parsed into one variant per grant, with client
 //! authentication taken from the body or HTTP Basic (never both).
 
+use crate::device::PollForm;
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;
 use crate::secret::Secret;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+
+/// RFC 8628's grant type.
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// How the client identified itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,11 +36,18 @@ pub enum Grant {
     ClientCredentials {
         scope: Option<String>,
     },
+    /// A device polling for its code pair (SPEC 2.3): LWA's form carries `user_code` and may omit `client_id`.
+    DeviceCode {
+        device_code: Secret,
+        user_code: Option<String>,
+        form: PollForm,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRequest {
-    pub client: ClientAuth,
+    /// `None` only for LWA's device poll, which names no client: the code pair says whose it is.
+    pub client: Option<ClientAuth>,
     pub grant: Grant,
 }
 
@@ -65,7 +76,12 @@ pub fn parse_basic(header: &str) -> Result<(String, Secret), OAuthError> {
     Ok((unescape(id), Secret::new(unescape(secret))))
 }
 
-fn client_auth(params: &Params, authorization: Option<&str>) -> Result<ClientAuth, OAuthError> {
+/// The client's credentials from the body or HTTP Basic; `None` only if `optional` and none were sent.
+pub fn client_auth(
+    params: &Params,
+    authorization: Option<&str>,
+    optional: bool,
+) -> Result<Option<ClientAuth>, OAuthError> {
     let body_id = params.get("client_id")?;
     let body_secret = params.get("client_secret")?;
     match authorization {
@@ -80,12 +96,13 @@ fn client_auth(params: &Params, authorization: Option<&str>) -> Result<ClientAut
             if body_id.is_some_and(|b| b != id) {
                 return Err(OAuthError::invalid("client_id"));
             }
-            Ok(ClientAuth {
+            Ok(Some(ClientAuth {
                 client_id: id,
                 secret: Some(secret),
                 basic: true,
-            })
+            }))
         }
+        None if optional && body_id.is_none() && body_secret.is_none() => Ok(None),
         None => {
             let client_id = body_id.ok_or_else(|| {
                 OAuthError::new(
@@ -93,11 +110,11 @@ fn client_auth(params: &Params, authorization: Option<&str>) -> Result<ClientAut
                     "The request is missing a required parameter : client_id",
                 )
             })?;
-            Ok(ClientAuth {
+            Ok(Some(ClientAuth {
                 client_id: client_id.to_owned(),
                 secret: body_secret.map(Secret::new),
                 basic: false,
-            })
+            }))
         }
     }
 }
@@ -118,6 +135,16 @@ pub fn parse(params: &Params, authorization: Option<&str>) -> Result<TokenReques
         "client_credentials" => Grant::ClientCredentials {
             scope: params.joined("scope"),
         },
+        "device_code" => Grant::DeviceCode {
+            device_code: Secret::new(params.require("device_code")?),
+            user_code: Some(params.require("user_code")?.to_owned()),
+            form: PollForm::Lwa,
+        },
+        DEVICE_CODE_GRANT => Grant::DeviceCode {
+            device_code: Secret::new(params.require("device_code")?),
+            user_code: None,
+            form: PollForm::Rfc,
+        },
         _ => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
@@ -125,7 +152,14 @@ pub fn parse(params: &Params, authorization: Option<&str>) -> Result<TokenReques
             ))
         }
     };
-    let client = client_auth(params, authorization)?;
+    let lwa_device = matches!(
+        grant,
+        Grant::DeviceCode {
+            form: PollForm::Lwa,
+            ..
+        }
+    );
+    let client = client_auth(params, authorization, lwa_device)?;
     Ok(TokenRequest { client, grant })
 }
 
@@ -140,8 +174,16 @@ mod tests {
     #[test]
     fn grants() {
         let r = parse(&p("grant_type=authorization_code&code=abc&client_id=c&client_secret=s&redirect_uri=https%3A%2F%2Fa"), None).unwrap();
-        assert_eq!(r.client.client_id, "c");
-        assert_eq!(r.client.secret.as_ref().map(Secret::expose), Some("s"));
+        assert_eq!(r.client.as_ref().unwrap().client_id, "c");
+        assert_eq!(
+            r.client
+                .as_ref()
+                .unwrap()
+                .secret
+                .as_ref()
+                .map(Secret::expose),
+            Some("s")
+        );
         assert!(
             matches!(r.grant, Grant::AuthorizationCode { ref redirect_uri, .. } if redirect_uri.as_deref() == Some("https://a"))
         );
@@ -151,7 +193,7 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(r.grant, Grant::RefreshToken { .. }));
-        assert!(r.client.secret.is_none());
+        assert!(r.client.as_ref().unwrap().secret.is_none());
     }
 
     #[test]
@@ -213,11 +255,58 @@ mod tests {
                 "authentication",
             ),
         ];
-        for (q, auth, code, mentions) in table {
+        let device: &[(&str, Option<&str>, ErrorCode, &str)] = &[
+            (
+                "grant_type=device_code&user_code=BCDFGHJK",
+                None,
+                ErrorCode::InvalidRequest,
+                "device_code",
+            ),
+            (
+                "grant_type=device_code&device_code=x",
+                None,
+                ErrorCode::InvalidRequest,
+                "user_code",
+            ),
+            (
+                "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=x",
+                None,
+                ErrorCode::InvalidClient,
+                "client_id",
+            ),
+        ];
+        for (q, auth, code, mentions) in table.iter().chain(device) {
             let e = parse(&p(q), *auth).unwrap_err();
             assert_eq!(e.code, *code, "{q}");
             assert!(e.description.contains(mentions), "{q}: {}", e.description);
         }
+    }
+
+    #[test]
+    fn device_polls_in_both_shapes() {
+        let r = parse(
+            &p("grant_type=device_code&device_code=d&user_code=BCDF-GHJK"),
+            None,
+        )
+        .unwrap();
+        assert!(r.client.is_none());
+        assert!(
+            matches!(r.grant, Grant::DeviceCode { form: PollForm::Lwa, ref user_code, .. } if user_code.as_deref() == Some("BCDF-GHJK"))
+        );
+        let r = parse(
+            &p("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=d&client_id=c"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.client.unwrap().client_id, "c");
+        assert!(matches!(
+            r.grant,
+            Grant::DeviceCode {
+                form: PollForm::Rfc,
+                user_code: None,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -232,6 +321,6 @@ mod tests {
             Some(&header),
         )
         .unwrap();
-        assert!(r.client.basic);
+        assert!(r.client.unwrap().basic);
     }
 }

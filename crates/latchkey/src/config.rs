@@ -27,6 +27,10 @@ pub struct Config {
     /// Failed sign-ins allowed per account and per address in `signin_window` seconds.
     pub signin_limit: i64,
     pub signin_window: i64,
+    /// Wrong device codes allowed per browser session (four times as many per address) in `user_code_window`
+    /// seconds before code entry is refused with 429.
+    pub user_code_limit: i64,
+    pub user_code_window: i64,
     /// `json` (default) or `pretty`.
     pub log_format: String,
     /// Tracing filter, e.g. `info` or `latchkey=debug`.
@@ -47,6 +51,8 @@ impl Default for Config {
                 .unwrap_or(2),
             signin_limit: 10,
             signin_window: 300,
+            user_code_limit: 5,
+            user_code_window: 900,
             log_format: "json".into(),
             log_level: "info".into(),
         }
@@ -97,6 +103,9 @@ impl Config {
         }
         if self.signin_limit < 1 || self.signin_window < 1 {
             return Err("signin_limit and signin_window must be positive".into());
+        }
+        if self.user_code_limit < 1 || self.user_code_window < 1 {
+            return Err("user_code_limit and user_code_window must be positive".into());
         }
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err("log_format must be json or pretty".into());

@@ -189,6 +189,52 @@ fn item(scope: &str, user: &User, optional: bool) -> Option<ConsentItem> {
     })
 }
 
+/// What a consent page lists for `scopes`: essential items first, in the order people expect (who you are, how
+/// to reach you, where), each with its current value; `optional` ones can be unticked.
+pub fn consent_items(scopes: &Scopes, optional: &[String], user: &User) -> Vec<ConsentItem> {
+    let mut items: Vec<ConsentItem> = scopes
+        .iter()
+        .filter_map(|s| item(s, user, optional.iter().any(|o| o == s)))
+        .collect();
+    let rank = |scope: &str| {
+        ["profile", "profile:user_id", "email", "postal_code"]
+            .iter()
+            .position(|s| *s == scope)
+    };
+    items.sort_by_key(|i| (i.optional, rank(&i.scope)));
+    items
+}
+
+/// The scopes a consent form grants: all asked for, less the optional ones the customer unticked.
+pub fn shared_scopes(scopes: &Scopes, optional: &[String], ticked: &[String]) -> Scopes {
+    let declined: Vec<String> = optional
+        .iter()
+        .filter(|s| !ticked.contains(s))
+        .cloned()
+        .collect();
+    scopes.without(&declined)
+}
+
+/// Adds `granted` to what the customer already allowed `client_id`.
+pub async fn remember_consent(
+    state: &AppState,
+    user_id: &str,
+    client_id: &str,
+    granted: &Scopes,
+    now: i64,
+) -> Result<(), crate::store::StoreError> {
+    let previous = state.store.find_consent(user_id, client_id).await?;
+    let mut all: Vec<String> = granted.iter().map(str::to_owned).collect();
+    if let Some(prev) = previous {
+        all.extend(Scopes::from_stored(&prev.scopes).iter().map(str::to_owned));
+    }
+    let all = Scopes::from_stored(&all.join(" ")).to_string_sorted();
+    state
+        .store
+        .save_consent(user_id, client_id, &all, now)
+        .await
+}
+
 fn consent_token(state: &AppState, signed_in: &SignedIn, request: &str) -> String {
     state
         .hasher
@@ -204,18 +250,7 @@ fn consent_page(
     query: &str,
 ) -> Response {
     let user = &signed_in.session.user;
-    let mut items: Vec<ConsentItem> = req
-        .scopes
-        .iter()
-        .filter_map(|s| item(s, user, req.optional_scopes.iter().any(|o| o == s)))
-        .collect();
-    // Essential items first, in the order people expect: who you are, how to reach you, where.
-    let rank = |scope: &str| {
-        ["profile", "profile:user_id", "email", "postal_code"]
-            .iter()
-            .position(|s| *s == scope)
-    };
-    items.sort_by_key(|i| (i.optional, rank(&i.scope)));
+    let items = consent_items(&req.scopes, &req.optional_scopes, user);
     pages::render(
         StatusCode::OK,
         &pages::Consent {
@@ -303,13 +338,7 @@ pub async fn consent(state: &AppState, browser: &Browser, form: ConsentForm) -> 
             ),
         );
     }
-    let declined: Vec<String> = req
-        .optional_scopes
-        .iter()
-        .filter(|s| !form.shared.contains(s))
-        .cloned()
-        .collect();
-    let scopes = req.scopes.without(&declined);
+    let scopes = shared_scopes(&req.scopes, &req.optional_scopes, &form.shared);
     if scopes.is_empty() {
         return redirect_with(
             state,
@@ -322,23 +351,7 @@ pub async fn consent(state: &AppState, browser: &Browser, form: ConsentForm) -> 
     }
     let user = &signed_in.session.user;
     let now = state.clock.now();
-    let remembered = match state
-        .store
-        .find_consent(&user.id, &client.policy.client_id)
-        .await
-    {
-        Ok(previous) => previous.map(|c| Scopes::from_stored(&c.scopes)),
-        Err(e) => return store_failed(state, &req, e),
-    };
-    let mut all: Vec<String> = scopes.iter().map(str::to_owned).collect();
-    if let Some(prev) = remembered {
-        all.extend(prev.iter().map(str::to_owned));
-    }
-    let all = Scopes::from_stored(&all.join(" ")).to_string_sorted();
-    if let Err(e) = state
-        .store
-        .save_consent(&user.id, &client.policy.client_id, &all, now)
-        .await
+    if let Err(e) = remember_consent(state, &user.id, &client.policy.client_id, &scopes, now).await
     {
         return store_failed(state, &req, e);
     }

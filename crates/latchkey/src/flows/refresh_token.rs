@@ -19,16 +19,23 @@ pub async fn refresh(
     scope: Option<&str>,
 ) -> Result<TokenResponse, Failure> {
     let client = &caller.client;
-    if client.policy.confidential && !caller.authenticated {
-        return Err(OAuthError::invalid_client().into());
-    }
     let now = state.clock.now();
     let old_hash = state.hasher.token(Kind::RefreshToken, token.expose());
-    let stored = state
-        .store
-        .find_refresh_token(&old_hash)
-        .await?
-        .ok_or_else(|| OAuthError::grant("refresh_token"))?;
+    let stored = state.store.find_refresh_token(&old_hash).await?;
+    // A confidential app must authenticate, except for tokens it got through a device, which cannot keep a
+    // secret (SPEC 2.3).
+    if client.policy.confidential && !caller.authenticated {
+        let secretless = match &stored {
+            Some(s) if s.client_id == client.policy.client_id => {
+                state.store.secretless_refresh(&s.family_id).await?
+            }
+            _ => false,
+        };
+        if !secretless {
+            return Err(OAuthError::invalid_client().into());
+        }
+    }
+    let stored = stored.ok_or_else(|| OAuthError::grant("refresh_token"))?;
     if let Verdict::Refuse(e) = refresh::decide(
         stored.status,
         &stored.client_id,

@@ -9,6 +9,7 @@ pub use sql::{Engine, SqlStore};
 use async_trait::async_trait;
 use latchkey_core::client::ClientPolicy;
 use latchkey_core::code::IssuedCode;
+use latchkey_core::device;
 use latchkey_core::pkce::Challenge;
 use latchkey_core::refresh;
 use latchkey_core::secret::Digest;
@@ -196,6 +197,66 @@ pub enum Rotation {
     Refused,
 }
 
+/// A code pair about to be stored (SPEC 2.3).
+#[derive(Debug, Clone)]
+pub struct NewDeviceCode {
+    pub device_hash: Digest,
+    pub user_code_hash: Digest,
+    pub client_id: String,
+    /// Every scope asked for, space-separated.
+    pub scopes: String,
+    /// The non-essential ones (`scope_data`), which the customer may untick.
+    pub optional_scopes: String,
+    pub interval: i64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A code pair as the code-entry page sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRequest {
+    pub client_id: String,
+    pub scopes: String,
+    pub optional_scopes: String,
+    pub status: device::Status,
+    pub expires_at: Timestamp,
+}
+
+/// The customer's answer on the code-entry page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceDecision {
+    Approve {
+        user_id: String,
+        subject: String,
+        /// What the customer agreed to share (optional scopes may have been unticked).
+        scopes: String,
+        auth_time: Timestamp,
+    },
+    Deny,
+}
+
+/// A recorded poll of a code pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePoll {
+    pub client_id: String,
+    pub poll: device::Poll,
+    /// The interval the device must now keep.
+    pub interval: i64,
+    /// Set once the customer approved.
+    pub approval: Option<DeviceDecision>,
+}
+
+/// What polling a code pair found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollOutcome {
+    /// No such device code, or it belongs to another client: nothing was recorded.
+    Unknown,
+    /// The user code presented with it is not its own: the failure was counted (and may have locked the pair).
+    Mismatch,
+    /// The poll was recorded.
+    Polled(DevicePoll),
+}
+
 /// Everything Latchkey keeps. One implementation serves SQLite and PostgreSQL; both pass `tests/it/store.rs`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -307,4 +368,44 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes expired codes, sessions, access tokens, rate-limit windows and dead token families.
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64>;
+
+    /// How many hits `bucket` has in its current window, without counting one.
+    async fn peek_rate_limit(
+        &self,
+        bucket: &str,
+        window_secs: i64,
+        now: Timestamp,
+    ) -> StoreResult<i64>;
+
+    /// Stores a new code pair; `AlreadyExists` if its user code is taken (draw another).
+    async fn insert_device_code(&self, code: &NewDeviceCode) -> StoreResult<Created>;
+    /// The code pair with this user code, whatever its state.
+    async fn find_device_code(&self, user_code_hash: &Digest)
+        -> StoreResult<Option<DeviceRequest>>;
+    /// Records the customer's answer if the pair is still pending and unexpired; false otherwise.
+    async fn decide_device_code(
+        &self,
+        user_code_hash: &Digest,
+        decision: &DeviceDecision,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Records a poll of `device_hash` by `client_id` (any client if `None`), presenting `user_code_hash` if
+    /// given (LWA), and grows the interval when the poll came too fast. Atomic, so any node can answer any poll.
+    async fn poll_device_code(
+        &self,
+        device_hash: &Digest,
+        client_id: Option<&str>,
+        user_code_hash: Option<&Digest>,
+        now: Timestamp,
+    ) -> StoreResult<PollOutcome>;
+    /// Marks an approved, unexpired pair issued and stores its tokens, whose family may refresh without a client
+    /// secret; false (nothing stored) if another poll got there first.
+    async fn issue_device_grant(
+        &self,
+        device_hash: &Digest,
+        grant: &NewGrant,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Whether a token family came from a device, whose refresh tokens need no client secret.
+    async fn secretless_refresh(&self, family_id: &str) -> StoreResult<bool>;
 }

@@ -854,6 +854,11 @@ impl Store for SqlStore {
                 "DELETE FROM rate_limits WHERE window_start < $1",
                 now - 86_400,
             ),
+            // Expired code pairs are kept an hour so that a late poll still hears `expired_token`.
+            (
+                "DELETE FROM device_codes WHERE expires_at < $1",
+                now - 3_600,
+            ),
         ] {
             purged += sqlx::query(sql)
                 .bind(cutoff)
@@ -864,6 +869,249 @@ impl Store for SqlStore {
         tx.commit().await?;
         Ok(purged)
     }
+    async fn peek_rate_limit(
+        &self,
+        bucket: &str,
+        window_secs: i64,
+        now: Timestamp,
+    ) -> StoreResult<i64> {
+        let row =
+            sqlx::query("SELECT count FROM rate_limits WHERE bucket = $1 AND window_start > $2")
+                .bind(bucket)
+                .bind(now - window_secs)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            Some(row) => row.try_get("count")?,
+            None => 0,
+        })
+    }
+
+    async fn insert_device_code(&self, c: &NewDeviceCode) -> StoreResult<Created> {
+        let done = sqlx::query(
+            "INSERT INTO device_codes (device_hash, user_code_hash, client_id, scopes, optional_scopes, status, \
+             poll_interval, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(c.device_hash.to_vec())
+        .bind(c.user_code_hash.to_vec())
+        .bind(&c.client_id)
+        .bind(&c.scopes)
+        .bind(&c.optional_scopes)
+        .bind(device::Status::Pending.as_str())
+        .bind(c.interval)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(if done.rows_affected() == 1 {
+            Created::Created
+        } else {
+            Created::AlreadyExists
+        })
+    }
+
+    async fn find_device_code(
+        &self,
+        user_code_hash: &Digest,
+    ) -> StoreResult<Option<DeviceRequest>> {
+        let row = sqlx::query(
+            "SELECT client_id, scopes, optional_scopes, status, expires_at FROM device_codes WHERE user_code_hash = $1",
+        )
+        .bind(user_code_hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(DeviceRequest {
+                client_id: row.try_get("client_id")?,
+                scopes: row.try_get("scopes")?,
+                optional_scopes: row.try_get("optional_scopes")?,
+                status: device_status(&row)?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn decide_device_code(
+        &self,
+        user_code_hash: &Digest,
+        decision: &DeviceDecision,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let pending = device::Status::Pending.as_str();
+        let done = match decision {
+            DeviceDecision::Approve {
+                user_id,
+                subject,
+                scopes,
+                auth_time,
+            } => {
+                sqlx::query(
+                    "UPDATE device_codes SET status = $3, user_id = $4, subject = $5, granted_scopes = $6, auth_time = $7 \
+                     WHERE user_code_hash = $1 AND status = $8 AND expires_at > $2",
+                )
+                .bind(user_code_hash.to_vec())
+                .bind(now)
+                .bind(device::Status::Approved.as_str())
+                .bind(user_id)
+                .bind(subject)
+                .bind(scopes)
+                .bind(*auth_time)
+                .bind(pending)
+                .execute(&self.pool)
+                .await?
+            }
+            DeviceDecision::Deny => {
+                sqlx::query(
+                    "UPDATE device_codes SET status = $3 WHERE user_code_hash = $1 AND status = $4 AND expires_at > $2",
+                )
+                .bind(user_code_hash.to_vec())
+                .bind(now)
+                .bind(device::Status::Denied.as_str())
+                .bind(pending)
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn poll_device_code(
+        &self,
+        device_hash: &Digest,
+        client_id: Option<&str>,
+        user_code_hash: Option<&Digest>,
+        now: Timestamp,
+    ) -> StoreResult<PollOutcome> {
+        let mut tx = self.pool.begin().await?;
+        // A no-op write first: it takes the row's lock (PostgreSQL) or the write lock (SQLite), so two nodes
+        // polling one pair at once are ordered and the interval rule sees every poll.
+        let locked = sqlx::query(
+            "UPDATE device_codes SET pair_failures = pair_failures WHERE device_hash = $1",
+        )
+        .bind(device_hash.to_vec())
+        .execute(&mut *tx)
+        .await?;
+        if locked.rows_affected() == 0 {
+            return Ok(PollOutcome::Unknown);
+        }
+        let row = sqlx::query(
+            "SELECT client_id, user_code_hash, status, poll_interval, last_poll_at, pair_failures, user_id, subject, \
+             granted_scopes, auth_time, expires_at FROM device_codes WHERE device_hash = $1",
+        )
+        .bind(device_hash.to_vec())
+        .fetch_one(&mut *tx)
+        .await?;
+        let owner: String = row.try_get("client_id")?;
+        if client_id.is_some_and(|c| c != owner) {
+            return Ok(PollOutcome::Unknown);
+        }
+        if let Some(presented) = user_code_hash {
+            let own = digest(row.try_get("user_code_hash")?)?;
+            if !latchkey_core::secret::digest_eq(&own, presented) {
+                let failures: i64 = row.try_get::<i64, _>("pair_failures")? + 1;
+                let status = if failures >= device::MAX_PAIR_FAILURES {
+                    device::Status::Locked
+                } else {
+                    device_status(&row)?
+                };
+                sqlx::query("UPDATE device_codes SET pair_failures = $2, status = $3 WHERE device_hash = $1")
+                    .bind(device_hash.to_vec())
+                    .bind(failures)
+                    .bind(status.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(PollOutcome::Mismatch);
+            }
+        }
+        let (too_fast, interval) = device::next_interval(
+            row.try_get("last_poll_at")?,
+            row.try_get("poll_interval")?,
+            now,
+        );
+        sqlx::query(
+            "UPDATE device_codes SET last_poll_at = $2, poll_interval = $3 WHERE device_hash = $1",
+        )
+        .bind(device_hash.to_vec())
+        .bind(now)
+        .bind(interval)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let approval = match (
+            row.try_get::<Option<String>, _>("user_id")?,
+            row.try_get::<Option<String>, _>("subject")?,
+            row.try_get::<Option<String>, _>("granted_scopes")?,
+            row.try_get::<Option<i64>, _>("auth_time")?,
+        ) {
+            (Some(user_id), Some(subject), Some(scopes), Some(auth_time)) => {
+                Some(DeviceDecision::Approve {
+                    user_id,
+                    subject,
+                    scopes,
+                    auth_time,
+                })
+            }
+            _ => None,
+        };
+        Ok(PollOutcome::Polled(DevicePoll {
+            client_id: owner,
+            poll: device::Poll {
+                status: device_status(&row)?,
+                expires_at: row.try_get("expires_at")?,
+                too_fast,
+            },
+            interval,
+            approval,
+        }))
+    }
+
+    async fn issue_device_grant(
+        &self,
+        device_hash: &Digest,
+        grant: &NewGrant,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE device_codes SET status = $3 WHERE device_hash = $1 AND status = $4 AND expires_at > $2",
+        )
+        .bind(device_hash.to_vec())
+        .bind(now)
+        .bind(device::Status::Issued.as_str())
+        .bind(device::Status::Approved.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_grant_rows(&mut tx, grant, None, true).await?;
+        sqlx::query("UPDATE token_families SET secretless_refresh = 1 WHERE id = $1")
+            .bind(&grant.family_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn secretless_refresh(&self, family_id: &str) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT secretless_refresh FROM token_families WHERE id = $1")
+            .bind(family_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<i64, _>("secretless_refresh")? != 0,
+            None => false,
+        })
+    }
+}
+
+fn device_status(row: &AnyRow) -> StoreResult<device::Status> {
+    let s: String = row.try_get("status")?;
+    device::Status::parse(&s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown device code status {s}")))
 }
 
 fn consent_from(row: &AnyRow) -> StoreResult<Consent> {

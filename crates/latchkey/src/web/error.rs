@@ -33,6 +33,10 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::AccessDenied
         | ErrorCode::LoginRequired
         | ErrorCode::ConsentRequired
+        | ErrorCode::AuthorizationPending
+        | ErrorCode::SlowDown
+        | ErrorCode::ExpiredToken
+        | ErrorCode::InvalidCodePair
         | ErrorCode::InvalidToken => StatusCode::BAD_REQUEST,
         ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
         ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,

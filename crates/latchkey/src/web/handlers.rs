@@ -1,7 +1,7 @@
 //! Thin axum handlers: extract, call one flow, map the result to HTTP.
 
 use crate::app::AppState;
-use crate::flows::{self, account, authorize};
+use crate::flows::{self, account, authorize, code_entry};
 use crate::web::error::{resource_error, token_error, Failure};
 use crate::web::pages;
 use crate::web::params::BodyParams;
@@ -13,6 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use latchkey_core::device::Endpoint;
 use latchkey_core::error::OAuthError;
 use latchkey_core::params::Params;
 use std::collections::HashMap;
@@ -103,6 +104,60 @@ pub async fn signout_page(State(state): State<AppState>, browser: Browser) -> Re
 pub async fn signout(State(state): State<AppState>, browser: Browser, body: Bytes) -> Response {
     let form = account::AccountForm::parse(&body);
     account::signout(&state, &browser, form.csrf.as_deref()).await
+}
+
+pub async fn code_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    code_entry::show(&state, &browser, q.get("user_code").map(String::as_str)).await
+}
+
+pub async fn code_submit(
+    State(state): State<AppState>,
+    browser: Browser,
+    ClientIp(ip): ClientIp,
+    body: Bytes,
+) -> Response {
+    code_entry::submit(&state, &browser, &ip, code_entry::CodeForm::parse(&body)).await
+}
+
+pub async fn code_confirm(
+    State(state): State<AppState>,
+    browser: Browser,
+    body: Bytes,
+) -> Response {
+    code_entry::confirm(&state, &browser, code_entry::CodeForm::parse(&body)).await
+}
+
+/// `POST /auth/o2/create/codepair` (LWA shape).
+pub async fn codepair(state: State<AppState>, headers: HeaderMap, params: BodyParams) -> Response {
+    create_codepair(state, headers, params, Endpoint::Lwa).await
+}
+
+/// `POST /oauth2/device_authorization` (RFC 8628 shape).
+pub async fn device_authorization(
+    state: State<AppState>,
+    headers: HeaderMap,
+    params: BodyParams,
+) -> Response {
+    create_codepair(state, headers, params, Endpoint::Rfc).await
+}
+
+async fn create_codepair(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BodyParams(params): BodyParams,
+    endpoint: Endpoint,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match flows::codepair::create(&state, &params, authorization, endpoint).await {
+        Ok(pair) => no_store(Json(pair).into_response()),
+        Err(failure) => token_error(failure),
+    }
 }
 
 fn no_store(mut res: Response) -> Response {

@@ -46,6 +46,11 @@ pub fn router(state: AppState) -> Router {
             "/ap/signout",
             get(handlers::signout_page).post(handlers::signout),
         )
+        .route(
+            "/code",
+            get(handlers::code_page).post(handlers::code_submit),
+        )
+        .route("/code/confirm", post(handlers::code_confirm))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::ensure_browser_cookie,
@@ -53,6 +58,11 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/auth/o2/token", post(handlers::token))
         .route("/oauth2/token", post(handlers::token))
+        .route("/auth/o2/create/codepair", post(handlers::codepair))
+        .route(
+            "/oauth2/device_authorization",
+            post(handlers::device_authorization),
+        )
         .route("/auth/o2/tokeninfo", get(handlers::tokeninfo))
         .route("/user/profile", get(handlers::profile))
         .route("/healthz", get(handlers::healthz))

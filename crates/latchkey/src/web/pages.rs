@@ -101,3 +101,29 @@ pub fn unavailable() -> Response {
         &["Something went wrong on our side. Please try again in a moment."],
     )
 }
+
+#[derive(Template)]
+#[template(path = "code_entry.html")]
+pub struct CodeEntry {
+    pub csrf: String,
+    pub user_email: String,
+    /// What the customer typed (or what `verification_uri_complete` carried).
+    pub user_code: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "code_confirm.html")]
+pub struct CodeConfirm {
+    pub app_name: String,
+    pub logo_url: Option<String>,
+    pub privacy_url: String,
+    pub user_email: String,
+    pub csrf: String,
+    /// The canonical user code, carried to the confirmation.
+    pub user_code: String,
+    pub user_code_shown: String,
+    /// Binds the answer to the session that saw this page and to this code.
+    pub confirm_token: String,
+    pub items: Vec<ConsentItem>,
+}
