@@ -21,6 +21,8 @@ use std::sync::Arc;
 pub const DEMO_EMAIL: &str = "demo@example.com";
 pub const DEMO_PASSWORD: &str = "latchkey-demo";
 const DEMO_CLIENT_ID: &str = "lk1.application-oa2-client.de0000000000000000000000000000de";
+/// The demo TV app: public, with code-based linking, for `latchkey device-login`.
+pub const DEMO_TV_CLIENT_ID: &str = "lk1.application-oa2-client.de0000000000000000000000000000dd";
 
 #[derive(Template)]
 #[template(path = "demo.html")]
@@ -71,6 +73,23 @@ async fn seed(state: &AppState, app_base: &str) -> anyhow::Result<Secret> {
     client.policy.client_id = DEMO_CLIENT_ID.into();
     client.app_id = "lk1.application.de0000000000000000000000000000de".into();
     state.store.create_client(&client).await?;
+    if state.store.find_client(DEMO_TV_CLIENT_ID).await?.is_none() {
+        let tv = AppInput {
+            name: "Latchkey Demo TV".into(),
+            description: "The device started by `latchkey device-login`.".into(),
+            privacy_url: format!("{app_base}/privacy"),
+            public: true,
+            allow_device: true,
+            owner: "demo".into(),
+            ..AppInput::default()
+        };
+        let (mut tv, _) =
+            registration::new_app(&tv, &state.hasher, &mut rand::thread_rng(), now)
+                .map_err(|p| anyhow::anyhow!("demo TV app is invalid: {}", p.join("; ")))?;
+        tv.policy.client_id = DEMO_TV_CLIENT_ID.into();
+        tv.app_id = "lk1.application.de0000000000000000000000000000dd".into();
+        state.store.create_client(&tv).await?;
+    }
     secret.ok_or_else(|| anyhow::anyhow!("the demo app has no secret"))
 }
 
@@ -98,6 +117,12 @@ pub async fn run(config: Config, app_listen: SocketAddr) -> anyhow::Result<()> {
     println!();
     println!("  Open {app_base}/ in a browser and click “Login with Latchkey”.");
     println!("  Sign in as {DEMO_EMAIL} with the password {DEMO_PASSWORD}.");
+    println!();
+    println!("  To sign in on a device instead, run `latchkey device-login` in another terminal");
+    println!(
+        "  (with cargo: `cargo run -- device-login`) and enter its code at {}/code.",
+        state.issuer
+    );
     println!();
     println!("Press Ctrl-C to stop.");
     let demo_server =

@@ -2,6 +2,7 @@
 //! each command is a small function over the same `App` the server uses.
 
 mod demo;
+mod device_login;
 
 use crate::app::{App, AppState};
 use crate::config::Config;
@@ -49,6 +50,17 @@ enum Command {
         /// Where the demo app listens (its own origin).
         #[arg(long, default_value = "127.0.0.1:8081")]
         app_listen: std::net::SocketAddr,
+    },
+    /// An example device client (a TV without a browser): shows a code to enter at /code, polls, prints the profile.
+    DeviceLogin {
+        /// The Latchkey to sign in with.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        issuer: String,
+        /// The client id of an app with code-based linking enabled (`client add --device`).
+        #[arg(long, default_value = demo::DEMO_TV_CLIENT_ID)]
+        client_id: String,
+        #[arg(long, default_value = "profile")]
+        scope: String,
     },
 }
 
@@ -231,6 +243,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Client(cmd) => client(App::build(config).await?, cmd).await,
         Command::Config(ConfigCommand::Check) => config_check(config).await,
         Command::Demo { app_listen } => demo::run(config, app_listen).await,
+        Command::DeviceLogin {
+            issuer,
+            client_id,
+            scope,
+        } => {
+            device_login::run(device_login::DeviceLogin {
+                issuer,
+                client_id,
+                scope,
+            })
+            .await
+        }
     }
 }
 

@@ -714,3 +714,56 @@ async fn code_pair_requests_are_validated() {
     .await;
     assert_eq!((status, error_of(&body)), (400, "invalid_code_pair"));
 }
+
+#[tokio::test]
+async fn the_example_device_client_shows_a_code_and_prints_the_profile() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let app = spawn_app().await;
+    let tv = device_app(&app, true).await;
+    app.create_user("couch@example.com", "Couch Potato", None)
+        .await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args([
+            "device-login",
+            "--issuer",
+            &app.base,
+            "--client-id",
+            &tv.client_id,
+        ])
+        .env("LATCHKEY_DATA_DIR", tempfile::tempdir().unwrap().path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut shown = Vec::new();
+    let code = loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the device client printed its code in time")
+            .unwrap()
+            .expect("the device client printed a code before exiting");
+        shown.push(line.clone());
+        if let Some(code) = line.strip_prefix("and enter the code:") {
+            break code.trim().to_owned();
+        }
+    };
+    assert!(shown[0].contains(&app.url("/code")), "{shown:?}");
+    let browser = signed_in_browser(&app, "couch@example.com").await;
+    let step = enter_code(&browser, &code).await;
+    let (status, _) = answer(&browser, step, true, &[]).await;
+    assert_eq!(status, 200);
+    let mut rest = String::new();
+    while let Ok(Some(line)) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the device client finished in time")
+    {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("Signed in"), "{rest}");
+    assert!(rest.contains("\"name\": \"Couch Potato\""), "{rest}");
+}
