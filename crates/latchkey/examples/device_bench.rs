@@ -97,7 +97,11 @@ async fn main() {
         batch.spawn(async move {
             let res = http
                 .post(format!("{base}/auth/o2/create/codepair"))
-                .form(&[("response_type", "device_code"), ("client_id", client_id.as_str()), ("scope", "profile")])
+                .form(&[
+                    ("response_type", "device_code"),
+                    ("client_id", client_id.as_str()),
+                    ("scope", "profile"),
+                ])
                 .send()
                 .await
                 .ok()?;
@@ -127,7 +131,11 @@ async fn main() {
             }
         }
     }
-    println!("created {} code pairs in {:.1} s", pairs.len(), started.elapsed().as_secs_f64());
+    println!(
+        "created {} code pairs in {:.1} s",
+        pairs.len(),
+        started.elapsed().as_secs_f64()
+    );
 
     // 2. Every device polls at its interval for the whole period, starting at a random moment of its first interval.
     let latencies = Arc::new(Mutex::new(Vec::<f64>::with_capacity(a.codes * 16)));
@@ -137,9 +145,11 @@ async fn main() {
     let mut devices = tokio::task::JoinSet::new();
     for (i, p) in pairs.iter().enumerate() {
         let (http, base) = (http.clone(), a.base.clone());
-        let (device_code, user_code, mut interval) = (p.device_code.clone(), p.user_code.clone(), p.interval);
+        let (device_code, user_code, mut interval) =
+            (p.device_code.clone(), p.user_code.clone(), p.interval);
         let (errors, latencies) = (errors.clone(), latencies.clone());
-        let offset = Duration::from_millis((i as u64 * 5_000 / a.codes.max(1) as u64) % (interval * 1000));
+        let offset =
+            Duration::from_millis((i as u64 * 5_000 / a.codes.max(1) as u64) % (interval * 1000));
         devices.spawn(async move {
             tokio::time::sleep(offset).await;
             let mut mine = Vec::new();
@@ -147,11 +157,19 @@ async fn main() {
                 let t = Instant::now();
                 let res = http
                     .post(format!("{base}/auth/o2/token"))
-                    .form(&[("grant_type", "device_code"), ("device_code", device_code.as_str()), ("user_code", user_code.as_str())])
+                    .form(&[
+                        ("grant_type", "device_code"),
+                        ("device_code", device_code.as_str()),
+                        ("user_code", user_code.as_str()),
+                    ])
                     .send()
                     .await;
                 let outcome = match res {
-                    Ok(r) => r.json::<serde_json::Value>().await.ok().and_then(|b| b["error"].as_str().map(str::to_owned)),
+                    Ok(r) => r
+                        .json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|b| b["error"].as_str().map(str::to_owned)),
                     Err(_) => None,
                 };
                 mine.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -180,11 +198,23 @@ async fn main() {
         .redirect(reqwest::redirect::Policy::limited(5))
         .build()
         .unwrap();
-    let signin = browser.get(format!("{}/ap/signin", a.base)).send().await.unwrap().text().await.unwrap();
+    let signin = browser
+        .get(format!("{}/ap/signin", a.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = field(&signin, "csrf");
     browser
         .post(format!("{}/ap/signin", a.base))
-        .form(&[("csrf", csrf.as_str()), ("return_to", "/"), ("email", a.email.as_str()), ("password", a.password.as_str())])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("return_to", "/"),
+            ("email", a.email.as_str()),
+            ("password", a.password.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -226,7 +256,11 @@ async fn main() {
     for p in &pairs {
         let res = http
             .post(format!("{}/auth/o2/token", a.base))
-            .form(&[("grant_type", "device_code"), ("device_code", p.device_code.as_str()), ("user_code", p.user_code.as_str())])
+            .form(&[
+                ("grant_type", "device_code"),
+                ("device_code", p.device_code.as_str()),
+                ("user_code", p.user_code.as_str()),
+            ])
             .send()
             .await
             .unwrap();
@@ -239,7 +273,12 @@ async fn main() {
 
     let mut lat = latencies.lock().await.clone();
     lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
-    println!("polls: {} in {:.1} s ({:.0}/s)", lat.len(), wall, lat.len() as f64 / wall);
+    println!(
+        "polls: {} in {:.1} s ({:.0}/s)",
+        lat.len(),
+        wall,
+        lat.len() as f64 / wall
+    );
     println!(
         "poll latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
         percentile(&lat, 0.5),
@@ -248,7 +287,12 @@ async fn main() {
         lat.last().copied().unwrap_or(0.0)
     );
     if let (Some(b), Some(after)) = (cpu_before, cpu_after) {
-        println!("server CPU while polling: {:.1} s over {:.1} s = {:.1}% of one core", after - b, wall, (after - b) / wall * 100.0);
+        println!(
+            "server CPU while polling: {:.1} s over {:.1} s = {:.1}% of one core",
+            after - b,
+            wall,
+            (after - b) / wall * 100.0
+        );
     }
     println!("approved {approved} codes on the pages in {approve_secs:.1} s; {tokens} devices got tokens");
     let errors = errors.load(Ordering::Relaxed);

@@ -767,3 +767,31 @@ async fn the_example_device_client_shows_a_code_and_prints_the_profile() {
     assert!(rest.contains("Signed in"), "{rest}");
     assert!(rest.contains("\"name\": \"Couch Potato\""), "{rest}");
 }
+
+#[tokio::test]
+async fn two_nodes_share_every_poll_of_a_code_pair() {
+    let Some(db) = postgres_db().await else {
+        return;
+    };
+    let db = std::sync::Arc::new(db);
+    let a = spawn_app_on(db.clone()).await;
+    let b = spawn_app_on(db).await;
+    let tv = device_app(&a, true).await;
+    a.create_user("nodes@example.com", "Two Nodes", None).await;
+    let pair = codepair(&a, &tv, "profile").await;
+    let (_, body) = poll_rfc(&a, &pair, &tv.client_id).await;
+    assert_eq!(error_of(&body), "authorization_pending");
+    // Node B saw node A's poll a moment ago: too fast.
+    let (_, body) = poll_rfc(&b, &pair, &tv.client_id).await;
+    assert_eq!(error_of(&body), "slow_down");
+    // The customer enters the code on node B; the device collects at node A, once.
+    let browser = signed_in_browser(&b, "nodes@example.com").await;
+    let step = enter_code(&browser, pair["user_code"].as_str().unwrap()).await;
+    answer(&browser, step, true, &[]).await;
+    a.state.clock.advance(20);
+    let (status, body) = poll_rfc(&a, &pair, &tv.client_id).await;
+    assert_eq!(status, 200, "{body}");
+    b.state.clock.advance(40);
+    let (_, body) = poll_rfc(&b, &pair, &tv.client_id).await;
+    assert_eq!(error_of(&body), "invalid_grant");
+}
