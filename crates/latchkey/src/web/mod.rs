@@ -9,7 +9,7 @@ pub mod session;
 
 use crate::app::AppState;
 use axum::body::Body;
-use axum::extract::{MatchedPath, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, State};
 use axum::http::{header, HeaderValue, Request, Response};
 use axum::middleware::{self, Next};
 use axum::routing::{get, post};
@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -80,7 +79,9 @@ pub fn router(state: AppState) -> Router {
                     state.clone(),
                     security_headers,
                 ))
-                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
+                // Enforced where bodies are read, so that each endpoint family answers in its own shape
+                // (token JSON, page) instead of a bare plain-text 413.
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .with_state(state);
     // SPEC 2: the `o2` segment of LWA paths matches case-insensitively (`/auth/O2/token`).
