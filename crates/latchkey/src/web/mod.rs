@@ -49,15 +49,19 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             session::ensure_browser_cookie,
         ));
-    let api = Router::new()
+    let token_api = Router::new()
         .route("/auth/o2/token", post(handlers::token))
         .route("/oauth2/token", post(handlers::token))
+        .method_not_allowed_fallback(|| async { error::method_not_allowed("POST") });
+    let api = Router::new()
         .route("/auth/o2/tokeninfo", get(handlers::tokeninfo))
         .route("/user/profile", get(handlers::profile))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
-        .route("/static/latchkey.css", get(handlers::stylesheet));
+        .route("/static/latchkey.css", get(handlers::stylesheet))
+        .method_not_allowed_fallback(|| async { error::method_not_allowed("GET, HEAD") })
+        .merge(token_api);
     let inner = pages
         .merge(api)
         .fallback(handlers::not_found)
