@@ -27,7 +27,10 @@ struct World {
 }
 
 async fn world() -> World {
-    let app = spawn_app().await;
+    world_on(spawn_app().await).await
+}
+
+async fn world_on(app: TestApp) -> World {
     let shop = app.register_app(|_| {}).await;
     app.create_user(EMAIL, "Ada Lovelace", Some("EC1A 1BB"))
         .await;
@@ -986,6 +989,45 @@ async fn refresh_errors() {
     .await;
 }
 
+/// SPEC 2.2: N parallel refreshes of one token produce no 5xx; exactly one of them rotates it.
+#[tokio::test]
+async fn parallel_refreshes_of_one_token_never_5xx() {
+    for (engine, db) in each_db().await {
+        let w = world_on(spawn_app_on(std::sync::Arc::new(db)).await).await;
+        let code = w.code(&w.shop, &[]).await;
+        let tokens = w.tokens(&w.shop, &code, None).await;
+        let body = form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", &w.shop.client_id),
+            ("client_secret", w.shop.secret.as_deref().unwrap()),
+        ]);
+        let mut parallel = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let request = w
+                .app
+                .api()
+                .post(w.app.url("/auth/o2/token"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone());
+            parallel.spawn(async move {
+                let res = request.send().await.unwrap();
+                (res.status().as_u16(), res.text().await.unwrap())
+            });
+        }
+        let mut ok = 0;
+        while let Some(answer) = parallel.join_next().await {
+            let (status, text) = answer.unwrap();
+            match status {
+                200 => ok += 1,
+                400 => assert!(text.contains("invalid_grant"), "{engine}: {text}"),
+                _ => panic!("{engine}: parallel refresh answered {status}: {text}"),
+            }
+        }
+        assert_eq!(ok, 1, "{engine}: exactly one refresh wins");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // SPEC 2.4 and 2.5: tokeninfo and profile
 
@@ -1542,6 +1584,18 @@ async fn security_headers_on_pages_and_api_and_no_store_on_tokens() {
         assert!(c.contains("HttpOnly"), "{c}");
         assert!(c.contains("SameSite=Lax"), "{c}");
     }
+
+    // The redirect that carries a code back to the app.
+    let res = browser
+        .http
+        .get(w.authorize_url(&w.shop, &[("scope", "profile:user_id")]))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    assert!(header(res.headers(), "location").contains("code="));
+    check_security_headers("redirect with code", res.headers());
+    assert_eq!(header(res.headers(), "cache-control"), "no-store");
 
     // Token responses, success and error: no-store and no-cache.
     let code = w.code(&w.shop, &[]).await;
