@@ -903,7 +903,6 @@ async fn code_exchange_errors() {
 async fn refresh_errors() {
     let w = world().await;
     let shop = &w.shop;
-    let secret = shop.secret.as_deref().unwrap();
     let other = w.app.register_app(|_| {}).await;
     let code = w.code(shop, &[]).await;
     let tokens = w.tokens(shop, &code, None).await;
@@ -967,7 +966,6 @@ async fn refresh_errors() {
     let r2: Value = res.json().await.unwrap();
     let r2 = r2["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(r1, r2);
-    let _ = secret;
 
     // The rotated token presented again (after the grace window) is refused and revokes the family.
     w.app.state.clock.advance(60);
