@@ -115,6 +115,21 @@ pub fn resource_error(failure: Failure) -> Response {
     res
 }
 
+/// A method an API endpoint does not serve: 405 in the API's JSON error shape, with the methods it does serve.
+pub fn method_not_allowed(allow: &'static str) -> Response {
+    let mut res = (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(ErrorBody {
+            error: ErrorCode::InvalidRequest.as_str(),
+            error_description: "The request method is not allowed at this endpoint",
+        }),
+    )
+        .into_response();
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    res
+}
+
 /// A panic inside a handler: a plain 500 that says nothing about the cause.
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("handler panicked");

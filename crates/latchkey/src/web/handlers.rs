@@ -172,10 +172,11 @@ pub async fn token(
     headers: HeaderMap,
     BodyParams(params): BodyParams,
 ) -> Response {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match flows::token::token(&state, &params, authorization).await {
+    let result = match authorization_header(&headers) {
+        Ok(authorization) => flows::token::token(&state, &params, authorization).await,
+        Err(e) => Err(Failure::OAuth(e)),
+    };
+    match result {
         Ok(body) => no_store(Json(body).into_response()),
         Err(failure) => {
             if let Failure::OAuth(e) = &failure {
@@ -190,6 +191,25 @@ pub async fn token(
             token_error(failure)
         }
     }
+}
+
+/// The one `Authorization` header of a token request, if sent. A header that cannot be read, or a second one,
+/// is refused rather than skipped: skipping it would authenticate the client by the body alone.
+fn authorization_header(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(OAuthError::new(
+            latchkey_core::error::ErrorCode::InvalidRequest,
+            "The request has more than one Authorization header",
+        ));
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| OAuthError::invalid_client())
 }
 
 /// The access token from the query (`access_token`), `x-amz-access-token`, or (if `bearer`) `Authorization:

@@ -9,7 +9,7 @@ pub mod session;
 
 use crate::app::AppState;
 use axum::body::Body;
-use axum::extract::{MatchedPath, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, State};
 use axum::http::{header, HeaderValue, Request, Response};
 use axum::middleware::{self, Next};
 use axum::routing::{get, post};
@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -55,7 +54,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             session::ensure_browser_cookie,
         ));
-    let api = Router::new()
+    let token_api = Router::new()
         .route("/auth/o2/token", post(handlers::token))
         .route("/oauth2/token", post(handlers::token))
         .route("/auth/o2/create/codepair", post(handlers::codepair))
@@ -63,12 +62,16 @@ pub fn router(state: AppState) -> Router {
             "/oauth2/device_authorization",
             post(handlers::device_authorization),
         )
+        .method_not_allowed_fallback(|| async { error::method_not_allowed("POST") });
+    let api = Router::new()
         .route("/auth/o2/tokeninfo", get(handlers::tokeninfo))
         .route("/user/profile", get(handlers::profile))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
-        .route("/static/latchkey.css", get(handlers::stylesheet));
+        .route("/static/latchkey.css", get(handlers::stylesheet))
+        .method_not_allowed_fallback(|| async { error::method_not_allowed("GET, HEAD") })
+        .merge(token_api);
     let inner = pages
         .merge(api)
         .fallback(handlers::not_found)
@@ -90,7 +93,9 @@ pub fn router(state: AppState) -> Router {
                     state.clone(),
                     security_headers,
                 ))
-                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
+                // Enforced where bodies are read, so that each endpoint family answers in its own shape
+                // (token JSON, page) instead of a bare plain-text 413.
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .with_state(state);
     // SPEC 2: the `o2` segment of LWA paths matches case-insensitively (`/auth/O2/token`).

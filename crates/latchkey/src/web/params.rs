@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use latchkey_core::error::OAuthError;
 use latchkey_core::params::Params;
 
@@ -73,10 +73,15 @@ impl<S: Send + Sync> FromRequest<S> for BodyParams {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let description = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "The request body is too large"
+            } else {
+                "The request body could not be read"
+            };
             token_error(Failure::OAuth(OAuthError::new(
                 latchkey_core::error::ErrorCode::InvalidRequest,
-                "The request body could not be read (too large?)",
+                description,
             )))
         })?;
         parse_body(content_type.as_deref(), &bytes)

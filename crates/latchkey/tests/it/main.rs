@@ -2,5 +2,6 @@
 //! HTTP to a real server on a real socket with real clients.
 
 mod device;
+mod errors;
 mod smoke;
 mod support;
