@@ -2,7 +2,7 @@
 //! poll at its interval for a while, as N televisions would, then approves them all through the real `/code`
 //! pages and collects every device's tokens. Reports errors (any answer a polite device should not get), poll
 //! latency percentiles and the server's CPU use. Run it with `bench/device-poll.sh`, which starts the server.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
