@@ -1121,6 +1121,16 @@ async fn purge_deletes_only_expired_things() {
         let old = grant("fam-old", &fx.client, &fx.user, NOW, "old");
         s.insert_grant(&old.grant).await.unwrap();
         s.hit_rate_limit("old-bucket", 60, NOW).await.unwrap();
+        let other = new_client("Other", NOW);
+        s.create_client(&other).await.unwrap();
+        let revoked_long_ago = grant("fam-revoked", &other, &fx.user, NOW, "revoked");
+        s.insert_grant(&revoked_long_ago.grant).await.unwrap();
+        s.revoke_consent(&fx.user.id, &other.policy.client_id, NOW + 1)
+            .await
+            .unwrap();
+        let mut implicit = grant("fam-implicit", &fx.client, &fx.user, NOW, "implicit");
+        implicit.grant.refresh = None;
+        s.insert_grant(&implicit.grant).await.unwrap();
         // Live at `later`.
         s.create_session(&h("live-session"), &fx.user.id, NOW, later + 600)
             .await
@@ -1130,6 +1140,13 @@ async fn purge_deletes_only_expired_things() {
         s.insert_auth_code(&live_code).await.unwrap();
         let live = grant("fam-live", &fx.client, &fx.user, later - 10, "live");
         s.insert_grant(&live.grant).await.unwrap();
+        let third = new_client("Third", NOW);
+        s.create_client(&third).await.unwrap();
+        let revoked_lately = grant("fam-lately", &third, &fx.user, later - 10, "lately");
+        s.insert_grant(&revoked_lately.grant).await.unwrap();
+        s.revoke_consent(&fx.user.id, &third.policy.client_id, later - 5)
+            .await
+            .unwrap();
         s.hit_rate_limit("live-bucket", 300, later - 10)
             .await
             .unwrap();
@@ -1139,8 +1156,22 @@ async fn purge_deletes_only_expired_things() {
 
         let purged = s.purge_expired(later).await.unwrap();
         assert_eq!(
-            purged, 4,
-            "{e}: the old session, code, access token and rate-limit window"
+            purged,
+            9,
+            "{e}: the old session, code, rate-limit window and three access tokens; the family revoked a day \
+             ago with its refresh token; the family left without tokens"
+        );
+        assert_eq!(
+            s.find_refresh_token(&revoked_long_ago.refresh.unwrap())
+                .await
+                .unwrap(),
+            None,
+            "{e}: a family revoked long ago is deleted"
+        );
+        assert_eq!(
+            refresh_status(s, &revoked_lately.refresh.unwrap()).await,
+            refresh::Status::Revoked,
+            "{e}: a family revoked lately is kept"
         );
 
         assert!(
