@@ -101,11 +101,18 @@ impl Config {
         if self.password_hash_concurrency == 0 {
             return Err("password_hash_concurrency must be at least 1".into());
         }
-        if self.signin_limit < 1 || self.signin_window < 1 {
-            return Err("signin_limit and signin_window must be positive".into());
+        if self.signin_limit < 1 {
+            return Err("signin_limit must be positive".into());
         }
-        if self.user_code_limit < 1 || self.user_code_window < 1 {
-            return Err("user_code_limit and user_code_window must be positive".into());
+        // The purge deletes rate-limit windows that started over a day ago.
+        if !(1..=86_400).contains(&self.signin_window) {
+            return Err("signin_window must be between 1 and 86400 seconds".into());
+        }
+        if self.user_code_limit < 1 {
+            return Err("user_code_limit must be positive".into());
+        }
+        if !(1..=86_400).contains(&self.user_code_window) {
+            return Err("user_code_window must be between 1 and 86400 seconds".into());
         }
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err("log_format must be json or pretty".into());
@@ -170,5 +177,10 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+        let c = Config {
+            signin_window: 86_401,
+            ..Config::default()
+        };
+        assert!(c.validate().unwrap_err().contains("signin_window"));
     }
 }

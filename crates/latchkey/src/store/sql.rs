@@ -850,6 +850,26 @@ impl Store for SqlStore {
             ("DELETE FROM auth_codes WHERE expires_at < $1", now - 86_400),
             ("DELETE FROM sessions WHERE expires_at < $1", now),
             ("DELETE FROM access_tokens WHERE expires_at < $1", now - 60),
+            // A family revoked a day ago: nothing in it can be used again.
+            (
+                "DELETE FROM access_tokens WHERE family_id IN (SELECT id FROM token_families WHERE revoked_at < $1)",
+                now - 86_400,
+            ),
+            (
+                "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM token_families WHERE revoked_at < $1)",
+                now - 86_400,
+            ),
+            (
+                "DELETE FROM token_families WHERE revoked_at < $1",
+                now - 86_400,
+            ),
+            // A family with no tokens left (a grant without a refresh token, once its access token is gone).
+            (
+                "DELETE FROM token_families WHERE created_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = token_families.id) \
+                 AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.family_id = token_families.id)",
+                now,
+            ),
             (
                 "DELETE FROM rate_limits WHERE window_start < $1",
                 now - 86_400,

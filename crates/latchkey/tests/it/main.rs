@@ -1,7 +1,10 @@
 //! Latchkey's one integration-test binary: the store contract on both engines, and end-to-end tests that talk
 //! HTTP to a real server on a real socket with real clients.
 
+mod binary;
 mod device;
 mod errors;
+mod multinode;
 mod smoke;
+mod store;
 mod support;

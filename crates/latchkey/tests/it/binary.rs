@@ -1,0 +1,589 @@
+//! The built `latchkey` binary as an operator runs it (SPEC 5): `serve` with no configuration in an empty
+//! directory, the health and metrics endpoints, JSON log lines with request ids and no secrets, the CLI against the
+//! same data directory, and a graceful exit on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::support::*;
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, RedirectUrl,
+    Scope, TokenResponse, TokenUrl,
+};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+
+/// `latchkey <args>` in `dir`, with every `LATCHKEY_*` variable removed: no configuration at all.
+fn command(dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.current_dir(dir);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LATCHKEY_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+/// Runs a CLI command to completion, feeding `stdin`; returns (success, stdout, stderr).
+fn cli(dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = command(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Runs a CLI command that must succeed and print JSON.
+fn cli_json(dir: &Path, args: &[&str], stdin: &str) -> serde_json::Value {
+    let (ok, stdout, stderr) = cli(dir, args, stdin);
+    assert!(ok, "latchkey {args:?} failed:\n{stderr}");
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("latchkey {args:?} printed no JSON ({e}):\n{stdout}"))
+}
+
+/// A running `latchkey serve` and everything it has written so far.
+struct Server {
+    child: tokio::process::Child,
+    base: String,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn lines(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+fn collect(
+    stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    into: Arc<Mutex<Vec<String>>>,
+) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            into.lock().unwrap().push(line);
+        }
+    });
+}
+
+/// Starts `latchkey serve` in `dir`; with `listen`, sets only `LATCHKEY_LISTEN`. Waits for the "listening" log
+/// line (so that we never talk to some other program on the port), or returns the output if it exited instead.
+async fn serve(dir: &Path, listen: Option<SocketAddr>) -> Result<Server, Vec<String>> {
+    let mut cmd = tokio::process::Command::from(command(dir));
+    cmd.arg("serve")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(addr) = listen {
+        cmd.env("LATCHKEY_LISTEN", addr.to_string());
+    }
+    let mut child = cmd.spawn().unwrap();
+    let output = Arc::new(Mutex::new(Vec::new()));
+    collect(child.stdout.take().unwrap(), output.clone());
+    collect(child.stderr.take().unwrap(), output.clone());
+    for _ in 0..600 {
+        let listening = output
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["message"] == "latchkey is listening");
+        if let Some(line) = listening {
+            let addr = line["listen"].as_str().unwrap().to_owned();
+            return Ok(Server {
+                child,
+                base: format!("http://{addr}"),
+                output,
+            });
+        }
+        if child.try_wait().unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Err(output.lock().unwrap().clone());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "latchkey serve did not start in 30 s:\n{}",
+        output.lock().unwrap().join("\n")
+    );
+}
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `latchkey serve` with no configuration at all if the default address 127.0.0.1:8080 is free; otherwise (another
+/// program has it) with only `LATCHKEY_LISTEN` set.
+async fn serve_unconfigured(dir: &Path) -> Server {
+    let default: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    if std::net::TcpListener::bind(default).is_ok() {
+        match serve(dir, None).await {
+            Ok(server) => {
+                assert_eq!(server.base, "http://127.0.0.1:8080");
+                return server;
+            }
+            Err(output) => {
+                let text = output.join("\n");
+                assert!(
+                    text.contains("cannot listen"),
+                    "latchkey serve failed:\n{text}"
+                );
+                eprintln!("127.0.0.1:8080 was taken meanwhile; using LATCHKEY_LISTEN");
+            }
+        }
+    }
+    serve(dir, Some(free_port()))
+        .await
+        .unwrap_or_else(|out| panic!("latchkey serve failed:\n{}", out.join("\n")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_no_configuration_logs_json_without_secrets_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve_unconfigured(dir.path()).await;
+    let base = server.base.clone();
+    let http = http_client();
+
+    // Health, readiness, metrics.
+    let res = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "ready");
+
+    // The embedded database lives in ./latchkey-data of the working directory.
+    let db_file = dir.path().join("latchkey-data").join("latchkey.db");
+    assert!(db_file.is_file(), "{} was not created", db_file.display());
+
+    // The CLI works on the same data directory while the server runs.
+    let password = "a long and secret password 42";
+    let user = cli_json(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--email",
+            "Ada@Example.com",
+            "--name",
+            "Ada Lovelace",
+            "--password-stdin",
+            "--json",
+        ],
+        &format!("{password}\n"),
+    );
+    assert_eq!(user["email"], "ada@example.com");
+    assert!(
+        user.get("password").is_none(),
+        "a password read from stdin is not echoed: {user}"
+    );
+    let app = cli_json(
+        dir.path(),
+        &[
+            "client",
+            "add",
+            "--name",
+            "Shop",
+            "--privacy-url",
+            "https://shop.example/privacy",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--json",
+        ],
+        "",
+    );
+    let client_id = app["client_id"].as_str().unwrap().to_owned();
+    let client_secret = app["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(client_secret.len(), 64);
+
+    // A whole login against the binary: sign in, allow, exchange the code with the secret, refresh, read.
+    let oauth = BasicClient::new(ClientId::new(client_id.clone()))
+        .set_client_secret(ClientSecret::new(client_secret.clone()))
+        .set_auth_uri(AuthUrl::new(format!("{base}/ap/oa")).unwrap())
+        .set_token_uri(TokenUrl::new(format!("{base}/auth/o2/token")).unwrap())
+        .set_redirect_uri(RedirectUrl::new("http://127.0.0.1/callback".into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = oauth
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let browser = Browser::new(&base);
+    let signin = browser.open(url.as_str()).await;
+    let consent = browser
+        .sign_in_on(signin, "ada@example.com", password)
+        .await;
+    let back = browser.consent_on(consent, true, &[]).await.left_to();
+    let code = Step::param(&back, "code").unwrap();
+    let token = oauth
+        .exchange_code(AuthorizationCode::new(code.clone()))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let refresh = token.refresh_token().unwrap().secret().clone();
+    let refreshed = oauth
+        .exchange_refresh_token(token.refresh_token().unwrap())
+        .request_async(&http)
+        .await
+        .unwrap();
+    let access = refreshed.access_token().secret().clone();
+    let new_refresh = refreshed.refresh_token().unwrap().secret().clone();
+    let res = http
+        .get(format!("{base}/auth/o2/tokeninfo"))
+        .query(&[("access_token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let info: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(info["aud"], client_id.as_str());
+
+    // A bad request gets the standard JSON error, and its request id back.
+    let res = http
+        .post(format!("{base}/auth/o2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", client_id.as_str()),
+            ("client_secret", "not-the-secret"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let failed_request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    assert!(body["error_description"].is_string(), "{body}");
+    let res = http
+        .post(format!("{base}/auth/o2/token"))
+        .form(&[("grant_type", "password"), ("username", "ada@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "unsupported_grant_type");
+
+    // Metrics in the Prometheus text format, counting what just happened.
+    let res = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text")
+            || content_type.starts_with("text/plain"),
+        "{content_type}"
+    );
+    let metrics = res.text().await.unwrap();
+    assert!(
+        metrics.contains("# TYPE latchkey_http_requests counter"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"latchkey_tokens_issued_total{grant="authorization_code"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"latchkey_tokens_issued_total{grant="refresh_token"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
+
+    // SIGTERM: a graceful exit with status 0.
+    let pid = server.child.id().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), server.child.wait())
+        .await
+        .expect("latchkey exits within 20 s of SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Every line of output is a JSON object; requests carry their ids; nothing secret appears anywhere.
+    let lines = server.lines();
+    assert!(!lines.is_empty());
+    let records: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {l}"))
+        })
+        .collect();
+    assert!(records
+        .iter()
+        .all(|r| r.is_object() && r["level"].is_string()));
+    let responses: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["message"] == "response")
+        .collect();
+    assert!(responses.len() >= 10, "{lines:#?}");
+    for r in &responses {
+        let id = r["span"]["request_id"].as_str().unwrap_or_default();
+        assert!(
+            id.len() >= 32,
+            "a response logged without a request id: {r}"
+        );
+    }
+    assert!(
+        responses
+            .iter()
+            .any(|r| r["span"]["request_id"] == failed_request_id.as_str() && r["status"] == 401),
+        "the failed request is logged with the id it was answered with"
+    );
+    assert!(
+        records.iter().any(|r| r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("shutting down"))),
+        "the shutdown is logged"
+    );
+    let all = lines.join("\n");
+    for (what, secret) in [
+        ("password", password),
+        ("client secret", client_secret.as_str()),
+        ("authorization code", code.as_str()),
+        ("access token", token.access_token().secret().as_str()),
+        ("refresh token", refresh.as_str()),
+        ("rotated access token", access.as_str()),
+        ("rotated refresh token", new_refresh.as_str()),
+        ("wrong secret", "not-the-secret"),
+    ] {
+        assert!(
+            !all.contains(secret),
+            "the {what} appears in the logs:\n{all}"
+        );
+    }
+}
+
+#[test]
+fn the_cli_adds_and_lists_users_and_clients_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    let added = cli_json(
+        d,
+        &[
+            "client",
+            "add",
+            "--name",
+            "Shop",
+            "--privacy-url",
+            "https://shop.example/privacy",
+            "--redirect-uri",
+            "https://shop.example/cb",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--origin",
+            "https://shop.example",
+            "--json",
+        ],
+        "",
+    );
+    let client_id = added["client_id"].as_str().unwrap();
+    assert!(
+        client_id.starts_with("lk1.application-oa2-client."),
+        "{added}"
+    );
+    assert!(added["app_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("lk1.application."));
+    assert_eq!(added["confidential"], true);
+    assert_eq!(added["client_secret"].as_str().unwrap().len(), 64);
+    let public = cli_json(
+        d,
+        &[
+            "client",
+            "add",
+            "--name",
+            "Phone app",
+            "--privacy-url",
+            "https://shop.example/privacy",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--public",
+            "--json",
+        ],
+        "",
+    );
+    assert_eq!(public["confidential"], false);
+    assert!(public["client_secret"].is_null(), "{public}");
+
+    let listed = cli_json(d, &["client", "list", "--json"], "");
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let shop = listed
+        .iter()
+        .find(|c| c["client_id"] == client_id)
+        .expect("the new app is listed");
+    assert_eq!(shop["name"], "Shop");
+    assert_eq!(
+        shop["redirect_uris"],
+        serde_json::json!(["https://shop.example/cb", "http://127.0.0.1/callback"])
+    );
+    assert_eq!(
+        shop["allowed_origins"],
+        serde_json::json!(["https://shop.example"])
+    );
+    assert!(
+        listed.iter().all(|c| c.get("client_secret").is_none()),
+        "a listing never shows a secret"
+    );
+    let shown = cli_json(d, &["client", "show", client_id, "--json"], "");
+    assert_eq!(&shown, shop);
+
+    // An invalid app is refused with the reason, and nothing is stored.
+    let (ok, _, stderr) = cli(
+        d,
+        &[
+            "client",
+            "add",
+            "--name",
+            "Bad",
+            "--privacy-url",
+            "https://shop.example/privacy",
+            "--redirect-uri",
+            "http://shop.example/cb",
+            "--json",
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(stderr.contains("not created"), "{stderr}");
+    assert_eq!(
+        cli_json(d, &["client", "list", "--json"], "")
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Users: one with a password from stdin, one with a generated password shown once.
+    let ada = cli_json(
+        d,
+        &[
+            "user",
+            "add",
+            "--email",
+            "ada@example.com",
+            "--name",
+            "Ada Lovelace",
+            "--postal-code",
+            "12345",
+            "--password-stdin",
+            "--json",
+        ],
+        "a long and secret password 42\n",
+    );
+    assert_eq!(ada["email"], "ada@example.com");
+    assert!(ada.get("password").is_none());
+    let bob = cli_json(
+        d,
+        &[
+            "user",
+            "add",
+            "--email",
+            "bob@example.com",
+            "--name",
+            "Bob",
+            "--json",
+        ],
+        "",
+    );
+    assert!(
+        bob["password"].as_str().is_some_and(|p| p.len() >= 20),
+        "{bob}"
+    );
+    let (ok, _, stderr) = cli(
+        d,
+        &[
+            "user",
+            "add",
+            "--email",
+            "ADA@example.com",
+            "--name",
+            "Ada again",
+            "--json",
+        ],
+        "",
+    );
+    assert!(!ok, "a second account with the same email (any case)");
+    assert!(stderr.contains("already exists"), "{stderr}");
+
+    let users = cli_json(d, &["user", "list", "--json"], "");
+    let users = users.as_array().unwrap();
+    let emails: Vec<&str> = users.iter().map(|u| u["email"].as_str().unwrap()).collect();
+    assert_eq!(emails.len(), 2, "{users:?}");
+    assert!(emails.contains(&"ada@example.com") && emails.contains(&"bob@example.com"));
+    let ada = users
+        .iter()
+        .find(|u| u["email"] == "ada@example.com")
+        .unwrap();
+    assert_eq!(ada["name"], "Ada Lovelace");
+    assert_eq!(ada["postal_code"], "12345");
+    assert_eq!(ada["disabled"], false);
+    assert!(
+        users
+            .iter()
+            .all(|u| u.get("password").is_none() && u.get("password_hash").is_none()),
+        "{users:?}"
+    );
+
+    // Disable, then the listing says so.
+    let disabled = cli_json(
+        d,
+        &["user", "disable", "--email", "Bob@Example.com", "--json"],
+        "",
+    );
+    assert_eq!(
+        disabled,
+        serde_json::json!({"email": "bob@example.com", "disabled": true})
+    );
+    let users = cli_json(d, &["user", "list", "--json"], "");
+    let bob = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "bob@example.com")
+        .unwrap()
+        .clone();
+    assert_eq!(bob["disabled"], true);
+
+    // Removing an app removes it from the listing.
+    let removed = cli_json(d, &["client", "rm", client_id, "--json"], "");
+    assert_eq!(removed["deleted"], true);
+    let listed = cli_json(d, &["client", "list", "--json"], "");
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let (ok, _, stderr) = cli(d, &["client", "show", client_id], "");
+    assert!(!ok);
+    assert!(stderr.contains("no app"), "{stderr}");
+}

@@ -1,0 +1,1261 @@
+//! The `Store` contract, run against both engines: SQLite always, PostgreSQL when it is running (always under
+//! `CI=true`). Each test opens a fresh database with `SqlStore::connect` + `migrate` and checks what the trait's
+//! documentation promises, including the one-time and rotating operations under parallel callers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::support::*;
+use latchkey::flows::registration;
+use latchkey::store::*;
+use latchkey_core::pkce::{Challenge, Method};
+use latchkey_core::refresh;
+use latchkey_core::secret::{Digest, KeyedHasher, Kind};
+use latchkey_core::Timestamp;
+use std::sync::Arc;
+
+/// A fixed "now" so that every expiry in these tests is exact.
+const NOW: Timestamp = 1_700_000_000;
+const TTL: i64 = 3600;
+
+/// A distinct 32-byte hash for a label (the store only ever sees hashes).
+fn h(label: &str) -> Digest {
+    KeyedHasher::new(&[7u8; 32]).token(Kind::AccessToken, label)
+}
+
+async fn open(db: &TestDb) -> Arc<SqlStore> {
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    Arc::new(store)
+}
+
+fn new_user(email: &str) -> User {
+    User {
+        id: latchkey_core::ids::new_internal_id(&mut rand::thread_rng()),
+        email: email.to_owned(),
+        name: format!("Name of {email}"),
+        postal_code: Some("12345".into()),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        disabled: false,
+        created_at: NOW,
+    }
+}
+
+fn new_client(name: &str, created_at: Timestamp) -> Client {
+    let input = registration::AppInput {
+        name: name.into(),
+        ..default_app_input()
+    };
+    let (client, _) = registration::new_app(
+        &input,
+        &KeyedHasher::new(&[1u8; 32]),
+        &mut rand::thread_rng(),
+        created_at,
+    )
+    .unwrap();
+    client
+}
+
+/// The hashes of a grant's tokens, to look them up again.
+struct Minted {
+    grant: NewGrant,
+    access: Digest,
+    refresh: Option<Digest>,
+}
+
+/// A customer grant in `family` for `user` at `client`, issued at `at`, with tokens named after `label`.
+fn grant(family: &str, client: &Client, user: &User, at: Timestamp, label: &str) -> Minted {
+    let access = h(&format!("{label}/access"));
+    let refresh = h(&format!("{label}/refresh"));
+    Minted {
+        grant: NewGrant {
+            family_id: family.to_owned(),
+            access: NewAccessToken {
+                token_hash: access,
+                client_id: client.policy.client_id.clone(),
+                app_id: client.app_id.clone(),
+                user_id: Some(user.id.clone()),
+                subject: Some(format!("lk1.account.SUBJECT{}", user.id.len())),
+                scopes: "profile".into(),
+                issued_at: at,
+                expires_at: at + TTL,
+            },
+            refresh: Some(NewRefresh {
+                token_hash: refresh,
+                scopes: "postal_code profile".into(),
+            }),
+            auth_time: at - 5,
+        },
+        access,
+        refresh: Some(refresh),
+    }
+}
+
+fn code_for(label: &str, client: &Client, user: &User, at: Timestamp) -> NewAuthCode {
+    NewAuthCode {
+        code_hash: h(label),
+        client_id: client.policy.client_id.clone(),
+        user_id: user.id.clone(),
+        subject: "lk1.account.ABCDEFGHIJKLMNOPQRSTUVWXYZ".into(),
+        scopes: "postal_code profile".into(),
+        redirect_uri: "http://127.0.0.1/callback".into(),
+        redirect_uri_sent: true,
+        challenge: Some(Challenge {
+            challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+            method: Method::S256,
+        }),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        auth_time: at - 30,
+        created_at: at,
+        expires_at: at + 300,
+    }
+}
+
+/// A database with one customer and one app in it.
+struct Fx {
+    engine: &'static str,
+    store: Arc<SqlStore>,
+    user: User,
+    client: Client,
+    _db: TestDb,
+}
+
+async fn fixtures() -> Vec<Fx> {
+    let mut out = Vec::new();
+    for (engine, db) in each_db().await {
+        let store = open(&db).await;
+        let user = new_user("ada@example.com");
+        assert_eq!(store.create_user(&user).await.unwrap(), Created::Created);
+        let client = new_client("Shop", NOW);
+        assert_eq!(
+            store.create_client(&client).await.unwrap(),
+            Created::Created
+        );
+        out.push(Fx {
+            engine,
+            store,
+            user,
+            client,
+            _db: db,
+        });
+    }
+    out
+}
+
+async fn access_live(store: &SqlStore, hash: &Digest, now: Timestamp) -> bool {
+    store.find_access_token(hash, now).await.unwrap().is_some()
+}
+
+async fn refresh_status(store: &SqlStore, hash: &Digest) -> refresh::Status {
+    store
+        .find_refresh_token(hash)
+        .await
+        .unwrap()
+        .expect("refresh token stored")
+        .status
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Server secrets and health
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_secret_keeps_the_first_value_for_every_caller() {
+    for (engine, db) in each_db().await {
+        let store = open(&db).await;
+        store.ping().await.unwrap();
+        let first = store.server_secret("k", b"first").await.unwrap();
+        assert_eq!(first, b"first", "{engine}");
+        let again = store.server_secret("k", b"second").await.unwrap();
+        assert_eq!(
+            again, b"first",
+            "{engine}: a later candidate must not replace it"
+        );
+        let other = store.server_secret("other", b"x").await.unwrap();
+        assert_eq!(other, b"x", "{engine}: names are independent");
+
+        // A second node (its own pool) racing for a new secret: everyone gets the same one value.
+        let node_b = open(&db).await;
+        let mut tasks = Vec::new();
+        for i in 0..8u8 {
+            let s = if i % 2 == 0 {
+                store.clone()
+            } else {
+                node_b.clone()
+            };
+            tasks.push(tokio::spawn(async move {
+                s.server_secret("raced", &[i; 32]).await.unwrap()
+            }));
+        }
+        let mut values = Vec::new();
+        for t in tasks {
+            values.push(t.await.unwrap());
+        }
+        assert!(
+            values.iter().all(|v| v == &values[0]),
+            "{engine}: nodes disagree on a server secret: {values:?}"
+        );
+        assert_eq!(values[0].len(), 32, "{engine}");
+        assert_eq!(
+            node_b.server_secret("k", b"third").await.unwrap(),
+            b"first",
+            "{engine}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Users
+
+#[tokio::test]
+async fn users_are_created_once_found_and_listed() {
+    for (engine, db) in each_db().await {
+        let store = open(&db).await;
+        let ada = new_user("ada@example.com");
+        let mut bob = new_user("bob@example.com");
+        bob.postal_code = None;
+        bob.created_at = NOW + 1;
+        assert_eq!(store.create_user(&bob).await.unwrap(), Created::Created);
+        assert_eq!(store.create_user(&ada).await.unwrap(), Created::Created);
+
+        let mut same_email = new_user("ada@example.com");
+        same_email.name = "Impostor".into();
+        assert_eq!(
+            store.create_user(&same_email).await.unwrap(),
+            Created::AlreadyExists,
+            "{engine}: duplicate email"
+        );
+        let mut same_id = new_user("carol@example.com");
+        same_id.id = ada.id.clone();
+        assert_eq!(
+            store.create_user(&same_id).await.unwrap(),
+            Created::AlreadyExists,
+            "{engine}: duplicate id"
+        );
+
+        assert_eq!(
+            store.find_user(&ada.id).await.unwrap().as_ref(),
+            Some(&ada),
+            "{engine}"
+        );
+        assert_eq!(
+            store.find_user_by_email("ada@example.com").await.unwrap(),
+            Some(ada.clone()),
+            "{engine}: the first account keeps the email"
+        );
+        assert_eq!(
+            store.find_user_by_email("bob@example.com").await.unwrap(),
+            Some(bob.clone()),
+            "{engine}: postal code None round-trips"
+        );
+        assert_eq!(store.find_user("nobody").await.unwrap(), None, "{engine}");
+        assert_eq!(
+            store.find_user_by_email("carol@example.com").await.unwrap(),
+            None,
+            "{engine}: the rejected duplicate was not stored"
+        );
+        // Oldest first.
+        assert_eq!(
+            store.list_users().await.unwrap(),
+            vec![ada, bob],
+            "{engine}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn disabling_a_user_ends_sessions_and_revokes_tokens() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let other = new_user("bob@example.com");
+        s.create_user(&other).await.unwrap();
+        s.create_session(&h("ada-session"), &fx.user.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        s.create_session(&h("bob-session"), &other.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        let ada = grant("fam-ada", &fx.client, &fx.user, NOW, "ada");
+        let bob = grant("fam-bob", &fx.client, &other, NOW, "bob");
+        s.insert_grant(&ada.grant).await.unwrap();
+        s.insert_grant(&bob.grant).await.unwrap();
+
+        assert!(
+            !s.set_user_disabled("nobody@example.com", true, NOW)
+                .await
+                .unwrap(),
+            "{e}: unknown email"
+        );
+        assert!(s
+            .set_user_disabled("ada@example.com", true, NOW + 1)
+            .await
+            .unwrap());
+        assert!(s.find_user(&fx.user.id).await.unwrap().unwrap().disabled);
+        assert!(
+            s.find_session(&h("ada-session"), NOW + 2)
+                .await
+                .unwrap()
+                .is_none(),
+            "{e}"
+        );
+        assert!(!access_live(s, &ada.access, NOW + 2).await, "{e}");
+        assert_eq!(
+            refresh_status(s, &ada.refresh.unwrap()).await,
+            refresh::Status::Revoked,
+            "{e}"
+        );
+
+        // Enabling again does not bring back what disabling ended.
+        assert!(s
+            .set_user_disabled("ada@example.com", false, NOW + 3)
+            .await
+            .unwrap());
+        assert!(!s.find_user(&fx.user.id).await.unwrap().unwrap().disabled);
+        assert!(
+            s.find_session(&h("ada-session"), NOW + 4)
+                .await
+                .unwrap()
+                .is_none(),
+            "{e}: the session must be deleted, not hidden"
+        );
+        assert!(!access_live(s, &ada.access, NOW + 4).await, "{e}");
+        let rotated = grant("fam-ada", &fx.client, &fx.user, NOW + 4, "ada2");
+        assert_eq!(
+            s.rotate_refresh_token(&ada.refresh.unwrap(), &rotated.grant, NOW + 4, 10)
+                .await
+                .unwrap(),
+            Rotation::Refused,
+            "{e}: a revoked refresh token does not rotate"
+        );
+
+        // The other customer is untouched.
+        assert!(
+            s.find_session(&h("bob-session"), NOW + 4)
+                .await
+                .unwrap()
+                .is_some(),
+            "{e}"
+        );
+        assert!(access_live(s, &bob.access, NOW + 4).await, "{e}");
+        assert_eq!(
+            refresh_status(s, &bob.refresh.unwrap()).await,
+            refresh::Status::Active,
+            "{e}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Clients
+
+#[tokio::test]
+async fn clients_are_created_once_found_and_listed() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let mut second = new_client("Second", NOW + 10);
+        second.logo_url = Some("https://shop.example/logo.png".into());
+        second.policy.confidential = false;
+        second.policy.allow_implicit = true;
+        second.policy.allow_device = true;
+        second.policy.redirect_uris =
+            vec!["https://a.example/cb".into(), "https://b.example/cb".into()];
+        second.secret_hash = None;
+        assert_eq!(s.create_client(&second).await.unwrap(), Created::Created);
+
+        let mut dup = new_client("Duplicate", NOW);
+        dup.policy.client_id = fx.client.policy.client_id.clone();
+        assert_eq!(
+            s.create_client(&dup).await.unwrap(),
+            Created::AlreadyExists,
+            "{e}"
+        );
+        assert_eq!(
+            s.find_client(&fx.client.policy.client_id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&fx.client),
+            "{e}: the original is kept and every field round-trips"
+        );
+        assert_eq!(
+            s.find_client(&second.policy.client_id).await.unwrap(),
+            Some(second.clone()),
+            "{e}"
+        );
+        assert_eq!(s.find_client("lk1.nothing").await.unwrap(), None);
+        assert_eq!(
+            s.list_clients().await.unwrap(),
+            vec![fx.client.clone(), second],
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_new_client_secret_can_keep_the_previous_one_for_a_while() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let id = &fx.client.policy.client_id;
+        let original = fx.client.secret_hash.unwrap();
+        assert!(!s
+            .set_client_secret("lk1.nothing", &h("x"), None)
+            .await
+            .unwrap());
+
+        assert!(s
+            .set_client_secret(id, &h("second"), Some(NOW + 600))
+            .await
+            .unwrap());
+        let c = s.find_client(id).await.unwrap().unwrap();
+        assert_eq!(c.secret_hash, Some(h("second")), "{e}");
+        assert_eq!(c.prev_secret_hash, Some(original), "{e}");
+        assert_eq!(c.prev_secret_expires_at, Some(NOW + 600), "{e}");
+
+        assert!(s
+            .set_client_secret(id, &h("third"), Some(NOW + 900))
+            .await
+            .unwrap());
+        let c = s.find_client(id).await.unwrap().unwrap();
+        assert_eq!(c.secret_hash, Some(h("third")), "{e}");
+        assert_eq!(c.prev_secret_hash, Some(h("second")), "{e}");
+        assert_eq!(c.prev_secret_expires_at, Some(NOW + 900), "{e}");
+
+        // Without a grace period the previous secret is gone at once.
+        assert!(s.set_client_secret(id, &h("fourth"), None).await.unwrap());
+        let c = s.find_client(id).await.unwrap().unwrap();
+        assert_eq!(c.secret_hash, Some(h("fourth")), "{e}");
+        assert_eq!(c.prev_secret_hash, None, "{e}");
+        assert_eq!(c.prev_secret_expires_at, None, "{e}");
+        // Nothing else about the app changed.
+        assert_eq!(c.name, fx.client.name);
+        assert_eq!(c.policy, fx.client.policy);
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_client_removes_consents_and_revokes_tokens_and_codes() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let other = new_client("Other", NOW);
+        s.create_client(&other).await.unwrap();
+        let id = &fx.client.policy.client_id;
+        s.save_consent(&fx.user.id, id, "profile", NOW)
+            .await
+            .unwrap();
+        s.save_consent(&fx.user.id, &other.policy.client_id, "profile", NOW)
+            .await
+            .unwrap();
+        let doomed = grant("fam-doomed", &fx.client, &fx.user, NOW, "doomed");
+        let kept = grant("fam-kept", &other, &fx.user, NOW, "kept");
+        s.insert_grant(&doomed.grant).await.unwrap();
+        s.insert_grant(&kept.grant).await.unwrap();
+        let cc = NewAccessToken {
+            token_hash: h("cc"),
+            user_id: None,
+            subject: None,
+            ..doomed.grant.access.clone()
+        };
+        s.insert_access_token(&cc).await.unwrap();
+        s.insert_auth_code(&code_for("doomed-code", &fx.client, &fx.user, NOW))
+            .await
+            .unwrap();
+
+        assert!(!s.delete_client("lk1.nothing", NOW).await.unwrap(), "{e}");
+        assert!(s.delete_client(id, NOW + 1).await.unwrap(), "{e}");
+        assert!(!s.delete_client(id, NOW + 2).await.unwrap(), "{e}: twice");
+        assert_eq!(s.find_client(id).await.unwrap(), None, "{e}");
+        assert_eq!(s.find_consent(&fx.user.id, id).await.unwrap(), None, "{e}");
+        let left: Vec<String> = s
+            .list_consents(&fx.user.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.client_id)
+            .collect();
+        assert_eq!(left, vec![other.policy.client_id.clone()], "{e}");
+        assert!(!access_live(s, &doomed.access, NOW + 2).await, "{e}");
+        assert!(
+            !access_live(s, &h("cc"), NOW + 2).await,
+            "{e}: client credentials token"
+        );
+        assert_eq!(
+            refresh_status(s, &doomed.refresh.unwrap()).await,
+            refresh::Status::Revoked,
+            "{e}"
+        );
+        assert!(
+            s.find_auth_code(&h("doomed-code"))
+                .await
+                .unwrap()
+                .unwrap()
+                .used,
+            "{e}: an outstanding code can no longer be redeemed"
+        );
+        let late = grant("fam-late", &fx.client, &fx.user, NOW + 2, "late");
+        assert_eq!(
+            s.redeem_auth_code(&h("doomed-code"), &late.grant, NOW + 2)
+                .await
+                .unwrap(),
+            Redeemed::AlreadyUsed,
+            "{e}"
+        );
+        assert!(!access_live(s, &late.access, NOW + 2).await, "{e}");
+        // The other app keeps its tokens.
+        assert!(access_live(s, &kept.access, NOW + 2).await, "{e}");
+        assert_eq!(
+            refresh_status(s, &kept.refresh.unwrap()).await,
+            refresh::Status::Active,
+            "{e}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Sessions
+
+#[tokio::test]
+async fn sessions_live_until_they_expire_or_are_deleted() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        s.create_session(&h("s1"), &fx.user.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        s.create_session(&h("s2"), &fx.user.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        let found = s.find_session(&h("s1"), NOW + 599).await.unwrap();
+        assert_eq!(
+            found,
+            Some(Session {
+                user: fx.user.clone(),
+                auth_time: NOW,
+                expires_at: NOW + 600,
+            }),
+            "{e}"
+        );
+        assert_eq!(
+            s.find_session(&h("s1"), NOW + 600).await.unwrap(),
+            None,
+            "{e}: expired at expires_at"
+        );
+        assert_eq!(s.find_session(&h("unknown"), NOW).await.unwrap(), None);
+        s.delete_session(&h("s1")).await.unwrap();
+        assert_eq!(s.find_session(&h("s1"), NOW).await.unwrap(), None, "{e}");
+        assert!(
+            s.find_session(&h("s2"), NOW).await.unwrap().is_some(),
+            "{e}: deleting one session leaves the others"
+        );
+        // A disabled account has no live session, even before purging.
+        let bob = new_user("bob@example.com");
+        s.create_user(&bob).await.unwrap();
+        s.create_session(&h("bob"), &bob.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        let mut disabled = new_user("carol@example.com");
+        disabled.disabled = true;
+        s.create_user(&disabled).await.unwrap();
+        s.create_session(&h("carol"), &disabled.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        assert!(s.find_session(&h("bob"), NOW).await.unwrap().is_some());
+        assert_eq!(s.find_session(&h("carol"), NOW).await.unwrap(), None, "{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Consents
+
+#[tokio::test]
+async fn consents_are_saved_updated_listed_and_revoked_with_their_tokens() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let id = &fx.client.policy.client_id;
+        let other = new_client("Other", NOW);
+        s.create_client(&other).await.unwrap();
+        let bob = new_user("bob@example.com");
+        s.create_user(&bob).await.unwrap();
+
+        assert_eq!(s.find_consent(&fx.user.id, id).await.unwrap(), None);
+        s.save_consent(&fx.user.id, id, "profile", NOW)
+            .await
+            .unwrap();
+        s.save_consent(&fx.user.id, id, "postal_code profile", NOW + 50)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.find_consent(&fx.user.id, id).await.unwrap(),
+            Some(Consent {
+                client_id: id.clone(),
+                scopes: "postal_code profile".into(),
+                created_at: NOW,
+                updated_at: NOW + 50,
+            }),
+            "{e}: saving again updates scopes and updated_at, keeps created_at"
+        );
+        s.save_consent(&fx.user.id, &other.policy.client_id, "profile", NOW + 10)
+            .await
+            .unwrap();
+        s.save_consent(&bob.id, id, "profile", NOW).await.unwrap();
+        let mine: Vec<(String, String)> = s
+            .list_consents(&fx.user.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.client_id, c.scopes))
+            .collect();
+        assert_eq!(
+            mine,
+            vec![
+                (id.clone(), "postal_code profile".into()),
+                (other.policy.client_id.clone(), "profile".into()),
+            ],
+            "{e}: only this customer's consents, oldest first"
+        );
+
+        let revoked = grant("fam-1", &fx.client, &fx.user, NOW, "ada-shop");
+        let rotated = grant("fam-1", &fx.client, &fx.user, NOW + 1, "ada-shop-2");
+        let other_app = grant("fam-2", &other, &fx.user, NOW, "ada-other");
+        let other_user = grant("fam-3", &fx.client, &bob, NOW, "bob-shop");
+        for g in [&revoked, &other_app, &other_user] {
+            s.insert_grant(&g.grant).await.unwrap();
+        }
+        assert_eq!(
+            s.rotate_refresh_token(&revoked.refresh.unwrap(), &rotated.grant, NOW + 1, 10)
+                .await
+                .unwrap(),
+            Rotation::Rotated
+        );
+
+        s.revoke_consent(&fx.user.id, id, NOW + 2).await.unwrap();
+        assert_eq!(s.find_consent(&fx.user.id, id).await.unwrap(), None, "{e}");
+        for gone in [&revoked, &rotated] {
+            assert!(!access_live(s, &gone.access, NOW + 3).await, "{e}");
+        }
+        assert_eq!(
+            refresh_status(s, &rotated.refresh.unwrap()).await,
+            refresh::Status::Revoked,
+            "{e}: the current refresh token of the family"
+        );
+        for kept in [&other_app, &other_user] {
+            assert!(access_live(s, &kept.access, NOW + 3).await, "{e}");
+            assert_eq!(
+                refresh_status(s, &kept.refresh.unwrap()).await,
+                refresh::Status::Active,
+                "{e}"
+            );
+        }
+        assert!(s
+            .find_consent(&fx.user.id, &other.policy.client_id)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(s.find_consent(&bob.id, id).await.unwrap().is_some());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Authorization codes
+
+#[tokio::test]
+async fn an_auth_code_round_trips_and_redeems_once() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let code = code_for("code-1", &fx.client, &fx.user, NOW);
+        s.insert_auth_code(&code).await.unwrap();
+        let mut plain = code_for("code-plain", &fx.client, &fx.user, NOW);
+        plain.challenge = None;
+        plain.nonce = None;
+        plain.redirect_uri_sent = false;
+        s.insert_auth_code(&plain).await.unwrap();
+
+        assert_eq!(
+            s.find_auth_code(&h("code-1")).await.unwrap(),
+            Some(StoredCode {
+                issued: latchkey_core::code::IssuedCode {
+                    client_id: code.client_id.clone(),
+                    redirect_uri: code.redirect_uri.clone(),
+                    redirect_uri_sent: true,
+                    challenge: code.challenge.clone(),
+                    expires_at: NOW + 300,
+                },
+                user_id: fx.user.id.clone(),
+                subject: code.subject.clone(),
+                scopes: code.scopes.clone(),
+                nonce: code.nonce.clone(),
+                auth_time: NOW - 30,
+                used: false,
+            }),
+            "{e}"
+        );
+        let p = s.find_auth_code(&h("code-plain")).await.unwrap().unwrap();
+        assert_eq!(
+            (p.issued.challenge, p.nonce, p.issued.redirect_uri_sent),
+            (None, None, false),
+            "{e}"
+        );
+        assert_eq!(s.find_auth_code(&h("nope")).await.unwrap(), None);
+
+        let first = grant("fam-code", &fx.client, &fx.user, NOW + 1, "first");
+        assert_eq!(
+            s.redeem_auth_code(&h("code-1"), &first.grant, NOW + 1)
+                .await
+                .unwrap(),
+            Redeemed::Issued,
+            "{e}"
+        );
+        assert!(s.find_auth_code(&h("code-1")).await.unwrap().unwrap().used);
+        assert!(access_live(s, &first.access, NOW + 2).await, "{e}");
+        let stored = s
+            .find_refresh_token(&first.refresh.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored,
+            StoredRefresh {
+                family_id: "fam-code".into(),
+                client_id: fx.client.policy.client_id.clone(),
+                user_id: fx.user.id.clone(),
+                subject: first.grant.access.subject.clone().unwrap(),
+                scopes: "postal_code profile".into(),
+                auth_time: NOW - 4,
+                status: refresh::Status::Active,
+            },
+            "{e}: the refresh token keeps the whole grant's scopes"
+        );
+
+        // The same code again: refused, and everything the first redemption issued is revoked.
+        let second = grant("fam-code-2", &fx.client, &fx.user, NOW + 3, "second");
+        assert_eq!(
+            s.redeem_auth_code(&h("code-1"), &second.grant, NOW + 3)
+                .await
+                .unwrap(),
+            Redeemed::AlreadyUsed,
+            "{e}"
+        );
+        assert!(!access_live(s, &first.access, NOW + 4).await, "{e}");
+        assert!(
+            !access_live(s, &second.access, NOW + 4).await,
+            "{e}: nothing new stored"
+        );
+        assert_eq!(
+            s.find_refresh_token(&second.refresh.unwrap())
+                .await
+                .unwrap(),
+            None,
+            "{e}"
+        );
+        assert_eq!(
+            refresh_status(s, &first.refresh.unwrap()).await,
+            refresh::Status::Revoked,
+            "{e}"
+        );
+        // The other code is untouched by all this.
+        assert!(
+            !s.find_auth_code(&h("code-plain"))
+                .await
+                .unwrap()
+                .unwrap()
+                .used
+        );
+    }
+}
+
+#[tokio::test]
+async fn revoke_code_grant_revokes_only_what_that_code_issued() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        for label in ["c1", "c2"] {
+            s.insert_auth_code(&code_for(label, &fx.client, &fx.user, NOW))
+                .await
+                .unwrap();
+        }
+        let g1 = grant("fam-c1", &fx.client, &fx.user, NOW, "g1");
+        let g1b = grant("fam-c1", &fx.client, &fx.user, NOW + 1, "g1b");
+        let g2 = grant("fam-c2", &fx.client, &fx.user, NOW, "g2");
+        assert_eq!(
+            s.redeem_auth_code(&h("c1"), &g1.grant, NOW).await.unwrap(),
+            Redeemed::Issued
+        );
+        assert_eq!(
+            s.redeem_auth_code(&h("c2"), &g2.grant, NOW).await.unwrap(),
+            Redeemed::Issued
+        );
+        // Rotated tokens belong to the code's family too.
+        assert_eq!(
+            s.rotate_refresh_token(&g1.refresh.unwrap(), &g1b.grant, NOW + 1, 10)
+                .await
+                .unwrap(),
+            Rotation::Rotated
+        );
+        s.revoke_code_grant(&h("c1"), NOW + 2).await.unwrap();
+        assert!(!access_live(s, &g1.access, NOW + 2).await, "{e}");
+        assert!(!access_live(s, &g1b.access, NOW + 2).await, "{e}");
+        assert_eq!(
+            refresh_status(s, &g1b.refresh.unwrap()).await,
+            refresh::Status::Revoked,
+            "{e}"
+        );
+        assert!(access_live(s, &g2.access, NOW + 2).await, "{e}");
+        assert_eq!(
+            refresh_status(s, &g2.refresh.unwrap()).await,
+            refresh::Status::Active,
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_redemptions_of_one_code_issue_exactly_once() {
+    const N: usize = 8;
+    for fx in fixtures().await {
+        let e = fx.engine;
+        fx.store
+            .insert_auth_code(&code_for("raced", &fx.client, &fx.user, NOW))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..N {
+            let s = fx.store.clone();
+            let g = grant(
+                &format!("fam-{i}"),
+                &fx.client,
+                &fx.user,
+                NOW,
+                &format!("t{i}"),
+            );
+            tasks.push(tokio::spawn(async move {
+                let outcome = s.redeem_auth_code(&h("raced"), &g.grant, NOW).await;
+                (outcome.unwrap(), g.access)
+            }));
+        }
+        let mut issued = Vec::new();
+        for t in tasks {
+            let (outcome, access) = t.await.unwrap();
+            if outcome == Redeemed::Issued {
+                issued.push(access);
+            }
+        }
+        assert_eq!(issued.len(), 1, "{e}: exactly one redemption issues tokens");
+        // The others were replays: they revoked what the winner got.
+        assert!(!access_live(&fx.store, &issued[0], NOW + 1).await, "{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Refresh tokens
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    const GRACE: i64 = 10;
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let g0 = grant("fam", &fx.client, &fx.user, NOW, "g0");
+        s.insert_grant(&g0.grant).await.unwrap();
+        let unrelated = grant("fam-x", &fx.client, &fx.user, NOW, "x");
+        s.insert_grant(&unrelated.grant).await.unwrap();
+
+        let g1 = grant("fam", &fx.client, &fx.user, NOW + 100, "g1");
+        assert_eq!(
+            s.rotate_refresh_token(&g0.refresh.unwrap(), &g1.grant, NOW + 100, GRACE)
+                .await
+                .unwrap(),
+            Rotation::Rotated,
+            "{e}"
+        );
+        assert_eq!(
+            refresh_status(s, &g0.refresh.unwrap()).await,
+            refresh::Status::Rotated { at: NOW + 100 },
+            "{e}"
+        );
+        assert_eq!(
+            refresh_status(s, &g1.refresh.unwrap()).await,
+            refresh::Status::Active,
+            "{e}"
+        );
+        assert!(access_live(s, &g1.access, NOW + 101).await, "{e}");
+        assert!(
+            access_live(s, &g0.access, NOW + 101).await,
+            "{e}: rotation does not revoke the previous access token"
+        );
+
+        // Presented again within the grace window: refused, nothing revoked, nothing stored.
+        let within = grant("fam", &fx.client, &fx.user, NOW + 100 + GRACE, "within");
+        assert_eq!(
+            s.rotate_refresh_token(
+                &g0.refresh.unwrap(),
+                &within.grant,
+                NOW + 100 + GRACE,
+                GRACE
+            )
+            .await
+            .unwrap(),
+            Rotation::Refused,
+            "{e}"
+        );
+        assert!(!access_live(s, &within.access, NOW + 111).await, "{e}");
+        assert!(access_live(s, &g1.access, NOW + 111).await, "{e}");
+        assert_eq!(
+            refresh_status(s, &g1.refresh.unwrap()).await,
+            refresh::Status::Active,
+            "{e}"
+        );
+
+        // Unknown tokens are refused.
+        assert_eq!(
+            s.rotate_refresh_token(&h("unknown"), &within.grant, NOW + 111, GRACE)
+                .await
+                .unwrap(),
+            Rotation::Refused,
+            "{e}"
+        );
+
+        // After the grace window: reuse detected, the whole family revoked.
+        let late = grant("fam", &fx.client, &fx.user, NOW + 101 + GRACE, "late");
+        assert_eq!(
+            s.rotate_refresh_token(&g0.refresh.unwrap(), &late.grant, NOW + 101 + GRACE, GRACE)
+                .await
+                .unwrap(),
+            Rotation::ReuseDetected,
+            "{e}"
+        );
+        assert!(!access_live(s, &late.access, NOW + 112).await, "{e}");
+        assert!(!access_live(s, &g1.access, NOW + 112).await, "{e}");
+        assert!(!access_live(s, &g0.access, NOW + 112).await, "{e}");
+        assert_eq!(
+            refresh_status(s, &g1.refresh.unwrap()).await,
+            refresh::Status::Revoked,
+            "{e}"
+        );
+        let g2 = grant("fam", &fx.client, &fx.user, NOW + 113, "g2");
+        assert_eq!(
+            s.rotate_refresh_token(&g1.refresh.unwrap(), &g2.grant, NOW + 113, GRACE)
+                .await
+                .unwrap(),
+            Rotation::Refused,
+            "{e}: the newest token of a revoked family no longer rotates"
+        );
+        // Another family is untouched.
+        assert!(access_live(s, &unrelated.access, NOW + 113).await, "{e}");
+        assert_eq!(
+            refresh_status(s, &unrelated.refresh.unwrap()).await,
+            refresh::Status::Active,
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_rotations_of_one_refresh_token_rotate_exactly_once() {
+    const N: usize = 8;
+    for fx in fixtures().await {
+        let e = fx.engine;
+        let g0 = grant("fam", &fx.client, &fx.user, NOW, "g0");
+        fx.store.insert_grant(&g0.grant).await.unwrap();
+        let old = g0.refresh.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..N {
+            let s = fx.store.clone();
+            let g = grant("fam", &fx.client, &fx.user, NOW + 1, &format!("r{i}"));
+            tasks.push(tokio::spawn(async move {
+                let outcome = s.rotate_refresh_token(&old, &g.grant, NOW + 1, 10).await;
+                (outcome.unwrap(), g)
+            }));
+        }
+        let mut rotated = Vec::new();
+        for t in tasks {
+            let (outcome, g) = t.await.unwrap();
+            match outcome {
+                Rotation::Rotated => rotated.push(g),
+                Rotation::Refused => {
+                    assert!(!access_live(&fx.store, &g.access, NOW + 2).await, "{e}");
+                }
+                Rotation::ReuseDetected => panic!("{e}: a parallel rotation is not a reuse"),
+            }
+        }
+        assert_eq!(rotated.len(), 1, "{e}: exactly one rotation wins");
+        let winner = &rotated[0];
+        assert!(access_live(&fx.store, &winner.access, NOW + 2).await, "{e}");
+        assert_eq!(
+            refresh_status(&fx.store, &winner.refresh.unwrap()).await,
+            refresh::Status::Active,
+            "{e}: losing a race does not revoke the family"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Access tokens
+
+#[tokio::test]
+async fn access_tokens_are_found_only_while_live() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let g = grant("fam", &fx.client, &fx.user, NOW, "at");
+        s.insert_grant(&g.grant).await.unwrap();
+        let expected = AccessToken {
+            client_id: fx.client.policy.client_id.clone(),
+            app_id: fx.client.app_id.clone(),
+            user_id: Some(fx.user.id.clone()),
+            subject: g.grant.access.subject.clone(),
+            scopes: "profile".into(),
+            issued_at: NOW,
+            expires_at: NOW + TTL,
+        };
+        assert_eq!(
+            s.find_access_token(&g.access, NOW + TTL - 1).await.unwrap(),
+            Some(expected.clone()),
+            "{e}"
+        );
+        assert_eq!(
+            s.find_access_token(&g.access, NOW + TTL).await.unwrap(),
+            None,
+            "{e}: expired at expires_at"
+        );
+        assert_eq!(s.find_access_token(&h("nope"), NOW).await.unwrap(), None);
+
+        assert_eq!(
+            s.find_token_profile(&g.access, NOW).await.unwrap(),
+            Some(TokenProfile {
+                token: expected,
+                name: fx.user.name.clone(),
+                email: fx.user.email.clone(),
+                postal_code: fx.user.postal_code.clone(),
+            }),
+            "{e}"
+        );
+        assert_eq!(
+            s.find_token_profile(&g.access, NOW + TTL).await.unwrap(),
+            None,
+            "{e}"
+        );
+
+        // A client-credentials token has no customer, hence no profile.
+        let cc = NewAccessToken {
+            token_hash: h("cc"),
+            user_id: None,
+            subject: None,
+            scopes: "".into(),
+            ..g.grant.access.clone()
+        };
+        s.insert_access_token(&cc).await.unwrap();
+        let found = s.find_access_token(&h("cc"), NOW).await.unwrap().unwrap();
+        assert_eq!((found.user_id, found.subject), (None, None), "{e}");
+        assert_eq!(
+            s.find_token_profile(&h("cc"), NOW).await.unwrap(),
+            None,
+            "{e}"
+        );
+
+        // Revoked tokens are not returned, even before they expire.
+        s.revoke_consent(&fx.user.id, &fx.client.policy.client_id, NOW + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.find_access_token(&g.access, NOW + 2).await.unwrap(),
+            None,
+            "{e}"
+        );
+        assert_eq!(
+            s.find_token_profile(&g.access, NOW + 2).await.unwrap(),
+            None,
+            "{e}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rate limits
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_count_hits_per_fixed_window() {
+    for (engine, db) in each_db().await {
+        let s = open(&db).await;
+        let e = engine;
+        assert_eq!(s.hit_rate_limit("a", 60, NOW).await.unwrap(), 1, "{e}");
+        assert_eq!(s.hit_rate_limit("a", 60, NOW + 10).await.unwrap(), 2, "{e}");
+        assert_eq!(
+            s.hit_rate_limit("b", 60, NOW + 10).await.unwrap(),
+            1,
+            "{e}: buckets are separate"
+        );
+        assert_eq!(s.hit_rate_limit("a", 60, NOW + 59).await.unwrap(), 3, "{e}");
+        // The window that started at NOW ends at NOW + 60.
+        assert_eq!(s.hit_rate_limit("a", 60, NOW + 60).await.unwrap(), 1, "{e}");
+        assert_eq!(
+            s.hit_rate_limit("a", 60, NOW + 119).await.unwrap(),
+            2,
+            "{e}"
+        );
+        assert_eq!(s.hit_rate_limit("b", 60, NOW + 20).await.unwrap(), 2, "{e}");
+
+        // Parallel hits are all counted.
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                s.hit_rate_limit("c", 300, NOW).await.unwrap()
+            }));
+        }
+        let mut counts = Vec::new();
+        for t in tasks {
+            counts.push(t.await.unwrap());
+        }
+        counts.sort_unstable();
+        assert_eq!(counts, (1..=10).collect::<Vec<i64>>(), "{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Purging
+
+#[tokio::test]
+async fn purge_deletes_only_expired_things() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let later = NOW + 2 * 86_400;
+        // Dead by `later`.
+        s.create_session(&h("old-session"), &fx.user.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        s.insert_auth_code(&code_for("old-code", &fx.client, &fx.user, NOW))
+            .await
+            .unwrap();
+        let old = grant("fam-old", &fx.client, &fx.user, NOW, "old");
+        s.insert_grant(&old.grant).await.unwrap();
+        s.hit_rate_limit("old-bucket", 60, NOW).await.unwrap();
+        let other = new_client("Other", NOW);
+        s.create_client(&other).await.unwrap();
+        let revoked_long_ago = grant("fam-revoked", &other, &fx.user, NOW, "revoked");
+        s.insert_grant(&revoked_long_ago.grant).await.unwrap();
+        s.revoke_consent(&fx.user.id, &other.policy.client_id, NOW + 1)
+            .await
+            .unwrap();
+        let mut implicit = grant("fam-implicit", &fx.client, &fx.user, NOW, "implicit");
+        implicit.grant.refresh = None;
+        s.insert_grant(&implicit.grant).await.unwrap();
+        // Live at `later`.
+        s.create_session(&h("live-session"), &fx.user.id, NOW, later + 600)
+            .await
+            .unwrap();
+        let mut live_code = code_for("live-code", &fx.client, &fx.user, later - 10);
+        live_code.expires_at = later + 290;
+        s.insert_auth_code(&live_code).await.unwrap();
+        let live = grant("fam-live", &fx.client, &fx.user, later - 10, "live");
+        s.insert_grant(&live.grant).await.unwrap();
+        let third = new_client("Third", NOW);
+        s.create_client(&third).await.unwrap();
+        let revoked_lately = grant("fam-lately", &third, &fx.user, later - 10, "lately");
+        s.insert_grant(&revoked_lately.grant).await.unwrap();
+        s.revoke_consent(&fx.user.id, &third.policy.client_id, later - 5)
+            .await
+            .unwrap();
+        s.hit_rate_limit("live-bucket", 300, later - 10)
+            .await
+            .unwrap();
+        s.hit_rate_limit("live-bucket", 300, later - 5)
+            .await
+            .unwrap();
+
+        let purged = s.purge_expired(later).await.unwrap();
+        assert_eq!(
+            purged,
+            9,
+            "{e}: the old session, code, rate-limit window and three access tokens; the family revoked a day \
+             ago with its refresh token; the family left without tokens"
+        );
+        assert_eq!(
+            s.find_refresh_token(&revoked_long_ago.refresh.unwrap())
+                .await
+                .unwrap(),
+            None,
+            "{e}: a family revoked long ago is deleted"
+        );
+        assert_eq!(
+            refresh_status(s, &revoked_lately.refresh.unwrap()).await,
+            refresh::Status::Revoked,
+            "{e}: a family revoked lately is kept"
+        );
+
+        assert!(
+            s.find_session(&h("live-session"), later)
+                .await
+                .unwrap()
+                .is_some(),
+            "{e}"
+        );
+        assert!(
+            s.find_auth_code(&h("live-code")).await.unwrap().is_some(),
+            "{e}"
+        );
+        assert!(access_live(s, &live.access, later).await, "{e}");
+        assert_eq!(
+            s.hit_rate_limit("live-bucket", 300, later).await.unwrap(),
+            3,
+            "{e}: a live window keeps counting"
+        );
+        assert_eq!(s.find_auth_code(&h("old-code")).await.unwrap(), None, "{e}");
+        assert_eq!(
+            s.hit_rate_limit("old-bucket", 60, later).await.unwrap(),
+            1,
+            "{e}"
+        );
+        // The expired access token's grant still refreshes: refresh tokens outlive access tokens.
+        let next = grant("fam-old", &fx.client, &fx.user, later, "old-next");
+        assert_eq!(
+            s.rotate_refresh_token(&old.refresh.unwrap(), &next.grant, later, 10)
+                .await
+                .unwrap(),
+            Rotation::Rotated,
+            "{e}"
+        );
+        let live_next = grant("fam-live", &fx.client, &fx.user, later, "live-next");
+        assert_eq!(
+            s.rotate_refresh_token(&live.refresh.unwrap(), &live_next.grant, later, 10)
+                .await
+                .unwrap(),
+            Rotation::Rotated,
+            "{e}"
+        );
+        // The customer, app and consent are never purged.
+        assert!(s.find_user(&fx.user.id).await.unwrap().is_some());
+        assert!(s
+            .find_client(&fx.client.policy.client_id)
+            .await
+            .unwrap()
+            .is_some());
+        // Purging again finds nothing more to do.
+        assert_eq!(s.purge_expired(later).await.unwrap(), 0, "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_used_code_is_kept_long_enough_for_a_late_replay_to_revoke_its_tokens() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        s.insert_auth_code(&code_for("code", &fx.client, &fx.user, NOW))
+            .await
+            .unwrap();
+        let g = grant("fam", &fx.client, &fx.user, NOW + 1, "g");
+        assert_eq!(
+            s.redeem_auth_code(&h("code"), &g.grant, NOW + 1)
+                .await
+                .unwrap(),
+            Redeemed::Issued
+        );
+        // An hour after the code expired, the purge runs, then the code is replayed.
+        s.purge_expired(NOW + 3600).await.unwrap();
+        assert!(access_live(s, &g.access, NOW + 3600).await, "{e}");
+        let replay = grant("fam-2", &fx.client, &fx.user, NOW + 3600, "replay");
+        assert_eq!(
+            s.redeem_auth_code(&h("code"), &replay.grant, NOW + 3600)
+                .await
+                .unwrap(),
+            Redeemed::AlreadyUsed,
+            "{e}"
+        );
+        assert!(!access_live(s, &g.access, NOW + 3600).await, "{e}");
+        assert_eq!(
+            refresh_status(s, &g.refresh.unwrap()).await,
+            refresh::Status::Revoked,
+            "{e}"
+        );
+    }
+}
