@@ -1,5 +1,6 @@
 //! Latchkey's one integration-test binary: the store contract on both engines, and end-to-end tests that talk
 //! HTTP to a real server on a real socket with real clients.
 
+mod code_flow;
 mod smoke;
 mod support;
