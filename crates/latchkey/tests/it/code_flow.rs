@@ -1328,3 +1328,134 @@ async fn a_disabled_customer_cannot_sign_in_and_their_tokens_stop_working() {
         assert!(html.contains("not correct"), "{engine}: {html}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// More edges of the same flow
+
+#[tokio::test]
+async fn state_is_echoed_byte_for_byte_through_sign_in_and_consent() {
+    let app = spawn_app().await;
+    let shop = app.register_app(|_| {}).await;
+    app.create_user(EMAIL, NAME, None).await;
+    let state = "a b&c=d/é+%25<\"'>#?x";
+    let url = Url::parse_with_params(
+        &app.url("/ap/oa"),
+        [
+            ("client_id", shop.client_id.as_str()),
+            ("response_type", "code"),
+            ("scope", "profile"),
+            ("state", state),
+            ("redirect_uri", shop.redirect_uri.as_str()),
+        ],
+    )
+    .unwrap();
+    let back = login_through(&app.browser(), url.as_str(), EMAIL).await;
+    assert_eq!(param(&back, "state").as_deref(), Some(state), "{back}");
+    assert!(param(&back, "code").is_some());
+}
+
+#[tokio::test]
+async fn a_code_expires_after_five_minutes_and_belongs_to_its_client() {
+    let w = world(|_| {}).await;
+    let other = w.app.register_app(|i| i.name = "Other Shop".into()).await;
+    let other_client = w.app.oauth_client(&other);
+
+    let (url, state, verifier) = pkce_request(&w.client, "profile", &[]);
+    let code = code_through(&w, &url, &state).await;
+    assert_eq!(
+        exchange(&other_client, &code, Some(&verifier))
+            .await
+            .unwrap_err(),
+        BasicErrorResponseType::InvalidGrant,
+        "another app cannot redeem the code"
+    );
+    exchange(&w.client, &code, Some(&verifier)).await.unwrap();
+
+    let (url, state, verifier) = pkce_request(&w.client, "profile", &[]);
+    let code = code_through(&w, &url, &state).await;
+    w.app.state.clock.advance(5 * 60 + 1);
+    assert_eq!(
+        exchange(&w.client, &code, Some(&verifier))
+            .await
+            .unwrap_err(),
+        BasicErrorResponseType::InvalidGrant,
+        "the code is older than five minutes"
+    );
+}
+
+#[tokio::test]
+async fn another_app_presenting_a_refresh_token_is_refused_without_revoking_it() {
+    let w = world(|_| {}).await;
+    let other = w.app.register_app(|i| i.name = "Other Shop".into()).await;
+    let other_client = w.app.oauth_client(&other);
+    let tokens = tokens_for(&w, "profile").await;
+    let r1 = refresh_of(&tokens);
+    let next = refresh(&w.client, &r1).await.unwrap();
+    w.app.state.clock.advance(REUSE_GRACE_SECS + 5);
+
+    for token in [&r1, &refresh_of(&next)] {
+        assert_eq!(
+            refresh(&other_client, token).await.unwrap_err(),
+            BasicErrorResponseType::InvalidGrant
+        );
+    }
+    assert_token_alive(&w.app, &access(&next)).await;
+    refresh(&w.client, &refresh_of(&next)).await.unwrap();
+}
+
+/// The form fields of the form posting to `action` in `html`, as a browser would send them.
+fn form_fields(html: &str, action: &str) -> Vec<(String, String)> {
+    let doc = scraper::Html::parse_document(html);
+    let form_sel = scraper::Selector::parse("form").unwrap();
+    let input_sel = scraper::Selector::parse("input").unwrap();
+    let form = doc
+        .select(&form_sel)
+        .find(|f| f.value().attr("action") == Some(action))
+        .unwrap_or_else(|| panic!("no form posting to {action}"));
+    form.select(&input_sel)
+        .filter_map(|i| {
+            let name = i.value().attr("name")?;
+            Some((
+                name.to_owned(),
+                i.value().attr("value").unwrap_or("").to_owned(),
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn max_age_zero_does_not_send_a_customer_who_just_signed_in_back_to_sign_in() {
+    let w = world(|_| {}).await;
+    tokens_for(&w, "profile").await;
+    w.app.state.clock.advance(5);
+    let (url, state, _) = pkce_request(&w.client, "profile", &[("max_age", "0")]);
+    let (status, page_url, html) = w.browser.open(&url).await.page();
+    assert!(page_url.contains("/ap/signin"), "{status} {page_url}");
+
+    // Sign in, and arrive back at the authorization request a second later (a slow network).
+    let mut fields = form_fields(&html, "/ap/signin");
+    for (k, v) in &mut fields {
+        match k.as_str() {
+            "email" => *v = EMAIL.into(),
+            "password" => *v = PASSWORD.into(),
+            _ => {}
+        }
+    }
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&fields)
+        .finish();
+    let res = w
+        .browser
+        .http
+        .post(w.app.url("/ap/signin"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    w.app.state.clock.advance(1);
+    let back = w.browser.open(&location).await.left_to();
+    code_from(&w, &back, &state);
+}
