@@ -1459,3 +1459,15 @@ async fn max_age_zero_does_not_send_a_customer_who_just_signed_in_back_to_sign_i
     let back = w.browser.open(&location).await.left_to();
     code_from(&w, &back, &state);
 }
+
+#[tokio::test]
+async fn prompt_consent_asks_again_even_when_consent_was_given() {
+    let w = world(|_| {}).await;
+    tokens_for(&w, "profile").await;
+    let (url, state, verifier) = pkce_request(&w.client, "profile", &[("prompt", "consent")]);
+    let step = w.browser.open(&url).await;
+    assert!(is_consent_page(&step), "{step:?}");
+    let back = w.browser.consent_on(step, true, &[]).await.left_to();
+    let code = code_from(&w, &back, &state);
+    exchange(&w.client, &code, Some(&verifier)).await.unwrap();
+}
