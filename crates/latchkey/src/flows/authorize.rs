@@ -78,11 +78,15 @@ async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthorizeReq
     Ok((client, request))
 }
 
-/// Where to send the browser to sign in and come back: this request, without `prompt=login` (already honoured).
+/// Where to send the browser to sign in and come back: this request, without `prompt=login` and `max_age`, which
+/// the sign-in honours (otherwise `max_age=0` would send the customer back to sign in once a second has passed).
 fn signin_redirect(query: &str) -> Response {
     let pairs = url::form_urlencoded::parse(query.as_bytes()).into_owned();
     let mut again = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
+        if k == "max_age" {
+            continue;
+        }
         if k == "prompt" {
             let rest: Vec<&str> = v
                 .split(' ')

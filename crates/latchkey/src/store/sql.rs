@@ -378,6 +378,7 @@ impl Store for SqlStore {
             let id: String = row.try_get("id")?;
             for sql in [
                 "DELETE FROM sessions WHERE user_id = $1",
+                "DELETE FROM auth_codes WHERE user_id = $1 AND used_at IS NULL",
                 "UPDATE access_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
                 "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
                 "UPDATE token_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",

@@ -2,6 +2,7 @@
 //! HTTP to a real server on a real socket with real clients.
 
 mod binary;
+mod code_flow;
 mod device;
 mod errors;
 mod multinode;
