@@ -1259,3 +1259,315 @@ async fn a_used_code_is_kept_long_enough_for_a_late_replay_to_revoke_its_tokens(
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Code pairs (code-based linking)
+
+fn pair(label: &str, client: &Client, at: Timestamp) -> NewDeviceCode {
+    NewDeviceCode {
+        device_hash: h(&format!("{label}/device")),
+        user_code_hash: h(&format!("{label}/user")),
+        client_id: client.policy.client_id.clone(),
+        scopes: "postal_code profile".into(),
+        optional_scopes: "postal_code".into(),
+        interval: 5,
+        created_at: at,
+        expires_at: at + 600,
+    }
+}
+
+fn approval(user: &User) -> DeviceDecision {
+    DeviceDecision::Approve {
+        user_id: user.id.clone(),
+        subject: "lk1.account.SUBJECT".into(),
+        scopes: "profile".into(),
+        auth_time: NOW - 60,
+    }
+}
+
+async fn polled(
+    s: &SqlStore,
+    p: &NewDeviceCode,
+    client: Option<&str>,
+    at: Timestamp,
+) -> DevicePoll {
+    match s
+        .poll_device_code(&p.device_hash, client, None, at)
+        .await
+        .unwrap()
+    {
+        PollOutcome::Polled(polled) => polled,
+        other => panic!("expected a recorded poll, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn code_pairs_are_found_by_user_code_and_decided_once() {
+    use latchkey_core::device::Status;
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let p = pair("p1", &fx.client, NOW);
+        assert_eq!(
+            s.insert_device_code(&p).await.unwrap(),
+            Created::Created,
+            "{e}"
+        );
+        let mut same_user_code = pair("p2", &fx.client, NOW);
+        same_user_code.user_code_hash = p.user_code_hash;
+        assert_eq!(
+            s.insert_device_code(&same_user_code).await.unwrap(),
+            Created::AlreadyExists,
+            "{e}: a live user code is never handed out twice"
+        );
+        let found = s
+            .find_device_code(&p.user_code_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            found,
+            DeviceRequest {
+                client_id: fx.client.policy.client_id.clone(),
+                scopes: "postal_code profile".into(),
+                optional_scopes: "postal_code".into(),
+                status: Status::Pending,
+                expires_at: NOW + 600,
+            },
+            "{e}"
+        );
+        assert!(
+            s.find_device_code(&h("nope")).await.unwrap().is_none(),
+            "{e}"
+        );
+
+        assert!(
+            s.decide_device_code(&p.user_code_hash, &approval(&fx.user), NOW + 10)
+                .await
+                .unwrap(),
+            "{e}"
+        );
+        assert!(
+            !s.decide_device_code(&p.user_code_hash, &DeviceDecision::Deny, NOW + 11)
+                .await
+                .unwrap(),
+            "{e}: a decided pair cannot be decided again"
+        );
+        let found = s
+            .find_device_code(&p.user_code_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.status, Status::Approved, "{e}");
+
+        let late = pair("late", &fx.client, NOW);
+        s.insert_device_code(&late).await.unwrap();
+        assert!(
+            !s.decide_device_code(&late.user_code_hash, &approval(&fx.user), NOW + 600)
+                .await
+                .unwrap(),
+            "{e}: an expired pair cannot be approved"
+        );
+        let denied = pair("denied", &fx.client, NOW);
+        s.insert_device_code(&denied).await.unwrap();
+        assert!(s
+            .decide_device_code(&denied.user_code_hash, &DeviceDecision::Deny, NOW)
+            .await
+            .unwrap());
+        assert_eq!(
+            s.find_device_code(&denied.user_code_hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            Status::Denied,
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn polls_are_recorded_grow_the_interval_and_respect_the_client_and_user_code() {
+    use latchkey_core::device::{Status, MAX_PAIR_FAILURES};
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let own = fx.client.policy.client_id.as_str();
+        let p = pair("poll", &fx.client, NOW);
+        s.insert_device_code(&p).await.unwrap();
+
+        let first = polled(s, &p, Some(own), NOW).await;
+        assert_eq!((first.poll.too_fast, first.interval), (false, 5), "{e}");
+        assert_eq!(first.poll.status, Status::Pending, "{e}");
+        assert_eq!(first.approval, None, "{e}");
+        let second = polled(s, &p, None, NOW + 2).await;
+        assert_eq!(
+            (second.poll.too_fast, second.interval),
+            (true, 10),
+            "{e}: too fast grows the interval"
+        );
+        let third = polled(s, &p, Some(own), NOW + 12).await;
+        assert_eq!(
+            (third.poll.too_fast, third.interval),
+            (false, 10),
+            "{e}: a polite poll keeps it"
+        );
+
+        // Another client's poll, or an unknown device code, records nothing.
+        let other = s
+            .poll_device_code(
+                &p.device_hash,
+                Some("lk1.application-oa2-client.other"),
+                None,
+                NOW + 13,
+            )
+            .await
+            .unwrap();
+        assert_eq!(other, PollOutcome::Unknown, "{e}");
+        assert_eq!(
+            s.poll_device_code(&h("unknown"), None, None, NOW)
+                .await
+                .unwrap(),
+            PollOutcome::Unknown
+        );
+        let after = polled(s, &p, Some(own), NOW + 22).await;
+        assert!(
+            !after.poll.too_fast,
+            "{e}: the other client's poll was not counted"
+        );
+
+        // A wrong user code is counted; enough of them lock the pair.
+        for i in 0..MAX_PAIR_FAILURES {
+            let outcome = s
+                .poll_device_code(&p.device_hash, None, Some(&h("wrong")), NOW + 40 + i)
+                .await
+                .unwrap();
+            assert_eq!(outcome, PollOutcome::Mismatch, "{e}");
+        }
+        let locked = s
+            .poll_device_code(&p.device_hash, None, Some(&p.user_code_hash), NOW + 100)
+            .await
+            .unwrap();
+        match locked {
+            PollOutcome::Polled(d) => assert_eq!(d.poll.status, Status::Locked, "{e}"),
+            other => panic!("{e}: {other:?}"),
+        }
+        assert!(
+            !s.decide_device_code(&p.user_code_hash, &approval(&fx.user), NOW + 101)
+                .await
+                .unwrap(),
+            "{e}: a locked pair cannot be approved"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_approved_pair_issues_its_tokens_exactly_once_as_a_secretless_family() {
+    const N: usize = 8;
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let p = pair("issue", &fx.client, NOW);
+        s.insert_device_code(&p).await.unwrap();
+        let early = grant("early", &fx.client, &fx.user, NOW, "early");
+        assert!(
+            !s.issue_device_grant(&p.device_hash, &early.grant, NOW)
+                .await
+                .unwrap(),
+            "{e}: a pending pair issues nothing"
+        );
+        assert!(!access_live(s, &early.access, NOW + 1).await, "{e}");
+        s.decide_device_code(&p.user_code_hash, &approval(&fx.user), NOW + 5)
+            .await
+            .unwrap();
+        let seen = polled(s, &p, None, NOW + 6).await;
+        assert_eq!(seen.approval, Some(approval(&fx.user)), "{e}");
+
+        let mut tasks = Vec::new();
+        for i in 0..N {
+            let s = fx.store.clone();
+            let g = grant(
+                &format!("dev{i}"),
+                &fx.client,
+                &fx.user,
+                NOW + 7,
+                &format!("dev{i}"),
+            );
+            let device = p.device_hash;
+            tasks.push(tokio::spawn(async move {
+                (
+                    s.issue_device_grant(&device, &g.grant, NOW + 7)
+                        .await
+                        .unwrap(),
+                    g,
+                )
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            let (issued, g) = t.await.unwrap();
+            if issued {
+                winners.push(g);
+            } else {
+                assert!(
+                    !access_live(s, &g.access, NOW + 8).await,
+                    "{e}: a loser stores nothing"
+                );
+            }
+        }
+        assert_eq!(winners.len(), 1, "{e}: exactly one issuance");
+        let w = &winners[0];
+        assert!(access_live(s, &w.access, NOW + 8).await, "{e}");
+        assert!(
+            s.secretless_refresh(&w.grant.family_id).await.unwrap(),
+            "{e}"
+        );
+        let web = grant("web", &fx.client, &fx.user, NOW, "web");
+        s.insert_grant(&web.grant).await.unwrap();
+        assert!(
+            !s.secretless_refresh("web").await.unwrap(),
+            "{e}: other families need the secret"
+        );
+        assert_eq!(
+            polled(s, &p, None, NOW + 20).await.poll.status,
+            latchkey_core::device::Status::Issued,
+            "{e}"
+        );
+
+        // Expired pairs are purged an hour after expiry, not before.
+        s.purge_expired(NOW + 600 + 3_599).await.unwrap();
+        assert!(
+            s.find_device_code(&p.user_code_hash)
+                .await
+                .unwrap()
+                .is_some(),
+            "{e}"
+        );
+        s.purge_expired(NOW + 600 + 3_601).await.unwrap();
+        assert!(
+            s.find_device_code(&p.user_code_hash)
+                .await
+                .unwrap()
+                .is_none(),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn peeking_a_rate_limit_counts_nothing() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        assert_eq!(s.peek_rate_limit("b", 60, NOW).await.unwrap(), 0, "{e}");
+        s.hit_rate_limit("b", 60, NOW).await.unwrap();
+        s.hit_rate_limit("b", 60, NOW + 1).await.unwrap();
+        assert_eq!(s.peek_rate_limit("b", 60, NOW + 2).await.unwrap(), 2, "{e}");
+        assert_eq!(
+            s.peek_rate_limit("b", 60, NOW + 2).await.unwrap(),
+            2,
+            "{e}: peeking twice"
+        );
+        assert_eq!(
+            s.peek_rate_limit("b", 60, NOW + 61).await.unwrap(),
+            0,
+            "{e}: the window passed"
+        );
+    }
+}
