@@ -31,6 +31,11 @@ pub fn new_internal_id(rng: &mut impl RngCore) -> String {
 }
 
 /// Whether `s` looks like a client id we could have issued (cheap pre-check before any lookup).
+/// A new token family id. (A plain function, so no `ThreadRng` is held across an `.await` by its caller.)
+pub fn new_family_id() -> String {
+    new_internal_id(&mut rand::thread_rng())
+}
+
 pub fn is_client_id(s: &str) -> bool {
     s.strip_prefix("lk1.application-oa2-client.")
         .is_some_and(|hex| {

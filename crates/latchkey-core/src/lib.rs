@@ -8,6 +8,7 @@ pub mod code;
 pub mod device;
 pub mod error;
 pub mod ids;
+pub mod oidc;
 pub mod params;
 pub mod pkce;
 pub mod redirect;

@@ -2,6 +2,7 @@
 //! metrics. Built once by [`App::build`]; no globals.
 
 use crate::config::Config;
+use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::password::Passwords;
 use crate::store::{SqlStore, Store, StoreError};
@@ -44,6 +45,8 @@ pub struct App {
     pub clock: Clock,
     pub known_scopes: Vec<&'static str>,
     pub secure_cookies: bool,
+    /// ID-token signing keys, shared with every node through the store.
+    pub keys: KeyRing,
 }
 
 /// Cheap to clone; handlers receive it as axum state.
@@ -87,14 +90,17 @@ impl App {
             .await?
             .try_into()
             .map_err(|_| StoreError::Corrupt("the stored hash key is not 32 bytes".into()))?;
+        let clock = Clock::default();
+        let keys = KeyRing::open(store.as_ref(), clock.now(), config.id_token_ttl).await?;
         Ok(AppState(Arc::new(App {
+            keys,
             issuer: config.issuer(),
             secure_cookies: config.secure_cookies(),
             passwords: Passwords::new(config.password_hash_concurrency),
             hasher: KeyedHasher::new(&key),
             store,
             metrics: Metrics::default(),
-            clock: Clock::default(),
+            clock,
             known_scopes: latchkey_core::scope::STANDARD_SCOPES.to_vec(),
             config,
         })))

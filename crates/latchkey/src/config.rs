@@ -20,6 +20,8 @@ pub struct Config {
     pub issuer: Option<String>,
     /// Access token lifetime in seconds.
     pub access_token_ttl: i64,
+    /// Lifetime of ID tokens, seconds.
+    pub id_token_ttl: i64,
     /// Browser session lifetime in seconds.
     pub session_ttl: i64,
     /// Argon2id hashes computed at once; more wait in line.
@@ -45,6 +47,7 @@ impl Default for Config {
             database_url: None,
             issuer: None,
             access_token_ttl: 3600,
+            id_token_ttl: 3600,
             session_ttl: 14 * 24 * 3600,
             password_hash_concurrency: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -94,6 +97,9 @@ impl Config {
         }
         if !(60..=86_400).contains(&self.access_token_ttl) {
             return Err("access_token_ttl must be between 60 and 86400 seconds".into());
+        }
+        if !(60..=86_400).contains(&self.id_token_ttl) {
+            return Err("id_token_ttl must be between 60 and 86400 seconds".into());
         }
         if self.session_ttl < 60 {
             return Err("session_ttl must be at least 60 seconds".into());

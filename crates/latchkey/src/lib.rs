@@ -4,6 +4,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod flows;
+pub mod keys;
 pub mod metrics;
 pub mod password;
 pub mod store;

@@ -7,8 +7,10 @@ mod device_login;
 use crate::app::{App, AppState};
 use crate::config::Config;
 use crate::flows::registration::{self, AppInput};
+use crate::keys;
 use crate::store::{Client, Created, User};
 use clap::{Args, Parser, Subcommand};
+use latchkey_core::oidc::SigningAlg;
 use latchkey_core::secret::{Kind, Secret};
 use latchkey_core::{ids, secret};
 use serde_json::json;
@@ -45,6 +47,9 @@ enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// ID-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Seed a demo customer and app, and run the service with a demo app to try the login in a browser.
     Demo {
         /// Where the demo app listens (its own origin).
@@ -133,8 +138,15 @@ struct ClientAddArgs {
     /// The developer who owns the app (apps of one owner see the same user_id for a customer).
     #[arg(long, default_value = "operator")]
     owner: String,
+    /// How the app's ID tokens are signed: ES256, EdDSA or RS256.
+    #[arg(long, default_value = "ES256", value_parser = parse_alg)]
+    id_token_alg: SigningAlg,
     #[arg(long)]
     json: bool,
+}
+
+fn parse_alg(s: &str) -> Result<SigningAlg, String> {
+    SigningAlg::parse(s).ok_or_else(|| format!("`{s}` is not one of ES256, EdDSA, RS256"))
 }
 
 #[derive(Subcommand)]
@@ -164,6 +176,23 @@ enum ClientCommand {
     /// Delete an app, its consents, and every token it holds.
     Rm {
         client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List the signing keys and which of them sign and are published.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a new key for each algorithm in use. It is published at once and signs after `--delay` seconds
+    /// (long enough for every node to reload); older keys stay published until their ID tokens have expired.
+    Rotate {
+        #[arg(long, default_value_t = keys::ROTATION_DELAY_SECS)]
+        delay: i64,
         #[arg(long)]
         json: bool,
     },
@@ -242,6 +271,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::User(cmd) => user(App::build(config).await?, cmd).await,
         Command::Client(cmd) => client(App::build(config).await?, cmd).await,
         Command::Config(ConfigCommand::Check) => config_check(config).await,
+        Command::Keys(cmd) => keys_command(App::build(config).await?, cmd).await,
         Command::Demo { app_listen } => demo::run(config, app_listen).await,
         Command::DeviceLogin {
             issuer,
@@ -406,6 +436,65 @@ async fn user(state: AppState, cmd: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn keys_command(state: AppState, cmd: KeysCommand) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    let key_json = |k: &crate::store::SigningKeyRecord| json!({"kid": k.kid, "alg": k.alg.as_str(), "created_at": k.created_at, "activate_at": k.activate_at});
+    match cmd {
+        KeysCommand::List { json } => {
+            let all = state.store.list_signing_keys().await?;
+            let published = state.keys.jwks(state.store.as_ref(), now).await?;
+            let is_published = |kid: &str| {
+                published
+                    .keys
+                    .iter()
+                    .any(|k| k.common.key_id.as_deref() == Some(kid))
+            };
+            if json {
+                let list: Vec<_> = all
+                    .iter()
+                    .map(|k| {
+                        let mut v = key_json(k);
+                        v["published"] = is_published(&k.kid).into();
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for k in &all {
+                    let when = if k.activate_at > now {
+                        "signs later"
+                    } else {
+                        "active"
+                    };
+                    let shown = if is_published(&k.kid) {
+                        "published"
+                    } else {
+                        "unpublished"
+                    };
+                    println!("{:<6} {:<44} {when}, {shown}", k.alg.as_str(), k.kid);
+                }
+            }
+        }
+        KeysCommand::Rotate { delay, json } => {
+            anyhow::ensure!(delay >= 0, "--delay cannot be negative");
+            let added = keys::rotate(state.store.as_ref(), now, delay).await?;
+            if json {
+                let list: Vec<_> = added.iter().map(key_json).collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for k in &added {
+                    println!(
+                        "added {} key {} (signs in {delay} s)",
+                        k.alg.as_str(),
+                        k.kid
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn client_json(c: &Client) -> serde_json::Value {
     let p = &c.policy;
     json!({
@@ -414,7 +503,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "redirect_uris": p.redirect_uris, "allowed_origins": c.allowed_origins,
         "confidential": p.confidential, "implicit": p.allow_implicit, "plain_pkce": p.allow_plain_pkce,
         "device": p.allow_device, "client_credentials": p.allow_client_credentials, "development": p.development,
-        "created_at": c.created_at,
+        "id_token_alg": c.id_token_alg.as_str(), "created_at": c.created_at,
     })
 }
 
@@ -454,6 +543,7 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 allow_client_credentials: a.client_credentials,
                 development: a.development,
                 owner: a.owner,
+                id_token_alg: a.id_token_alg,
             };
             let (client, secret) =
                 registration::new_app(&input, &state.hasher, &mut rand::thread_rng(), now)

@@ -47,7 +47,7 @@ pub async fn exchange(
     let refresh = caller.authenticated || !caller.client.policy.confidential;
     let (grant, response) = mint_grant(
         state,
-        ids::new_internal_id(&mut rand::thread_rng()),
+        ids::new_family_id(),
         &GrantSubject {
             client_id: &caller.client.policy.client_id,
             app_id: &caller.client.app_id,
@@ -56,9 +56,12 @@ pub async fn exchange(
             scopes: &stored.scopes,
             refresh_scopes: refresh.then_some(stored.scopes.as_str()),
             auth_time: stored.auth_time,
+            nonce: stored.nonce.as_deref(),
+            id_token_alg: caller.client.id_token_alg,
         },
         now,
-    );
+    )
+    .await?;
     match state
         .store
         .redeem_auth_code(&code_hash, &grant, now)

@@ -414,9 +414,9 @@ async fn complete(
             authz::append_to_uri(&req.redirect_uri, &pairs, false)
         }
         ResponseType::Token => {
-            let (grant, token) = super::mint_grant(
+            let (grant, token) = match super::mint_grant(
                 state,
-                ids::new_internal_id(&mut rand::thread_rng()),
+                ids::new_family_id(),
                 &super::GrantSubject {
                     client_id: &client.policy.client_id,
                     app_id: &client.app_id,
@@ -425,9 +425,16 @@ async fn complete(
                     scopes: &scope,
                     refresh_scopes: None,
                     auth_time: signed_in.session.auth_time,
+                    nonce: req.nonce.as_deref(),
+                    id_token_alg: client.id_token_alg,
                 },
                 now,
-            );
+            )
+            .await
+            {
+                Ok(minted) => minted,
+                Err(e) => return store_failed(state, req, e),
+            };
             if let Err(e) = state.store.insert_grant(&grant).await {
                 return store_failed(state, req, e);
             }

@@ -76,7 +76,7 @@ pub async fn poll(
     };
     let (grant, response) = mint_grant(
         state,
-        ids::new_internal_id(&mut rand::thread_rng()),
+        ids::new_family_id(),
         &GrantSubject {
             client_id: &client.policy.client_id,
             app_id: &client.app_id,
@@ -85,9 +85,12 @@ pub async fn poll(
             scopes: &scopes,
             refresh_scopes: Some(&scopes),
             auth_time,
+            nonce: None,
+            id_token_alg: client.id_token_alg,
         },
         now,
-    );
+    )
+    .await?;
     if !state
         .store
         .issue_device_grant(&device_hash, &grant, now)

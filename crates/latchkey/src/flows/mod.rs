@@ -9,6 +9,7 @@ pub mod client_credentials;
 pub mod code_entry;
 pub mod codepair;
 pub mod device_code;
+pub mod discovery;
 pub mod profile;
 pub mod refresh_token;
 pub mod registration;
@@ -16,7 +17,8 @@ pub mod token;
 pub mod tokeninfo;
 
 use crate::app::AppState;
-use crate::store::{NewAccessToken, NewGrant, NewRefresh};
+use crate::store::{NewAccessToken, NewGrant, NewRefresh, StoreError};
+use latchkey_core::oidc::{self, IdTokenClaims, SigningAlg};
 use latchkey_core::secret::{self, Kind, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use serde::Serialize;
 
@@ -45,20 +47,28 @@ pub struct GrantSubject<'a> {
     /// Scopes the refresh token keeps (the whole grant); `None`: no refresh token.
     pub refresh_scopes: Option<&'a str>,
     pub auth_time: i64,
+    /// The authorization request's `nonce`, echoed in the ID token (none on refresh).
+    pub nonce: Option<&'a str>,
+    /// How the app's ID tokens are signed.
+    pub id_token_alg: SigningAlg,
 }
 
-/// Mints an access token (and a refresh token if asked), returning the stored form and the response.
-pub fn mint_grant(
+/// Mints an access token (and a refresh token if asked, and an ID token when `openid` was granted), returning
+/// the stored form and the response.
+pub async fn mint_grant(
     state: &AppState,
     family_id: String,
     g: &GrantSubject<'_>,
     now: i64,
-) -> (NewGrant, TokenResponse) {
-    let mut rng = rand::thread_rng();
-    let access = secret::mint(&mut rng, ACCESS_TOKEN_PREFIX);
-    let refresh = g
-        .refresh_scopes
-        .map(|scopes| (secret::mint(&mut rng, REFRESH_TOKEN_PREFIX), scopes));
+) -> Result<(NewGrant, TokenResponse), StoreError> {
+    let (access, refresh) = {
+        let mut rng = rand::thread_rng();
+        let access = secret::mint(&mut rng, ACCESS_TOKEN_PREFIX);
+        let refresh = g
+            .refresh_scopes
+            .map(|scopes| (secret::mint(&mut rng, REFRESH_TOKEN_PREFIX), scopes));
+        (access, refresh)
+    };
     let ttl = state.config.access_token_ttl;
     let grant = NewGrant {
         family_id,
@@ -78,13 +88,33 @@ pub fn mint_grant(
         }),
         auth_time: g.auth_time,
     };
+    let id_token = if g.scopes.split(' ').any(|s| s == "openid") {
+        let claims = IdTokenClaims {
+            iss: state.issuer.clone(),
+            sub: g.subject.to_owned(),
+            aud: g.client_id.to_owned(),
+            exp: now + state.config.id_token_ttl,
+            iat: now,
+            auth_time: g.auth_time,
+            nonce: g.nonce.map(str::to_owned),
+            at_hash: oidc::at_hash(access.expose(), g.id_token_alg),
+        };
+        Some(
+            state
+                .keys
+                .sign(state.store.as_ref(), g.id_token_alg, &claims, now)
+                .await?,
+        )
+    } else {
+        None
+    };
     let response = TokenResponse {
         access_token: access.expose().to_owned(),
         token_type: "bearer",
         expires_in: ttl,
         refresh_token: refresh.map(|(t, _)| t.expose().to_owned()),
         scope: Some(g.scopes.to_owned()),
-        id_token: None,
+        id_token,
     };
-    (grant, response)
+    Ok((grant, response))
 }

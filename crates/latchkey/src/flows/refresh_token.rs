@@ -62,9 +62,12 @@ pub async fn refresh(
             scopes: &scopes,
             refresh_scopes: Some(&stored.scopes),
             auth_time: stored.auth_time,
+            nonce: None,
+            id_token_alg: client.id_token_alg,
         },
         now,
-    );
+    )
+    .await?;
     match state
         .store
         .rotate_refresh_token(&old_hash, &grant, now, REUSE_GRACE_SECS)

@@ -4,6 +4,7 @@
 use crate::store::Client;
 use latchkey_core::client::ClientPolicy;
 use latchkey_core::ids;
+use latchkey_core::oidc::SigningAlg;
 use latchkey_core::redirect;
 use latchkey_core::secret::{KeyedHasher, Kind, Secret};
 use latchkey_core::Timestamp;
@@ -25,6 +26,8 @@ pub struct AppInput {
     pub allow_client_credentials: bool,
     pub development: bool,
     pub owner: String,
+    /// How the app's ID tokens are signed.
+    pub id_token_alg: SigningAlg,
 }
 
 fn check_web_url(what: &str, value: &str) -> Result<(), String> {
@@ -125,6 +128,7 @@ pub fn new_app(
         prev_secret_hash: None,
         prev_secret_expires_at: None,
         created_at: now,
+        id_token_alg: input.id_token_alg,
     };
     Ok((client, secret))
 }

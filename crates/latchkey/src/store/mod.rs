@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use latchkey_core::client::ClientPolicy;
 use latchkey_core::code::IssuedCode;
 use latchkey_core::device;
+use latchkey_core::oidc::SigningAlg;
 use latchkey_core::pkce::Challenge;
 use latchkey_core::refresh;
 use latchkey_core::secret::Digest;
@@ -59,6 +60,8 @@ pub struct Client {
     pub prev_secret_hash: Option<Digest>,
     pub prev_secret_expires_at: Option<Timestamp>,
     pub created_at: Timestamp,
+    /// How this app's ID tokens are signed.
+    pub id_token_alg: SigningAlg,
 }
 
 /// A signed-in browser session.
@@ -257,6 +260,28 @@ pub enum PollOutcome {
     Polled(DevicePoll),
 }
 
+/// An ID-token signing key (its private half: the store is the one place every node can read it from).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub alg: SigningAlg,
+    /// PKCS#8 DER (ES256, EdDSA) or PKCS#1 DER (RS256).
+    pub private_der: Vec<u8>,
+    pub created_at: Timestamp,
+    /// It signs from this time until a newer key of its algorithm activates.
+    pub activate_at: Timestamp,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("activate_at", &self.activate_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything Latchkey keeps. One implementation serves SQLite and PostgreSQL; both pass `tests/it/store.rs`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -408,4 +433,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Whether a token family came from a device, whose refresh tokens need no client secret.
     async fn secretless_refresh(&self, family_id: &str) -> StoreResult<bool>;
+
+    /// Every signing key, oldest first.
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
 }

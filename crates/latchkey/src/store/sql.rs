@@ -77,7 +77,7 @@ fn user_from(row: &AnyRow) -> StoreResult<User> {
 
 const CLIENT_COLUMNS: &str = "client_id, app_id, owner, name, description, privacy_url, logo_url, redirect_uris, \
     allowed_origins, confidential, allow_implicit, allow_plain_pkce, allow_device, allow_client_credentials, \
-    development, secret_hash, prev_secret_hash, prev_secret_expires_at, created_at";
+    development, secret_hash, prev_secret_hash, prev_secret_expires_at, created_at, id_token_alg";
 
 fn client_from(row: &AnyRow) -> StoreResult<Client> {
     let b = |name: &str| -> StoreResult<bool> { Ok(row.try_get::<i64, _>(name)? != 0) };
@@ -103,7 +103,13 @@ fn client_from(row: &AnyRow) -> StoreResult<Client> {
         prev_secret_hash: opt_digest(row.try_get("prev_secret_hash")?)?,
         prev_secret_expires_at: row.try_get("prev_secret_expires_at")?,
         created_at: row.try_get("created_at")?,
+        id_token_alg: signing_alg(&row.try_get::<String, _>("id_token_alg")?)?,
     })
+}
+
+fn signing_alg(s: &str) -> StoreResult<SigningAlg> {
+    SigningAlg::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown signing algorithm {s}")))
 }
 
 const TOKEN_COLUMNS: &str =
@@ -393,7 +399,7 @@ impl Store for SqlStore {
     async fn create_client(&self, c: &Client) -> StoreResult<Created> {
         let sql = format!(
             "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT DO NOTHING"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT DO NOTHING"
         );
         let p = &c.policy;
         let done = sqlx::query(&sql)
@@ -416,6 +422,7 @@ impl Store for SqlStore {
             .bind(c.prev_secret_hash.map(|h| h.to_vec()))
             .bind(c.prev_secret_expires_at)
             .bind(c.created_at)
+            .bind(c.id_token_alg.as_str())
             .execute(&self.pool)
             .await?;
         Ok(if done.rows_affected() == 1 {
@@ -1126,6 +1133,39 @@ impl Store for SqlStore {
             Some(row) => row.try_get::<i64, _>("secretless_refresh")? != 0,
             None => false,
         })
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT kid, alg, private_der, created_at, activate_at FROM signing_keys ORDER BY activate_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SigningKeyRecord {
+                    kid: row.try_get("kid")?,
+                    alg: signing_alg(&row.try_get::<String, _>("alg")?)?,
+                    private_der: row.try_get("private_der")?,
+                    created_at: row.try_get("created_at")?,
+                    activate_at: row.try_get("activate_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_der, created_at, activate_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&k.kid)
+        .bind(k.alg.as_str())
+        .bind(&k.private_der)
+        .bind(k.created_at)
+        .bind(k.activate_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
 

@@ -288,6 +288,27 @@ pub async fn profile(
     }
 }
 
+/// A public, cacheable JSON document.
+fn public_json(body: impl serde::Serialize) -> Response {
+    let mut res = Json(body).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    res
+}
+
+pub async fn discovery(State(state): State<AppState>) -> Response {
+    public_json(flows::discovery::metadata(&state))
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    match flows::discovery::jwks(&state).await {
+        Ok(set) => public_json(set),
+        Err(e) => resource_error(Failure::Store(e)),
+    }
+}
+
 pub async fn healthz() -> &'static str {
     "ok"
 }

@@ -66,6 +66,15 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/auth/o2/tokeninfo", get(handlers::tokeninfo))
         .route("/user/profile", get(handlers::profile))
+        .route(
+            "/.well-known/openid-configuration",
+            get(handlers::discovery),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(handlers::discovery),
+        )
+        .route("/jwks.json", get(handlers::jwks))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
