@@ -15,6 +15,7 @@ pub mod refresh_token;
 pub mod registration;
 pub mod token;
 pub mod tokeninfo;
+pub mod userinfo;
 
 use crate::app::AppState;
 use crate::store::{NewAccessToken, NewGrant, NewRefresh, StoreError};

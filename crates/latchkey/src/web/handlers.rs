@@ -2,7 +2,7 @@
 
 use crate::app::AppState;
 use crate::flows::{self, account, authorize, code_entry};
-use crate::web::error::{resource_error, token_error, Failure};
+use crate::web::error::{bearer_error, resource_error, token_error, Failure};
 use crate::web::pages;
 use crate::web::params::BodyParams;
 use crate::web::session::Browser;
@@ -306,6 +306,21 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     match flows::discovery::jwks(&state).await {
         Ok(set) => public_json(set),
         Err(e) => resource_error(Failure::Store(e)),
+    }
+}
+
+pub async fn userinfo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = match presented_token(query.as_deref(), &headers, true) {
+        Ok(token) => flows::userinfo::userinfo(&state, &token).await,
+        Err(e) => Err(Failure::OAuth(e)),
+    };
+    match result {
+        Ok(info) => no_store(Json(info).into_response()),
+        Err(f) => bearer_error(f),
     }
 }
 

@@ -75,6 +75,10 @@ pub fn router(state: AppState) -> Router {
             get(handlers::discovery),
         )
         .route("/jwks.json", get(handlers::jwks))
+        .route(
+            "/oauth2/userinfo",
+            get(handlers::userinfo).post(handlers::userinfo),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
