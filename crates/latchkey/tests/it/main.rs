@@ -6,6 +6,7 @@ mod code_flow;
 mod device;
 mod errors;
 mod multinode;
+mod oidc;
 mod smoke;
 mod store;
 mod support;
