@@ -66,11 +66,17 @@ pub async fn signin_page(
     browser: Browser,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    // `email` pre-fills the form: the authorization request's `login_hint` (OpenID Connect Core 3.1.2.1).
+    let email = q
+        .get("email")
+        .map(String::as_str)
+        .filter(|e| e.len() <= 254)
+        .unwrap_or("");
     account::signin_page(
         &state,
         &browser,
         q.get("return_to").map(String::as_str),
-        "",
+        email,
         None,
         StatusCode::OK,
     )

@@ -354,3 +354,23 @@ async fn discovery_lists_only_endpoints_that_answer() {
         }
     }
 }
+
+#[tokio::test]
+async fn login_hint_prefills_the_sign_in_form() {
+    let app = spawn_app().await;
+    let rp = app.register_app(|_| {}).await;
+    let url = format!(
+        "{}?client_id={}&response_type=code&scope=openid&redirect_uri={}&nonce=n1&login_hint=hint%40example.com",
+        app.url("/oauth2/authorize"),
+        rp.client_id,
+        rp.redirect_uri
+    );
+    let (status, page_url, html) = app.browser().open(&url).await.page();
+    assert_eq!(status, 200);
+    assert!(page_url.contains("/ap/signin"), "{page_url}");
+    assert!(html.contains("value=\"hint@example.com\""), "{html}");
+    // Without a hint the field is empty.
+    let plain = url.replace("&login_hint=hint%40example.com", "");
+    let (_, _, html) = app.browser().open(&plain).await.page();
+    assert!(!html.contains("hint@example.com"));
+}
