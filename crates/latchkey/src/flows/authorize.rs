@@ -66,6 +66,8 @@ async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthorizeReq
             return Err(pages::unavailable());
         }
     };
+    let requested = params.get("redirect_uri").ok().flatten();
+    let client = super::sdk::with_relay(&state.issuer, client, requested);
     let (redirect_uri, sent) = authz::redirect_uri(&params, &client.policy).map_err(page_error)?;
     let request = authz::parse(
         &params,

@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod profile;
 pub mod refresh_token;
 pub mod registration;
+pub mod sdk;
 pub mod token;
 pub mod tokeninfo;
 pub mod userinfo;

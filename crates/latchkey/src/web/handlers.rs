@@ -355,6 +355,47 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// A static asset, cacheable for an hour.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn sdk_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/sdk/login1.js"),
+    )
+}
+
+pub async fn relay_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/sdk/relay.js"),
+    )
+}
+
+pub async fn button_light() -> Response {
+    asset("image/svg+xml", include_str!("../../static/sdk/button-light.svg"))
+}
+
+pub async fn button_dark() -> Response {
+    asset("image/svg+xml", include_str!("../../static/sdk/button-dark.svg"))
+}
+
+pub async fn sdk_relay(
+    State(state): State<AppState>,
+    axum::extract::Path(client_id): axum::extract::Path<String>,
+) -> Response {
+    flows::sdk::relay(&state, &client_id).await
+}
+
 pub async fn stylesheet() -> Response {
     (
         [
