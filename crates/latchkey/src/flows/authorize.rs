@@ -102,7 +102,8 @@ fn signin_redirect(query: &str, login_hint: Option<&str>) -> Response {
         }
     }
     let return_to = format!("/ap/oa?{}", again.finish());
-    let mut target = url::form_urlencoded::Serializer::new(String::from("/ap/signin?"));
+    let prefix = "/ap/signin?";
+    let mut target = url::form_urlencoded::Serializer::for_suffix(prefix.to_owned(), prefix.len());
     target.append_pair("return_to", &return_to);
     if let Some(hint) = login_hint.filter(|h| h.contains('@')) {
         target.append_pair("email", hint);

@@ -367,7 +367,7 @@ async fn login_hint_prefills_the_sign_in_form() {
     );
     let (status, page_url, html) = app.browser().open(&url).await.page();
     assert_eq!(status, 200);
-    assert!(page_url.contains("/ap/signin"), "{page_url}");
+    assert!(page_url.contains("/ap/signin?return_to="), "{page_url}");
     assert!(html.contains("value=\"hint@example.com\""), "{html}");
     // Without a hint the field is empty.
     let plain = url.replace("&login_hint=hint%40example.com", "");
