@@ -210,6 +210,27 @@ impl KeyRing {
         Ok(())
     }
 
+    /// Makes sure a key of `alg` exists (registering an app that uses it calls this, so that the key is in the
+    /// store, and soon in every node's JWKS, before it signs anything), and reloads.
+    pub async fn ensure(
+        &self,
+        store: &dyn Store,
+        alg: SigningAlg,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        if !store
+            .list_signing_keys()
+            .await?
+            .iter()
+            .any(|k| k.alg == alg)
+        {
+            store
+                .insert_signing_key(&new_record(alg, now, now).await?)
+                .await?;
+        }
+        self.reload(store, now).await
+    }
+
     /// Signs an ID token with the active key of `alg`, creating the first key of that algorithm if need be.
     pub async fn sign(
         &self,
@@ -220,10 +241,8 @@ impl KeyRing {
     ) -> StoreResult<String> {
         self.refresh(store, now).await?;
         if !self.current().keys.iter().any(|k| k.alg == alg) {
-            store
-                .insert_signing_key(&new_record(alg, now, now).await?)
-                .await?;
-            self.reload(store, now).await?;
+            // Another node (or the registration of an app using `alg`) may have made one since the last reload.
+            self.ensure(store, alg, now).await?;
         }
         let set = self.current();
         let key = set

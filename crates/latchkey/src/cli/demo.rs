@@ -23,6 +23,8 @@ pub const DEMO_PASSWORD: &str = "latchkey-demo";
 const DEMO_CLIENT_ID: &str = "lk1.application-oa2-client.de0000000000000000000000000000de";
 /// The demo TV app: public, with code-based linking, for `latchkey device-login`.
 pub const DEMO_TV_CLIENT_ID: &str = "lk1.application-oa2-client.de0000000000000000000000000000dd";
+/// The SDK sample site's app: public, its origin allowed, for `/sample` on the demo site.
+pub const DEMO_SDK_CLIENT_ID: &str = "lk1.application-oa2-client.de0000000000000000000000000000d5";
 
 #[derive(Template)]
 #[template(path = "demo.html")]
@@ -41,6 +43,18 @@ struct DemoApp {
     http: reqwest::Client,
 }
 
+/// (Re)creates a demo app under a fixed client id (`…dd…` → app id `lk1.application.…`); returns its secret.
+async fn put_app(state: &AppState, client_id: &str, input: AppInput) -> anyhow::Result<Option<Secret>> {
+    let now = state.clock.now();
+    state.store.delete_client(client_id, now).await?;
+    let (mut client, secret) = registration::new_app(&input, &state.hasher, &mut rand::thread_rng(), now)
+        .map_err(|p| anyhow::anyhow!("demo app {} is invalid: {}", input.name, p.join("; ")))?;
+    client.app_id = client_id.replace("application-oa2-client", "application");
+    client.policy.client_id = client_id.into();
+    state.store.create_client(&client).await?;
+    Ok(secret)
+}
+
 /// Seeds the demo data and returns the demo app's secret.
 async fn seed(state: &AppState, app_base: &str) -> anyhow::Result<Secret> {
     let now = state.clock.now();
@@ -56,9 +70,8 @@ async fn seed(state: &AppState, app_base: &str) -> anyhow::Result<Secret> {
         };
         state.store.create_user(&user).await?;
     }
-    // The demo app is recreated on every run so that its return URL follows --app-listen.
-    state.store.delete_client(DEMO_CLIENT_ID, now).await?;
-    let input = AppInput {
+    // The demo apps are recreated on every run so that their return URLs and origins follow --app-listen.
+    let web = AppInput {
         name: "Latchkey Demo App".into(),
         description: "The demo relying party started by `latchkey demo`.".into(),
         privacy_url: format!("{app_base}/privacy"),
@@ -67,29 +80,28 @@ async fn seed(state: &AppState, app_base: &str) -> anyhow::Result<Secret> {
         owner: "demo".into(),
         ..AppInput::default()
     };
-    let (mut client, secret) =
-        registration::new_app(&input, &state.hasher, &mut rand::thread_rng(), now)
-            .map_err(|p| anyhow::anyhow!("demo app is invalid: {}", p.join("; ")))?;
-    client.policy.client_id = DEMO_CLIENT_ID.into();
-    client.app_id = "lk1.application.de0000000000000000000000000000de".into();
-    state.store.create_client(&client).await?;
-    if state.store.find_client(DEMO_TV_CLIENT_ID).await?.is_none() {
-        let tv = AppInput {
-            name: "Latchkey Demo TV".into(),
-            description: "The device started by `latchkey device-login`.".into(),
-            privacy_url: format!("{app_base}/privacy"),
-            public: true,
-            allow_device: true,
-            owner: "demo".into(),
-            ..AppInput::default()
-        };
-        let (mut tv, _) =
-            registration::new_app(&tv, &state.hasher, &mut rand::thread_rng(), now)
-                .map_err(|p| anyhow::anyhow!("demo TV app is invalid: {}", p.join("; ")))?;
-        tv.policy.client_id = DEMO_TV_CLIENT_ID.into();
-        tv.app_id = "lk1.application.de0000000000000000000000000000dd".into();
-        state.store.create_client(&tv).await?;
-    }
+    let secret = put_app(state, DEMO_CLIENT_ID, web).await?;
+    let sample = AppInput {
+        name: "Sample Shop".into(),
+        description: "The SDK sample site served by `latchkey demo` at /sample.".into(),
+        privacy_url: format!("{app_base}/privacy"),
+        redirect_uris: vec![format!("{app_base}/sample")],
+        allowed_origins: vec![app_base.to_owned()],
+        public: true,
+        owner: "demo".into(),
+        ..AppInput::default()
+    };
+    put_app(state, DEMO_SDK_CLIENT_ID, sample).await?;
+    let tv = AppInput {
+        name: "Latchkey Demo TV".into(),
+        description: "The device started by `latchkey device-login`.".into(),
+        privacy_url: format!("{app_base}/privacy"),
+        public: true,
+        allow_device: true,
+        owner: "demo".into(),
+        ..AppInput::default()
+    };
+    put_app(state, DEMO_TV_CLIENT_ID, tv).await?;
     secret.ok_or_else(|| anyhow::anyhow!("the demo app has no secret"))
 }
 
@@ -111,12 +123,14 @@ pub async fn run(config: Config, app_listen: SocketAddr) -> anyhow::Result<()> {
         .route("/", get(home))
         .route("/login", get(login))
         .route("/callback", get(callback))
+        .route("/sample", get(sample))
         .route("/privacy", get(|| async { "The demo app keeps nothing." }))
         .with_state(demo);
     println!("Latchkey is running at {} with a demo app.", state.issuer);
     println!();
     println!("  Open {app_base}/ in a browser and click “Login with Latchkey”.");
     println!("  Sign in as {DEMO_EMAIL} with the password {DEMO_PASSWORD}.");
+    println!("  The JavaScript SDK sample (popup login) is at {app_base}/sample.");
     println!();
     println!("  To sign in on a device instead, run `latchkey device-login` in another terminal");
     println!(
@@ -132,6 +146,27 @@ pub async fn run(config: Config, app_listen: SocketAddr) -> anyhow::Result<()> {
     a?;
     b?;
     Ok(())
+}
+
+#[derive(Template)]
+#[template(path = "sample.html")]
+struct SamplePage {
+    issuer: String,
+    client_id: String,
+}
+
+/// `/sample`: a website using the JavaScript SDK (popup, PKCE, profile, refresh, logout). `?client_id=` picks
+/// another app (one with this origin allowed).
+async fn sample(State(demo): State<Arc<DemoApp>>) -> Response {
+    match (SamplePage {
+        issuer: demo.issuer.clone(),
+        client_id: DEMO_SDK_CLIENT_ID.into(),
+    })
+    .render()
+    {
+        Ok(html) => Html(html).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "template error").into_response(),
+    }
 }
 
 fn page(status: StatusCode, p: DemoPage) -> Response {

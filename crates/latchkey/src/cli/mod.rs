@@ -546,13 +546,11 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 id_token_alg: a.id_token_alg,
             };
             let (client, secret) =
-                registration::new_app(&input, &state.hasher, &mut rand::thread_rng(), now)
+                registration::register(&state, &input)
+                    .await?
                     .map_err(|problems| {
                         anyhow::anyhow!("the app was not created:\n  - {}", problems.join("\n  - "))
                     })?;
-            if state.store.create_client(&client).await? == Created::AlreadyExists {
-                anyhow::bail!("an app with this id already exists; try again");
-            }
             if a.json {
                 let mut v = client_json(&client);
                 v["client_secret"] = json!(secret.as_ref().map(|s| s.expose()));

@@ -66,6 +66,8 @@ async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthorizeReq
             return Err(pages::unavailable());
         }
     };
+    let requested = params.get("redirect_uri").ok().flatten();
+    let client = super::sdk::with_relay(&state.issuer, client, requested);
     let (redirect_uri, sent) = authz::redirect_uri(&params, &client.policy).map_err(page_error)?;
     let request = authz::parse(
         &params,
@@ -80,7 +82,7 @@ async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthorizeReq
 
 /// Where to send the browser to sign in and come back: this request, without `prompt=login` and `max_age`, which
 /// the sign-in honours (otherwise `max_age=0` would send the customer back to sign in once a second has passed).
-fn signin_redirect(query: &str) -> Response {
+fn signin_redirect(query: &str, login_hint: Option<&str>) -> Response {
     let pairs = url::form_urlencoded::parse(query.as_bytes()).into_owned();
     let mut again = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
@@ -100,12 +102,13 @@ fn signin_redirect(query: &str) -> Response {
         }
     }
     let return_to = format!("/ap/oa?{}", again.finish());
-    let target = format!(
-        "/ap/signin?{}",
-        url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("return_to", &return_to)
-            .finish()
-    );
+    let prefix = "/ap/signin?";
+    let mut target = url::form_urlencoded::Serializer::for_suffix(prefix.to_owned(), prefix.len());
+    target.append_pair("return_to", &return_to);
+    if let Some(hint) = login_hint.filter(|h| h.contains('@')) {
+        target.append_pair("email", hint);
+    }
+    let target = target.finish();
     Redirect::to(&target).into_response()
 }
 
@@ -129,7 +132,7 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
                 OAuthError::new(ErrorCode::LoginRequired, "The customer is not signed in"),
             )
         }
-        _ => return signin_redirect(query),
+        _ => return signin_redirect(query, req.login_hint.as_deref()),
     };
     let user = &signed_in.session.user;
     if req.scopes.needs_consent() {
@@ -312,7 +315,7 @@ pub async fn consent(state: &AppState, browser: &Browser, form: ConsentForm) -> 
         );
     }
     let Some(signed_in) = &browser.signed_in else {
-        return signin_redirect(&form.request);
+        return signin_redirect(&form.request, None);
     };
     let token_ok = form.consent_token.as_deref().is_some_and(|t| {
         state.hasher.verify_b64(

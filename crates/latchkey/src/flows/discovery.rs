@@ -19,6 +19,7 @@ pub fn metadata(state: &AppState) -> Value {
         "token_endpoint": format!("{i}/oauth2/token"),
         "device_authorization_endpoint": format!("{i}/oauth2/device_authorization"),
         "jwks_uri": format!("{i}/jwks.json"),
+        "userinfo_endpoint": format!("{i}/oauth2/userinfo"),
         "scopes_supported": state.known_scopes,
         "response_types_supported": ["code", "token"],
         "response_modes_supported": ["query", "fragment"],
@@ -30,7 +31,9 @@ pub fn metadata(state: &AppState) -> Value {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash"],
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "email", "email_verified",
+        ],
         "authorization_response_iss_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

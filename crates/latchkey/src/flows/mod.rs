@@ -13,8 +13,10 @@ pub mod discovery;
 pub mod profile;
 pub mod refresh_token;
 pub mod registration;
+pub mod sdk;
 pub mod token;
 pub mod tokeninfo;
+pub mod userinfo;
 
 use crate::app::AppState;
 use crate::store::{NewAccessToken, NewGrant, NewRefresh, StoreError};

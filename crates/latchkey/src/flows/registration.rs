@@ -1,7 +1,8 @@
 //! Registering a security profile (SPEC 1): validating what a developer enters (shared by the CLI and, later,
 //! the console) and minting its ids and secret.
 
-use crate::store::Client;
+use crate::app::AppState;
+use crate::store::{Client, Created, StoreError};
 use latchkey_core::client::ClientPolicy;
 use latchkey_core::ids;
 use latchkey_core::oidc::SigningAlg;
@@ -131,6 +132,28 @@ pub fn new_app(
         id_token_alg: input.id_token_alg,
     };
     Ok((client, secret))
+}
+
+/// Registers a new app: validates it, makes sure its ID-token signing algorithm has a key, and stores it.
+/// `Ok(Err(problems))` when the input is refused.
+pub async fn register(
+    state: &AppState,
+    input: &AppInput,
+) -> Result<Result<(Client, Option<Secret>), Vec<String>>, StoreError> {
+    let now = state.clock.now();
+    let made = new_app(input, &state.hasher, &mut rand::thread_rng(), now);
+    let (client, secret) = match made {
+        Ok(made) => made,
+        Err(problems) => return Ok(Err(problems)),
+    };
+    state
+        .keys
+        .ensure(state.store.as_ref(), client.id_token_alg, now)
+        .await?;
+    if state.store.create_client(&client).await? == Created::AlreadyExists {
+        return Err(StoreError::Corrupt("a new client id collided".into()));
+    }
+    Ok(Ok((client, secret)))
 }
 
 #[cfg(test)]

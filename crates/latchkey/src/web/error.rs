@@ -115,6 +115,22 @@ pub fn resource_error(failure: Failure) -> Response {
     res
 }
 
+/// Standard Bearer-resource shape (`/oauth2/userinfo`, RFC 6750 3.1): like [`resource_error`], but an invalid
+/// token is 401, as OAuth libraries expect, where LWA's paths answer 400.
+pub fn bearer_error(failure: Failure) -> Response {
+    let mut res = resource_error(failure);
+    if res.status() == StatusCode::BAD_REQUEST
+        && res
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("invalid_token"))
+    {
+        *res.status_mut() = StatusCode::UNAUTHORIZED;
+    }
+    res
+}
+
 /// A method an API endpoint does not serve: 405 in the API's JSON error shape, with the methods it does serve.
 pub fn method_not_allowed(allow: &'static str) -> Response {
     let mut res = (

@@ -2,7 +2,7 @@
 
 use crate::app::AppState;
 use crate::flows::{self, account, authorize, code_entry};
-use crate::web::error::{resource_error, token_error, Failure};
+use crate::web::error::{bearer_error, resource_error, token_error, Failure};
 use crate::web::pages;
 use crate::web::params::BodyParams;
 use crate::web::session::Browser;
@@ -66,11 +66,17 @@ pub async fn signin_page(
     browser: Browser,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    // `email` pre-fills the form: the authorization request's `login_hint` (OpenID Connect Core 3.1.2.1).
+    let email = q
+        .get("email")
+        .map(String::as_str)
+        .filter(|e| e.len() <= 254)
+        .unwrap_or("");
     account::signin_page(
         &state,
         &browser,
         q.get("return_to").map(String::as_str),
-        "",
+        email,
         None,
         StatusCode::OK,
     )
@@ -309,6 +315,21 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     }
 }
 
+pub async fn userinfo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = match presented_token(query.as_deref(), &headers, true) {
+        Ok(token) => flows::userinfo::userinfo(&state, &token).await,
+        Err(e) => Err(Failure::OAuth(e)),
+    };
+    match result {
+        Ok(info) => no_store(Json(info).into_response()),
+        Err(f) => bearer_error(f),
+    }
+}
+
 pub async fn healthz() -> &'static str {
     "ok"
 }
@@ -332,6 +353,47 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// A static asset, cacheable for an hour.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn sdk_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/sdk/login1.js"),
+    )
+}
+
+pub async fn relay_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/sdk/relay.js"),
+    )
+}
+
+pub async fn button_light() -> Response {
+    asset("image/svg+xml", include_str!("../../static/sdk/button-light.svg"))
+}
+
+pub async fn button_dark() -> Response {
+    asset("image/svg+xml", include_str!("../../static/sdk/button-dark.svg"))
+}
+
+pub async fn sdk_relay(
+    State(state): State<AppState>,
+    axum::extract::Path(client_id): axum::extract::Path<String>,
+) -> Response {
+    flows::sdk::relay(&state, &client_id).await
 }
 
 pub async fn stylesheet() -> Response {

@@ -75,10 +75,19 @@ pub fn router(state: AppState) -> Router {
             get(handlers::discovery),
         )
         .route("/jwks.json", get(handlers::jwks))
+        .route(
+            "/oauth2/userinfo",
+            get(handlers::userinfo).post(handlers::userinfo),
+        )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .route("/static/latchkey.css", get(handlers::stylesheet))
+        .route("/sdk/login1.js", get(handlers::sdk_script))
+        .route("/sdk/relay.js", get(handlers::relay_script))
+        .route("/sdk/relay/{client_id}", get(handlers::sdk_relay))
+        .route("/sdk/button-light.svg", get(handlers::button_light))
+        .route("/sdk/button-dark.svg", get(handlers::button_dark))
         .method_not_allowed_fallback(|| async { error::method_not_allowed("GET, HEAD") })
         .merge(token_api);
     let inner = pages
@@ -197,12 +206,15 @@ async fn security_headers(
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    // A page that runs a script (the SDK's popup relay) sets its own, stricter-than-nothing policy.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
     if state.secure_cookies {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,

@@ -6,6 +6,7 @@ mod code_flow;
 mod device;
 mod errors;
 mod multinode;
+mod oidc;
 mod oidc_authlib;
 mod smoke;
 mod store;

@@ -181,14 +181,10 @@ impl TestApp {
     pub async fn register_app(&self, tweak: impl FnOnce(&mut AppInput)) -> RegisteredApp {
         let mut input = default_app_input();
         tweak(&mut input);
-        let (client, secret) = registration::new_app(
-            &input,
-            &self.state.hasher,
-            &mut rand::thread_rng(),
-            self.state.clock.now(),
-        )
-        .unwrap();
-        self.store().create_client(&client).await.unwrap();
+        let (client, secret) = registration::register(&self.state, &input)
+            .await
+            .unwrap()
+            .unwrap();
         RegisteredApp {
             client_id: client.policy.client_id.clone(),
             secret: secret.map(|s| s.expose().to_owned()),

@@ -1,0 +1,45 @@
+//! `GET`/`POST /oauth2/userinfo` (OpenID Connect Core 5.3): the standard claims the token's scopes allow, for a
+//! token obtained with `openid`. The claims are `sub` (the pairwise user id), `name` (`profile`), and `email`
+//! with `email_verified` (`email` or `profile`). Latchkey does not verify addresses, so `email_verified` is false.
+
+use super::tokeninfo::{invalid_token, token_hash};
+use crate::app::AppState;
+use crate::web::error::Failure;
+use latchkey_core::error::{ErrorCode, OAuthError};
+use latchkey_core::scope::Scopes;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct UserInfo {
+    pub sub: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+}
+
+pub async fn userinfo(state: &AppState, token: &str) -> Result<UserInfo, Failure> {
+    let hash = token_hash(state, token)?;
+    let found = state
+        .store
+        .find_token_profile(&hash, state.clock.now())
+        .await?
+        .ok_or_else(invalid_token)?;
+    let scopes = Scopes::from_stored(&found.token.scopes);
+    if !scopes.contains("openid") {
+        return Err(OAuthError::new(
+            ErrorCode::InsufficientScope,
+            "The access token was not issued for OpenID Connect : scope",
+        )
+        .into());
+    }
+    let email = scopes.contains("email") || scopes.contains("profile");
+    Ok(UserInfo {
+        sub: found.token.subject.unwrap_or_default(),
+        name: scopes.contains("profile").then_some(found.name),
+        email: email.then_some(found.email),
+        email_verified: email.then_some(false),
+    })
+}

@@ -1,0 +1,108 @@
+//! The real-browser story (issue 5): the built `latchkey demo` (Latchkey plus the SDK sample site), headless
+//! Chromium driven by playwright-core (`tests/browser/story.mjs`), and axe-core on every page. `.ci/run` installs
+//! Chromium (Debian's package) and the npm packages; without them the test skips, except under `CI=true`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// What the story needs, or why it cannot run here.
+fn prerequisites() -> Result<(PathBuf, PathBuf), String> {
+    let chromium = PathBuf::from(
+        std::env::var("LATCHKEY_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+    );
+    if !chromium.exists() {
+        return Err(format!("no Chromium at {}", chromium.display()));
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    if !dir.join("node_modules/playwright-core").exists() {
+        return Err(format!(
+            "playwright-core is not installed: run `npm ci` in {}",
+            dir.display()
+        ));
+    }
+    Ok((chromium, dir))
+}
+
+#[tokio::test]
+async fn a_customer_a_developer_and_the_sdk_sample_in_headless_chromium() {
+    let (chromium, dir) = match prerequisites() {
+        Ok(found) => found,
+        Err(why) if ci() => panic!("the browser tests must run under CI=true: {why}"),
+        Err(why) => {
+            eprintln!("skipping: {why}");
+            return;
+        }
+    };
+    let data = tempfile::tempdir().unwrap();
+    let (lk_port, site_port) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{lk_port}");
+    let sample = format!("http://127.0.0.1:{site_port}");
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(["demo", "--app-listen", &format!("127.0.0.1:{site_port}")])
+        .env("LATCHKEY_DATA_DIR", data.path())
+        .env("LATCHKEY_LISTEN", format!("127.0.0.1:{lk_port}"))
+        .env("LATCHKEY_LOG_LEVEL", "warn")
+        .env("LATCHKEY_PASSWORD_HASH_CONCURRENCY", "2")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        let lk = http.get(format!("{base}/healthz")).send().await;
+        let site = http.get(format!("{sample}/sample")).send().await;
+        if lk.is_ok_and(|r| r.status().is_success()) && site.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "latchkey demo did not start");
+
+    let story = tokio::process::Command::new("node")
+        .arg(dir.join("story.mjs"))
+        .current_dir(&dir)
+        .env("LK_BASE", &base)
+        .env("LK_SAMPLE", &sample)
+        .env("CHROMIUM", &chromium)
+        .env_remove("LK_SHOTS")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(180), story)
+        .await
+        .expect("the browser story finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    server.kill().await.ok();
+    assert!(
+        out.status.success(),
+        "the browser story failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("\"ok\":true"), "{stdout}");
+    for step in [
+        "registered",
+        "signed in",
+        "sample site signed in",
+        "app removed",
+        "refresh fails after removal",
+        "signed out",
+    ] {
+        assert!(stdout.contains(&format!("\"step\":\"{step}\"")), "missing step {step}:\n{stdout}");
+    }
+}

@@ -1,0 +1,376 @@
+//! OpenID Connect with the `openidconnect` crate as the relying party (SPEC 3): discovery, code + PKCE, ID-token
+//! verification against the JWKS (signature, iss, aud, exp, nonce, at_hash), userinfo and refresh; and signing-key
+//! rotation seen from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::support::*;
+use latchkey_core::oidc::SigningAlg;
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreUserInfoClaims,
+};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+};
+use serde_json::Value;
+
+struct Login {
+    id_token: String,
+    access_token: String,
+    refresh_token: String,
+    sub: String,
+}
+
+/// The whole relying-party story with the `openidconnect` crate for an app signing with `alg`.
+async fn full_flow(app: &TestApp, alg: SigningAlg) -> Login {
+    let rp = app
+        .register_app(|i| {
+            i.id_token_alg = alg;
+        })
+        .await;
+    let email = format!("oidc-{}@example.com", alg.as_str().to_lowercase());
+    app.create_user(&email, "Ida Token", None).await;
+    let http = http_client();
+    let provider =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &http)
+            .await
+            .expect("discovery");
+    let client = CoreClient::from_provider_metadata(
+        provider,
+        ClientId::new(rp.client_id.clone()),
+        Some(ClientSecret::new(rp.secret.clone().unwrap())),
+    )
+    .set_redirect_uri(RedirectUrl::new(rp.redirect_uri.clone()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("email".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let back = login_through(&app.browser(), url.as_str(), &email).await;
+    assert_eq!(
+        Step::param(&back, "state").as_deref(),
+        Some(csrf.secret().as_str())
+    );
+    assert_eq!(
+        Step::param(&back, "iss").as_deref(),
+        Some(app.base.as_str())
+    );
+    let code = Step::param(&back, "code").unwrap();
+
+    let token = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+    let id_token = token.id_token().expect("an ID token for openid");
+    let id_verifier = client.id_token_verifier().set_allowed_algs(vec![match alg {
+        SigningAlg::Es256 => CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        SigningAlg::EdDsa => CoreJwsSigningAlgorithm::EdDsa,
+        SigningAlg::Rs256 => CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    }]);
+    let claims = id_token
+        .claims(&id_verifier, &nonce)
+        .expect("a valid ID token");
+    assert_eq!(claims.issuer().as_str(), app.base);
+    assert_eq!(claims.audiences()[0].as_str(), rp.client_id);
+    assert!(claims.subject().as_str().starts_with("lk1.account."));
+    assert!(claims.auth_time().is_some());
+    let expected_hash = AccessTokenHash::from_token(
+        token.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&id_verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected_hash), "at_hash");
+
+    // A token with another nonce is refused: the verifier really checks it.
+    assert!(id_token
+        .claims(&id_verifier, &Nonce::new("another".into()))
+        .is_err());
+
+    let info: CoreUserInfoClaims = client
+        .user_info(token.access_token().clone(), Some(claims.subject().clone()))
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("userinfo");
+    assert_eq!(info.email().map(|e| e.as_str()), Some(email.as_str()));
+    assert_eq!(
+        info.name().and_then(|n| n.get(None)).map(|n| n.as_str()),
+        Some("Ida Token")
+    );
+
+    let refreshed = client
+        .exchange_refresh_token(token.refresh_token().unwrap())
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("refresh");
+    let refreshed_id = refreshed.id_token().expect("an ID token on refresh too");
+    let again = refreshed_id
+        .claims(&id_verifier, |_: Option<&Nonce>| Ok(()))
+        .expect("a valid refreshed ID token");
+    assert_eq!(again.subject(), claims.subject(), "same customer");
+    assert_eq!(
+        again.auth_time(),
+        claims.auth_time(),
+        "the original sign-in time"
+    );
+    Login {
+        id_token: id_token.to_string(),
+        access_token: refreshed.access_token().secret().clone(),
+        refresh_token: refreshed.refresh_token().unwrap().secret().clone(),
+        sub: claims.subject().to_string(),
+    }
+}
+
+#[tokio::test]
+async fn the_openidconnect_crate_completes_discovery_login_verification_userinfo_and_refresh() {
+    let app = spawn_app().await;
+    let login = full_flow(&app, SigningAlg::Es256).await;
+    assert!(!login.access_token.is_empty() && !login.refresh_token.is_empty());
+    // userinfo is the standard shape: 401 for an unknown token, 403 for a token without openid.
+    let res = app
+        .api()
+        .get(app.url("/oauth2/userinfo"))
+        .bearer_auth("Atza|nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("invalid_token"));
+}
+
+#[tokio::test]
+async fn eddsa_and_rs256_apps_get_id_tokens_signed_their_way() {
+    let app = spawn_app().await;
+    for alg in [SigningAlg::EdDsa, SigningAlg::Rs256] {
+        let login = full_flow(&app, alg).await;
+        let header = login.id_token.split('.').next().unwrap();
+        let header: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["alg"], alg.as_str());
+        assert!(!login.sub.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_token_without_openid_gets_no_id_token_and_no_userinfo() {
+    let app = spawn_app().await;
+    let shop = app.register_app(|_| {}).await;
+    app.create_user("plain@example.com", "Plain", None).await;
+    let client = app.oauth_client(&shop);
+    let (url, _) = client
+        .authorize_url(oauth2::CsrfToken::new_random)
+        .add_scope(oauth2::Scope::new("profile".into()))
+        .url();
+    let back = login_through(&app.browser(), url.as_str(), "plain@example.com").await;
+    let res: Value = app
+        .api()
+        .post(app.url("/oauth2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &Step::param(&back, "code").unwrap()),
+            ("redirect_uri", &shop.redirect_uri),
+            ("client_id", &shop.client_id),
+            ("client_secret", shop.secret.as_deref().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(res.get("id_token").is_none(), "{res}");
+    let info = app
+        .api()
+        .get(app.url("/oauth2/userinfo"))
+        .bearer_auth(res["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status().as_u16(), 403);
+}
+
+async fn jwks(app: &TestApp) -> Value {
+    app.api()
+        .get(app.url("/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn kids(set: &Value) -> Vec<String> {
+    let mut kids: Vec<String> = set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    kids.sort();
+    kids
+}
+
+fn kid_of(id_token: &str) -> String {
+    let header = id_token.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_old_tokens_verifiable_and_both_nodes_publish_the_same_keys() {
+    let Some(db) = postgres_db().await else {
+        return;
+    };
+    let db = std::sync::Arc::new(db);
+    let a = spawn_app_on(db.clone()).await;
+    let b = spawn_app_on(db).await;
+    let advance = |secs: i64| {
+        a.state.clock.advance(secs);
+        b.state.clock.advance(secs);
+    };
+    assert_eq!(
+        kids(&jwks(&a).await),
+        kids(&jwks(&b).await),
+        "same keys before"
+    );
+
+    let before = full_flow(&a, SigningAlg::Es256).await;
+    let old_kid = kid_of(&before.id_token);
+    assert!(kids(&jwks(&b).await).contains(&old_kid));
+
+    // Rotate (as `latchkey keys rotate` does). The new keys are published by every node once it reloads, before
+    // they sign anything.
+    let added = latchkey::keys::rotate(
+        a.store().as_ref(),
+        a.state.clock.now(),
+        latchkey::keys::ROTATION_DELAY_SECS,
+    )
+    .await
+    .unwrap();
+    let new_kid = added
+        .iter()
+        .find(|k| k.alg == SigningAlg::Es256)
+        .unwrap()
+        .kid
+        .clone();
+    advance(latchkey::keys::RELOAD_SECS);
+    let (ja, jb) = (jwks(&a).await, jwks(&b).await);
+    assert_eq!(kids(&ja), kids(&jb), "both nodes publish the same keys");
+    assert!(kids(&ja).contains(&new_kid) && kids(&ja).contains(&old_kid));
+    let during = full_flow(&b, SigningAlg::Es256).await;
+    assert_eq!(
+        kid_of(&during.id_token),
+        old_kid,
+        "the new key does not sign before it activates"
+    );
+
+    // After activation: new tokens carry the new kid; the old key stays published while its tokens live.
+    advance(latchkey::keys::ROTATION_DELAY_SECS);
+    let after = full_flow(&b, SigningAlg::Es256).await;
+    assert_eq!(kid_of(&after.id_token), new_kid);
+    let published = kids(&jwks(&a).await);
+    assert!(
+        published.contains(&old_kid),
+        "tokens signed before rotation still verify"
+    );
+    assert_eq!(published, kids(&jwks(&b).await));
+
+    // Once every ID token the old key signed has expired (id_token_ttl 3600 s + margin), it is withdrawn.
+    advance(3_600 + 300 + latchkey::keys::RELOAD_SECS);
+    let published = kids(&jwks(&a).await);
+    assert!(!published.contains(&old_kid), "{published:?}");
+    assert!(published.contains(&new_kid));
+    assert_eq!(published, kids(&jwks(&b).await));
+}
+
+#[tokio::test]
+async fn discovery_lists_only_endpoints_that_answer() {
+    let app = spawn_app().await;
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let meta: Value = app
+            .api()
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(meta["issuer"], app.base);
+        assert_eq!(
+            meta["subject_types_supported"],
+            serde_json::json!(["pairwise"])
+        );
+        assert_eq!(
+            meta["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+        let endpoints: Vec<(&str, &str)> = meta
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.ends_with("_endpoint") || *k == "jwks_uri")
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+            .collect();
+        assert!(endpoints.len() >= 5, "{endpoints:?}");
+        for (name, url) in endpoints {
+            assert!(url.starts_with(&app.base), "{name}: {url}");
+            // Every listed endpoint exists: whatever the method, it is not a 404.
+            let get = app.api().get(url).send().await.unwrap().status().as_u16();
+            let post = app.api().post(url).send().await.unwrap().status().as_u16();
+            assert!(
+                get != 404 && post != 404,
+                "{name} {url}: GET {get}, POST {post}"
+            );
+            assert!(
+                get < 500 && post < 500,
+                "{name} {url}: GET {get}, POST {post}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn login_hint_prefills_the_sign_in_form() {
+    let app = spawn_app().await;
+    let rp = app.register_app(|_| {}).await;
+    let url = format!(
+        "{}?client_id={}&response_type=code&scope=openid&redirect_uri={}&nonce=n1&login_hint=hint%40example.com",
+        app.url("/oauth2/authorize"),
+        rp.client_id,
+        rp.redirect_uri
+    );
+    let (status, page_url, html) = app.browser().open(&url).await.page();
+    assert_eq!(status, 200);
+    assert!(page_url.contains("/ap/signin?return_to="), "{page_url}");
+    assert!(html.contains("value=\"hint@example.com\""), "{html}");
+    // Without a hint the field is empty.
+    let plain = url.replace("&login_hint=hint%40example.com", "");
+    let (_, _, html) = app.browser().open(&plain).await.page();
+    assert!(!html.contains("hint@example.com"));
+}
