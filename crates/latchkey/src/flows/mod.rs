@@ -10,9 +10,11 @@ pub mod code_entry;
 pub mod codepair;
 pub mod device_code;
 pub mod discovery;
+pub mod introspect;
 pub mod profile;
 pub mod refresh_token;
 pub mod registration;
+pub mod revoke;
 pub mod token;
 pub mod tokeninfo;
 

@@ -1755,7 +1755,10 @@ async fn origins_are_allowed_only_when_some_app_lists_them_exactly() {
                 "{e}: {refused:?}"
             );
         }
-        assert!(s.delete_client(&second.policy.client_id, NOW).await.unwrap());
+        assert!(s
+            .delete_client(&second.policy.client_id, NOW)
+            .await
+            .unwrap());
         assert!(
             !s.origin_allowed("https://a.example:8443").await.unwrap(),
             "{e}: a deleted app's origins"
