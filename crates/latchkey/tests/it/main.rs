@@ -7,5 +7,6 @@ mod device;
 mod errors;
 mod multinode;
 mod smoke;
+mod standard;
 mod store;
 mod support;
