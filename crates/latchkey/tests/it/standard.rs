@@ -545,6 +545,71 @@ async fn a_public_client_revokes_with_its_client_id_but_cannot_introspect() {
     );
 }
 
+#[tokio::test]
+async fn a_device_revokes_its_refresh_token_without_the_apps_secret() {
+    let w = world(|i| i.allow_device = true).await;
+    let pair = post(
+        &w.app,
+        "/auth/o2/create/codepair",
+        Auth::IdOnly(&w.shop),
+        &[("response_type", "device_code"), ("scope", "profile")],
+    )
+    .await;
+    assert_eq!(pair.status, 200, "{}", pair.json);
+    let (_, url, html) = w.browser.open("/code").await.page();
+    let user_code = pair.json["user_code"].as_str().unwrap();
+    let (status, url, html) = w
+        .browser
+        .submit(&url, &html, "/code", &[("user_code", user_code)], None, &[])
+        .await
+        .page();
+    assert!(html.contains("Is this your device?"), "{status}: {html}");
+    w.browser
+        .submit(
+            &url,
+            &html,
+            "/code/confirm",
+            &[],
+            Some(("decision", "allow")),
+            &[],
+        )
+        .await;
+    let device = post(
+        &w.app,
+        "/auth/o2/token",
+        Auth::None,
+        &[
+            ("grant_type", "device_code"),
+            ("device_code", pair.json["device_code"].as_str().unwrap()),
+            ("user_code", user_code),
+        ],
+    )
+    .await;
+    assert_eq!(device.status, 200, "{}", device.json);
+    let device_access = device.json["access_token"].as_str().unwrap();
+    let device_refresh = device.json["refresh_token"].as_str().unwrap();
+
+    // A web grant's tokens of the same confidential app still need the secret.
+    let web = tokens(&w, "profile").await;
+    for token in [access(&web), refresh_of(&web)] {
+        let a = revoke(&w.app, Auth::IdOnly(&w.shop), &token).await;
+        assert_error(&a, 401, "invalid_client", "a web token without the secret");
+    }
+    // So does the device's access token: only its refresh token is held without the secret.
+    let a = revoke(&w.app, Auth::IdOnly(&w.shop), device_access).await;
+    assert_error(
+        &a,
+        401,
+        "invalid_client",
+        "a device access token without the secret",
+    );
+
+    let a = revoke(&w.app, Auth::IdOnly(&w.shop), device_refresh).await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    assert_dead(&w.app, device_access, "the device's access token").await;
+    assert_alive(&w.app, &access(&web), "the web grant").await;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Client credentials (RFC 6749 4.4) from the resource side
 
