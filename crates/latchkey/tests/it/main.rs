@@ -8,5 +8,6 @@ mod errors;
 mod multinode;
 mod oidc;
 mod smoke;
+mod standard;
 mod store;
 mod support;
