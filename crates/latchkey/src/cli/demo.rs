@@ -44,11 +44,16 @@ struct DemoApp {
 }
 
 /// (Re)creates a demo app under a fixed client id (`…dd…` → app id `lk1.application.…`); returns its secret.
-async fn put_app(state: &AppState, client_id: &str, input: AppInput) -> anyhow::Result<Option<Secret>> {
+async fn put_app(
+    state: &AppState,
+    client_id: &str,
+    input: AppInput,
+) -> anyhow::Result<Option<Secret>> {
     let now = state.clock.now();
     state.store.delete_client(client_id, now).await?;
-    let (mut client, secret) = registration::new_app(&input, &state.hasher, &mut rand::thread_rng(), now)
-        .map_err(|p| anyhow::anyhow!("demo app {} is invalid: {}", input.name, p.join("; ")))?;
+    let (mut client, secret) =
+        registration::new_app(&input, &state.hasher, &mut rand::thread_rng(), now)
+            .map_err(|p| anyhow::anyhow!("demo app {} is invalid: {}", input.name, p.join("; ")))?;
     client.app_id = client_id.replace("application-oa2-client", "application");
     client.policy.client_id = client_id.into();
     state.store.create_client(&client).await?;

@@ -7,8 +7,9 @@ use crate::store::Client;
 use crate::web::error::Failure;
 use latchkey_core::error::OAuthError;
 use latchkey_core::ids;
+use latchkey_core::params::Params;
 use latchkey_core::secret::{digest_eq, Kind};
-use latchkey_core::token_request::ClientAuth;
+use latchkey_core::token_request::{self, ClientAuth};
 
 /// The client making a token request, and whether it proved it holds the secret.
 pub struct Caller {
@@ -46,4 +47,16 @@ pub async fn authenticate(state: &AppState, auth: &ClientAuth) -> Result<Caller,
         client,
         authenticated,
     })
+}
+
+/// The client of a request that must name one (introspection, revocation), from the body or HTTP Basic exactly as
+/// at the token endpoint.
+pub async fn from_request(
+    state: &AppState,
+    params: &Params,
+    authorization: Option<&str>,
+) -> Result<Caller, Failure> {
+    let auth = token_request::client_auth(params, authorization, false)?
+        .ok_or_else(OAuthError::invalid_client)?;
+    authenticate(state, &auth).await
 }

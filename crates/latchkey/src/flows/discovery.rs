@@ -18,6 +18,8 @@ pub fn metadata(state: &AppState) -> Value {
         "authorization_endpoint": format!("{i}/oauth2/authorize"),
         "token_endpoint": format!("{i}/oauth2/token"),
         "device_authorization_endpoint": format!("{i}/oauth2/device_authorization"),
+        "introspection_endpoint": format!("{i}/oauth2/introspect"),
+        "revocation_endpoint": format!("{i}/oauth2/revoke"),
         "jwks_uri": format!("{i}/jwks.json"),
         "userinfo_endpoint": format!("{i}/oauth2/userinfo"),
         "scopes_supported": state.known_scopes,
@@ -29,6 +31,8 @@ pub fn metadata(state: &AppState) -> Value {
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_supported": [

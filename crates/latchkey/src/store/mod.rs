@@ -437,4 +437,24 @@ pub trait Store: Send + Sync + 'static {
     /// Every signing key, oldest first.
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+
+    /// Revokes one access token of `client_id` (RFC 7009). False if it is unknown, another client's or already
+    /// revoked; nothing changes then.
+    async fn revoke_access_token(
+        &self,
+        token_hash: &Digest,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Revokes the whole grant a refresh token of `client_id` belongs to: every access and refresh token of its
+    /// family, at once (RFC 7009 2.1). True if the token is this client's (its family is now revoked, perhaps
+    /// already was); false, with nothing changed, if it is unknown or another client's.
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &Digest,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Whether some registered app lists exactly `origin` among its allowed origins (CORS, SPEC 2.7).
+    async fn origin_allowed(&self, origin: &str) -> StoreResult<bool>;
 }

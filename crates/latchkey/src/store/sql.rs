@@ -1167,6 +1167,65 @@ impl Store for SqlStore {
         .await?;
         Ok(())
     }
+
+    async fn revoke_access_token(
+        &self,
+        token_hash: &Digest,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $3 WHERE token_hash = $1 AND client_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(token_hash.to_vec())
+        .bind(client_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &Digest,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, $3) \
+             WHERE token_hash = $1 AND client_id = $2 RETURNING family_id",
+        )
+        .bind(token_hash.to_vec())
+        .bind(client_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(false) };
+        let family: String = row.try_get("family_id")?;
+        revoke_families(&mut tx, Families::One(&family), now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn origin_allowed(&self, origin: &str) -> StoreResult<bool> {
+        // The LIKE only narrows the scan (it may over-match on `_` or `%`); the parsed lists decide.
+        let quoted = serde_json::to_string(origin)
+            .map_err(|_| StoreError::Corrupt("an origin could not be encoded".into()))?;
+        let rows = sqlx::query("SELECT allowed_origins FROM clients WHERE allowed_origins LIKE $1")
+            .bind(format!("%{quoted}%"))
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            if parse_list(&row.try_get::<String, _>("allowed_origins")?)?
+                .iter()
+                .any(|o| o == origin)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 fn device_status(row: &AnyRow) -> StoreResult<device::Status> {

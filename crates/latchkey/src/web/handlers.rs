@@ -199,6 +199,38 @@ pub async fn token(
     }
 }
 
+/// `POST /oauth2/introspect` (RFC 7662).
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BodyParams(params): BodyParams,
+) -> Response {
+    let result = match authorization_header(&headers) {
+        Ok(authorization) => flows::introspect::introspect(&state, &params, authorization).await,
+        Err(e) => Err(Failure::OAuth(e)),
+    };
+    match result {
+        Ok(body) => no_store(Json(body).into_response()),
+        Err(failure) => token_error(failure),
+    }
+}
+
+/// `POST /oauth2/revoke` (RFC 7009): 200 with an empty body whether or not there was anything to revoke.
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    BodyParams(params): BodyParams,
+) -> Response {
+    let result = match authorization_header(&headers) {
+        Ok(authorization) => flows::revoke::revoke(&state, &params, authorization).await,
+        Err(e) => Err(Failure::OAuth(e)),
+    };
+    match result {
+        Ok(()) => no_store(StatusCode::OK.into_response()),
+        Err(failure) => token_error(failure),
+    }
+}
+
 /// The one `Authorization` header of a token request, if sent. A header that cannot be read, or a second one,
 /// is refused rather than skipped: skipping it would authenticate the client by the body alone.
 fn authorization_header(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
@@ -382,11 +414,17 @@ pub async fn relay_script() -> Response {
 }
 
 pub async fn button_light() -> Response {
-    asset("image/svg+xml", include_str!("../../static/sdk/button-light.svg"))
+    asset(
+        "image/svg+xml",
+        include_str!("../../static/sdk/button-light.svg"),
+    )
 }
 
 pub async fn button_dark() -> Response {
-    asset("image/svg+xml", include_str!("../../static/sdk/button-dark.svg"))
+    asset(
+        "image/svg+xml",
+        include_str!("../../static/sdk/button-dark.svg"),
+    )
 }
 
 pub async fn sdk_relay(

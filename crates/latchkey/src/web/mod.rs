@@ -1,6 +1,7 @@
 //! HTTP: the one router constructor, the middleware every response passes through (request ids, logs without
 //! secrets, metrics, security headers, body limits), and the server loop with graceful shutdown.
 
+pub mod cors;
 pub mod error;
 mod handlers;
 pub mod pages;
@@ -54,31 +55,50 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             session::ensure_browser_cookie,
         ));
+    // What browser apps call from their own pages (SPEC 2.7, 3): CORS for registered origins only.
+    let cross_origin_token = cors::cross_origin(
+        Router::new()
+            .route("/auth/o2/token", post(handlers::token))
+            .route("/oauth2/token", post(handlers::token))
+            .method_not_allowed_fallback(|| async { error::method_not_allowed("POST") }),
+        &state,
+    );
+    let cross_origin_api = cors::cross_origin(
+        Router::new()
+            .route("/auth/o2/tokeninfo", get(handlers::tokeninfo))
+            .route("/user/profile", get(handlers::profile))
+            .route(
+                "/.well-known/openid-configuration",
+                get(handlers::discovery),
+            )
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(handlers::discovery),
+            )
+            .route("/jwks.json", get(handlers::jwks))
+            .method_not_allowed_fallback(|| async { error::method_not_allowed("GET, HEAD") }),
+        &state,
+    );
+    let cross_origin_userinfo = cors::cross_origin(
+        Router::new()
+            .route(
+                "/oauth2/userinfo",
+                get(handlers::userinfo).post(handlers::userinfo),
+            )
+            .method_not_allowed_fallback(|| async { error::method_not_allowed("GET, HEAD, POST") }),
+        &state,
+    );
     let token_api = Router::new()
-        .route("/auth/o2/token", post(handlers::token))
-        .route("/oauth2/token", post(handlers::token))
         .route("/auth/o2/create/codepair", post(handlers::codepair))
         .route(
             "/oauth2/device_authorization",
             post(handlers::device_authorization),
         )
-        .method_not_allowed_fallback(|| async { error::method_not_allowed("POST") });
+        .route("/oauth2/introspect", post(handlers::introspect))
+        .route("/oauth2/revoke", post(handlers::revoke))
+        .method_not_allowed_fallback(|| async { error::method_not_allowed("POST") })
+        .merge(cross_origin_token);
     let api = Router::new()
-        .route("/auth/o2/tokeninfo", get(handlers::tokeninfo))
-        .route("/user/profile", get(handlers::profile))
-        .route(
-            "/.well-known/openid-configuration",
-            get(handlers::discovery),
-        )
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(handlers::discovery),
-        )
-        .route("/jwks.json", get(handlers::jwks))
-        .route(
-            "/oauth2/userinfo",
-            get(handlers::userinfo).post(handlers::userinfo),
-        )
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
@@ -89,7 +109,9 @@ pub fn router(state: AppState) -> Router {
         .route("/sdk/button-light.svg", get(handlers::button_light))
         .route("/sdk/button-dark.svg", get(handlers::button_dark))
         .method_not_allowed_fallback(|| async { error::method_not_allowed("GET, HEAD") })
-        .merge(token_api);
+        .merge(token_api)
+        .merge(cross_origin_api)
+        .merge(cross_origin_userinfo);
     let inner = pages
         .merge(api)
         .fallback(handlers::not_found)

@@ -9,5 +9,6 @@ mod multinode;
 mod oidc;
 mod oidc_authlib;
 mod smoke;
+mod standard;
 mod store;
 mod support;

@@ -1571,3 +1571,197 @@ async fn peeking_a_rate_limit_counts_nothing() {
         );
     }
 }
+
+#[tokio::test]
+async fn revoking_an_access_token_revokes_only_it_and_only_for_its_client() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let other = new_client("Other", NOW);
+        s.create_client(&other).await.unwrap();
+        let own = fx.client.policy.client_id.as_str();
+        let g0 = grant("fam", &fx.client, &fx.user, NOW, "g0");
+        s.insert_grant(&g0.grant).await.unwrap();
+        let g1 = grant("fam", &fx.client, &fx.user, NOW + 10, "g1");
+        assert_eq!(
+            s.rotate_refresh_token(&g0.refresh.unwrap(), &g1.grant, NOW + 10, 10)
+                .await
+                .unwrap(),
+            Rotation::Rotated,
+            "{e}"
+        );
+
+        assert!(
+            !s.revoke_access_token(&g1.access, &other.policy.client_id, NOW + 20)
+                .await
+                .unwrap(),
+            "{e}: another client's token"
+        );
+        assert!(access_live(s, &g1.access, NOW + 21).await, "{e}");
+
+        assert!(
+            s.revoke_access_token(&g1.access, own, NOW + 20)
+                .await
+                .unwrap(),
+            "{e}"
+        );
+        assert!(!access_live(s, &g1.access, NOW + 21).await, "{e}");
+        assert!(
+            access_live(s, &g0.access, NOW + 21).await,
+            "{e}: the family's other access token lives on"
+        );
+        assert_eq!(
+            refresh_status(s, &g1.refresh.unwrap()).await,
+            refresh::Status::Active,
+            "{e}: the refresh token lives on"
+        );
+        assert!(
+            !s.revoke_access_token(&g1.access, own, NOW + 22)
+                .await
+                .unwrap(),
+            "{e}: already revoked"
+        );
+        assert!(
+            !s.revoke_access_token(&h("unknown"), own, NOW + 22)
+                .await
+                .unwrap(),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_revokes_its_whole_family_for_its_client_only() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let other = new_client("Other", NOW);
+        s.create_client(&other).await.unwrap();
+        let own = fx.client.policy.client_id.as_str();
+        let g0 = grant("fam", &fx.client, &fx.user, NOW, "g0");
+        s.insert_grant(&g0.grant).await.unwrap();
+        let g1 = grant("fam", &fx.client, &fx.user, NOW + 10, "g1");
+        s.rotate_refresh_token(&g0.refresh.unwrap(), &g1.grant, NOW + 10, 10)
+            .await
+            .unwrap();
+        let unrelated = grant("fam-x", &fx.client, &fx.user, NOW, "x");
+        s.insert_grant(&unrelated.grant).await.unwrap();
+        let machine = h("client-credentials");
+        s.insert_access_token(&NewAccessToken {
+            token_hash: machine,
+            client_id: fx.client.policy.client_id.clone(),
+            app_id: fx.client.app_id.clone(),
+            user_id: None,
+            subject: None,
+            scopes: String::new(),
+            issued_at: NOW,
+            expires_at: NOW + TTL,
+        })
+        .await
+        .unwrap();
+
+        assert!(
+            !s.revoke_refresh_family(&g1.refresh.unwrap(), &other.policy.client_id, NOW + 20)
+                .await
+                .unwrap(),
+            "{e}: another client's token"
+        );
+        assert_eq!(
+            refresh_status(s, &g1.refresh.unwrap()).await,
+            refresh::Status::Active,
+            "{e}"
+        );
+        assert!(access_live(s, &g1.access, NOW + 21).await, "{e}");
+
+        // Even the rotated token of the grant ends it.
+        assert!(
+            s.revoke_refresh_family(&g0.refresh.unwrap(), own, NOW + 20)
+                .await
+                .unwrap(),
+            "{e}"
+        );
+        for access in [g0.access, g1.access] {
+            assert!(!access_live(s, &access, NOW + 21).await, "{e}");
+        }
+        for refresh in [g0.refresh.unwrap(), g1.refresh.unwrap()] {
+            assert_eq!(
+                refresh_status(s, &refresh).await,
+                refresh::Status::Revoked,
+                "{e}"
+            );
+        }
+        let g2 = grant("fam", &fx.client, &fx.user, NOW + 30, "g2");
+        assert_eq!(
+            s.rotate_refresh_token(&g1.refresh.unwrap(), &g2.grant, NOW + 30, 10)
+                .await
+                .unwrap(),
+            Rotation::Refused,
+            "{e}"
+        );
+        // Other grants of the same customer and app, and tokens outside any family, are untouched.
+        assert!(access_live(s, &unrelated.access, NOW + 31).await, "{e}");
+        assert_eq!(
+            refresh_status(s, &unrelated.refresh.unwrap()).await,
+            refresh::Status::Active,
+            "{e}"
+        );
+        assert!(access_live(s, &machine, NOW + 31).await, "{e}");
+
+        assert!(
+            s.revoke_refresh_family(&g1.refresh.unwrap(), own, NOW + 40)
+                .await
+                .unwrap(),
+            "{e}: revoking again still names this client's token"
+        );
+        assert!(
+            !s.revoke_refresh_family(&h("unknown"), own, NOW + 40)
+                .await
+                .unwrap(),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn origins_are_allowed_only_when_some_app_lists_them_exactly() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let mut second = new_client("Second", NOW);
+        second.allowed_origins = vec![
+            "https://a.example:8443".into(),
+            "http://127.0.0.1:3000".into(),
+        ];
+        s.create_client(&second).await.unwrap();
+        for allowed in [
+            "https://shop.example",
+            "https://a.example:8443",
+            "http://127.0.0.1:3000",
+        ] {
+            assert!(s.origin_allowed(allowed).await.unwrap(), "{e}: {allowed}");
+        }
+        for refused in [
+            "https://shop.example/",
+            "http://shop.example",
+            "https://shop.exampl",
+            "https://shop_example",
+            "https://shop%",
+            "https://a.example",
+            "http://127.0.0.1",
+            "null",
+            "",
+            "\"",
+            "%",
+        ] {
+            assert!(
+                !s.origin_allowed(refused).await.unwrap(),
+                "{e}: {refused:?}"
+            );
+        }
+        assert!(s
+            .delete_client(&second.policy.client_id, NOW)
+            .await
+            .unwrap());
+        assert!(
+            !s.origin_allowed("https://a.example:8443").await.unwrap(),
+            "{e}: a deleted app's origins"
+        );
+    }
+}
