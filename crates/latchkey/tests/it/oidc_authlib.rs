@@ -87,6 +87,7 @@ async fn authlib_completes_discovery_login_id_token_userinfo_refresh_introspecti
         summary["failed"]
     );
 
+    eprintln!("{stdout}");
     let steps = &summary["steps"];
     for step in [
         "discovery",
@@ -131,6 +132,7 @@ async fn authlib_completes_discovery_login_id_token_userinfo_refresh_introspecti
     let introspected = &steps["introspection"]["result"];
     assert_eq!(introspected["active"], true, "{stdout}");
     assert_eq!(introspected["client_id"], shop.client_id.as_str());
+    assert_eq!(introspected["sub"], sub.as_str(), "{stdout}");
     assert_eq!(
         steps["after_revocation"]["result"]["refresh_error"],
         "invalid_grant"
