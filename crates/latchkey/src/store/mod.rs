@@ -64,6 +64,24 @@ pub struct Client {
     pub id_token_alg: SigningAlg,
 }
 
+/// One of a customer's sessions, as the account page lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id_hash: Digest,
+    pub created_at: Timestamp,
+    pub auth_time: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Result of changing a customer's profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileUpdate {
+    Updated,
+    /// Another account has the email address: nothing changed.
+    EmailTaken,
+    UnknownUser,
+}
+
 /// A signed-in browser session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -437,4 +455,30 @@ pub trait Store: Send + Sync + 'static {
     /// Every signing key, oldest first.
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+
+    /// Changes a customer's name, email (lower-cased) and postal code at once; `EmailTaken`, with nothing
+    /// changed, when another account has that email.
+    async fn update_user_profile(
+        &self,
+        user_id: &str,
+        name: &str,
+        email: &str,
+        postal_code: Option<&str>,
+    ) -> StoreResult<ProfileUpdate>;
+    /// Replaces the password hash if it is still `old_hash`, and ends every session of the customer except
+    /// `keep_session`, at once. False, with nothing changed, if the account is unknown or its password changed
+    /// meanwhile.
+    async fn change_password(
+        &self,
+        user_id: &str,
+        old_hash: &str,
+        new_hash: &str,
+        keep_session: Option<&Digest>,
+    ) -> StoreResult<bool>;
+    /// The customer's live sessions, newest first.
+    async fn list_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<SessionInfo>>;
+    /// Ends one session of this customer (never anyone else's). False if there was no such session.
+    async fn delete_user_session(&self, user_id: &str, id_hash: &Digest) -> StoreResult<bool>;
+    /// Ends every session of the customer; returns how many there were.
+    async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64>;
 }
