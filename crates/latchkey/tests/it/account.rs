@@ -527,9 +527,10 @@ async fn the_profile_is_edited_on_the_account_page() {
 
 #[tokio::test]
 async fn a_profile_with_a_mistake_is_shown_again_with_the_reason_and_nothing_is_saved() {
+    type Fields<'a> = &'a [(&'a str, &'a str)];
     let w = world().await;
     w.app.create_user("bob@example.com", "Bob", None).await;
-    let cases: [(&[(&str, &str)], u16, &str); 5] = [
+    let cases: [(Fields, u16, &str); 5] = [
         (&[("name", "   ")], 400, "Enter your name"),
         (&[("email", "ada@")], 400, "Enter a valid email address"),
         (
