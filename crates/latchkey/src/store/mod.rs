@@ -353,7 +353,8 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<()>;
     async fn list_consents(&self, user_id: &str) -> StoreResult<Vec<Consent>>;
-    /// Removes an app's consent and revokes all the tokens it holds for this customer, at once.
+    /// Removes an app's consent and revokes all the tokens it holds for this customer, and the codes it has not
+    /// redeemed yet, at once.
     async fn revoke_consent(
         &self,
         user_id: &str,

@@ -226,7 +226,8 @@ async fn revoke_families(tx: &mut Tx<'_>, which: Families<'_>, now: Timestamp) -
     Ok(())
 }
 
-/// Revokes every token of one customer at one app (`$1` user, `$2` client, `$3` time).
+/// Revokes every token of one customer at one app, and uses up its unredeemed codes so that none buys tokens
+/// later (`$1` user, `$2` client, `$3` time).
 async fn revoke_user_client(
     tx: &mut Tx<'_>,
     user_id: &str,
@@ -237,6 +238,7 @@ async fn revoke_user_client(
         "UPDATE access_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
         "UPDATE refresh_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
         "UPDATE token_families SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+        "UPDATE auth_codes SET used_at = $3 WHERE user_id = $1 AND client_id = $2 AND used_at IS NULL",
     ] {
         sqlx::query(sql).bind(user_id).bind(client_id).bind(now).execute(&mut **tx).await?;
     }

@@ -1784,3 +1784,42 @@ async fn sessions_are_listed_per_customer_and_ended_one_or_all() {
         );
     }
 }
+
+#[tokio::test]
+async fn revoking_a_consent_uses_up_the_apps_unredeemed_codes_for_that_customer() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let bob = new_user("bob@example.com");
+        s.create_user(&bob).await.unwrap();
+        let other = new_client("Other", NOW);
+        s.create_client(&other).await.unwrap();
+        let pending = code_for("ada-shop", &fx.client, &fx.user, NOW);
+        let bobs = code_for("bob-shop", &fx.client, &bob, NOW);
+        let elsewhere = code_for("ada-other", &other, &fx.user, NOW);
+        for c in [&pending, &bobs, &elsewhere] {
+            s.insert_auth_code(c).await.unwrap();
+        }
+        s.revoke_consent(&fx.user.id, &fx.client.policy.client_id, NOW + 1)
+            .await
+            .unwrap();
+        let later = grant("fam-late", &fx.client, &fx.user, NOW + 2, "late");
+        assert_eq!(
+            s.redeem_auth_code(&pending.code_hash, &later.grant, NOW + 2)
+                .await
+                .unwrap(),
+            Redeemed::AlreadyUsed,
+            "{e}"
+        );
+        assert!(!access_live(s, &later.access, NOW + 3).await, "{e}");
+        for kept in [&bobs, &elsewhere] {
+            assert!(
+                !s.find_auth_code(&kept.code_hash)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .used,
+                "{e}: other customers' and other apps' codes are untouched"
+            );
+        }
+    }
+}
