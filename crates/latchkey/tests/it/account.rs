@@ -793,3 +793,57 @@ async fn account_forms_without_the_right_csrf_token_change_nothing() {
     open_page(&other, "/account").await;
     assert!(signs_in(&w.app, EMAIL, PASSWORD).await);
 }
+
+#[tokio::test]
+async fn customer_pages_carry_the_page_security_headers_and_are_not_cached() {
+    let w = world().await;
+    for path in ["/ap/adam", "/account/apps", "/account"] {
+        let res = w.browser.http.get(w.app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let h = res.headers();
+        let get = |name: &str| h.get(name).map(|v| v.to_str().unwrap()).unwrap_or_default();
+        assert_eq!(get("x-frame-options"), "DENY", "{path}");
+        assert!(
+            get("content-security-policy").contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(get("referrer-policy"), "no-referrer", "{path}");
+        assert!(get("cache-control").contains("no-store"), "{path}");
+        let html = res.text().await.unwrap();
+        assert!(html.contains("name=\"viewport\""), "{path}: phone-sized");
+        assert!(!html.contains("<script"), "{path}: no JavaScript");
+    }
+}
+
+#[tokio::test]
+async fn a_code_issued_before_the_app_was_removed_buys_no_tokens_after() {
+    let w = world().await;
+    let shop = w.app.register_app(|_| {}).await;
+    let client = w.app.oauth_client(&shop);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let back = login_through(&w.browser, url.as_str(), EMAIL).await;
+    let code = Step::param(&back, "code").unwrap();
+
+    let (url, html) = open_page(&w.browser, "/ap/adam").await;
+    w.browser
+        .submit(&url, &html, "/ap/adam", &[], None, &[])
+        .await
+        .page();
+    let refused = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http_client())
+        .await
+        .unwrap_err();
+    match refused {
+        RequestTokenError::ServerResponse(r) => {
+            assert_eq!(*r.error(), BasicErrorResponseType::InvalidGrant)
+        }
+        other => panic!("expected invalid_grant, got {other:?}"),
+    }
+}
