@@ -112,7 +112,21 @@ pub fn register_form(state: &AppState, browser: &Browser, return_to: Option<&str
     register_page(state, browser, &form, None, StatusCode::OK)
 }
 
-const EXPIRED: &str = "Your form expired. Please try again.";
+pub(crate) const EXPIRED: &str = "Your form expired. Please try again.";
+
+/// Sends a browser that is not signed in to the sign-in page, to come back to `return_to` afterwards.
+pub fn signin_first(return_to: &str) -> Response {
+    Redirect::to(&format!(
+        "/ap/signin?return_to={}",
+        q(&safe_return_to(Some(return_to)))
+    ))
+    .into_response()
+}
+
+/// The page for a form whose CSRF token is missing or wrong: nothing was done.
+pub fn expired_form() -> Response {
+    pages::message(StatusCode::BAD_REQUEST, "This form has expired", &[EXPIRED])
+}
 
 /// Starts a session for `user` and sends the browser on.
 async fn start_session(state: &AppState, user_id: &str, return_to: &str) -> Response {
@@ -135,7 +149,7 @@ async fn start_session(state: &AppState, user_id: &str, return_to: &str) -> Resp
     res
 }
 
-fn too_many(state: &AppState) -> Response {
+pub(crate) fn too_many(state: &AppState) -> Response {
     let mut res = pages::message(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many attempts",
@@ -261,7 +275,19 @@ pub fn check_new_account(
     password: &str,
     postal_code: &str,
 ) -> Result<(), &'static str> {
-    if name.is_empty() || name.chars().count() > 100 {
+    check_name_and_email(name, email)?;
+    check_password(password)?;
+    check_postal_code(postal_code)
+}
+
+/// What is wrong with the fields of a profile (the account page): the rules of a new account.
+pub fn check_profile(name: &str, email: &str, postal_code: &str) -> Result<(), &'static str> {
+    check_name_and_email(name, email)?;
+    check_postal_code(postal_code)
+}
+
+fn check_name_and_email(name: &str, email: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(|c| c.is_control()) {
         return Err("Enter your name (up to 100 characters).");
     }
     let valid_email = email.len() <= 254
@@ -275,9 +301,18 @@ pub fn check_new_account(
     if !valid_email {
         return Err("Enter a valid email address, like name@example.com.");
     }
+    Ok(())
+}
+
+/// The rule for a new password (sign-up and password change).
+pub fn check_password(password: &str) -> Result<(), &'static str> {
     if password.chars().count() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
         return Err("Choose a password of at least 8 characters.");
     }
+    Ok(())
+}
+
+fn check_postal_code(postal_code: &str) -> Result<(), &'static str> {
     if postal_code.chars().count() > 20 || postal_code.chars().any(|c| c.is_control()) {
         return Err("Enter a postal code of up to 20 characters, or leave it empty.");
     }
@@ -346,7 +381,7 @@ pub async fn register(state: &AppState, browser: &Browser, form: AccountForm) ->
 /// `POST /ap/signout`: ends the session on the server and removes the cookie.
 pub async fn signout(state: &AppState, browser: &Browser, csrf: Option<&str>) -> Response {
     if !browser.csrf_ok(state, csrf) {
-        return pages::message(StatusCode::BAD_REQUEST, "This form has expired", &[EXPIRED]);
+        return expired_form();
     }
     if let Some(s) = &browser.signed_in {
         if let Err(e) = state.store.delete_session(&s.id_hash).await {

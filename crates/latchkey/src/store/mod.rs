@@ -64,6 +64,24 @@ pub struct Client {
     pub id_token_alg: SigningAlg,
 }
 
+/// One of a customer's sessions, as the account page lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id_hash: Digest,
+    pub created_at: Timestamp,
+    pub auth_time: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Result of changing a customer's profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileUpdate {
+    Updated,
+    /// Another account has the email address: nothing changed.
+    EmailTaken,
+    UnknownUser,
+}
+
 /// A signed-in browser session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -335,7 +353,8 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<()>;
     async fn list_consents(&self, user_id: &str) -> StoreResult<Vec<Consent>>;
-    /// Removes an app's consent and revokes all the tokens it holds for this customer, at once.
+    /// Removes an app's consent and revokes all the tokens it holds for this customer, and the codes it has not
+    /// redeemed yet, at once.
     async fn revoke_consent(
         &self,
         user_id: &str,
@@ -457,4 +476,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Whether some registered app lists exactly `origin` among its allowed origins (CORS, SPEC 2.7).
     async fn origin_allowed(&self, origin: &str) -> StoreResult<bool>;
+    /// Changes a customer's name, email (lower-cased) and postal code at once; `EmailTaken`, with nothing
+    /// changed, when another account has that email.
+    async fn update_user_profile(
+        &self,
+        user_id: &str,
+        name: &str,
+        email: &str,
+        postal_code: Option<&str>,
+    ) -> StoreResult<ProfileUpdate>;
+    /// Replaces the password hash if it is still `old_hash`, and ends every session of the customer except
+    /// `keep_session`, at once. False, with nothing changed, if the account is unknown or its password changed
+    /// meanwhile.
+    async fn change_password(
+        &self,
+        user_id: &str,
+        old_hash: &str,
+        new_hash: &str,
+        keep_session: Option<&Digest>,
+    ) -> StoreResult<bool>;
+    /// The customer's live sessions, newest first.
+    async fn list_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<SessionInfo>>;
+    /// Ends one session of this customer (never anyone else's). False if there was no such session.
+    async fn delete_user_session(&self, user_id: &str, id_hash: &Digest) -> StoreResult<bool>;
+    /// Ends every session of the customer; returns how many there were.
+    async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64>;
 }

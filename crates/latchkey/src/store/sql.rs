@@ -226,7 +226,8 @@ async fn revoke_families(tx: &mut Tx<'_>, which: Families<'_>, now: Timestamp) -
     Ok(())
 }
 
-/// Revokes every token of one customer at one app (`$1` user, `$2` client, `$3` time).
+/// Revokes every token of one customer at one app, and uses up its unredeemed codes so that none buys tokens
+/// later (`$1` user, `$2` client, `$3` time).
 async fn revoke_user_client(
     tx: &mut Tx<'_>,
     user_id: &str,
@@ -237,6 +238,7 @@ async fn revoke_user_client(
         "UPDATE access_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
         "UPDATE refresh_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
         "UPDATE token_families SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+        "UPDATE auth_codes SET used_at = $3 WHERE user_id = $1 AND client_id = $2 AND used_at IS NULL",
     ] {
         sqlx::query(sql).bind(user_id).bind(client_id).bind(now).execute(&mut **tx).await?;
     }
@@ -1208,6 +1210,76 @@ impl Store for SqlStore {
         Ok(true)
     }
 
+    async fn update_user_profile(
+        &self,
+        user_id: &str,
+        name: &str,
+        email: &str,
+        postal_code: Option<&str>,
+    ) -> StoreResult<ProfileUpdate> {
+        let updated = sqlx::query(
+            "UPDATE users SET name = $2, email = $3, postal_code = $4 WHERE id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM users o WHERE o.email = $3 AND o.id <> $1) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(name)
+        .bind(email)
+        .bind(postal_code)
+        .fetch_optional(&self.pool)
+        .await;
+        match updated {
+            Ok(Some(_)) => Ok(ProfileUpdate::Updated),
+            // Another account took the address between the check and the write.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Ok(ProfileUpdate::EmailTaken)
+            }
+            Err(e) => Err(e.into()),
+            Ok(None) => Ok(if self.find_user(user_id).await?.is_some() {
+                ProfileUpdate::EmailTaken
+            } else {
+                ProfileUpdate::UnknownUser
+            }),
+        }
+    }
+
+    async fn change_password(
+        &self,
+        user_id: &str,
+        old_hash: &str,
+        new_hash: &str,
+        keep_session: Option<&Digest>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2 RETURNING id",
+        )
+        .bind(user_id)
+        .bind(old_hash)
+        .bind(new_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if changed.is_none() {
+            return Ok(false);
+        }
+        match keep_session {
+            Some(keep) => {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
+                    .bind(user_id)
+                    .bind(keep.to_vec())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn origin_allowed(&self, origin: &str) -> StoreResult<bool> {
         // The LIKE only narrows the scan (it may over-match on `_` or `%`); the parsed lists decide.
         let quoted = serde_json::to_string(origin)
@@ -1225,6 +1297,44 @@ impl Store for SqlStore {
             }
         }
         Ok(false)
+    }
+
+    async fn list_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<SessionInfo>> {
+        let rows = sqlx::query(
+            "SELECT id_hash, created_at, auth_time, expires_at FROM sessions \
+             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id_hash",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionInfo {
+                    id_hash: digest(row.try_get("id_hash")?)?,
+                    created_at: row.try_get("created_at")?,
+                    auth_time: row.try_get("auth_time")?,
+                    expires_at: row.try_get("expires_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_user_session(&self, user_id: &str, id_hash: &Digest) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1 AND user_id = $2")
+            .bind(id_hash.to_vec())
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Thin axum handlers: extract, call one flow, map the result to HTTP.
 
 use crate::app::AppState;
-use crate::flows::{self, account, authorize, code_entry};
+use crate::flows::{self, account, account_settings, allowed_apps, authorize, code_entry};
 use crate::web::error::{bearer_error, resource_error, token_error, Failure};
 use crate::web::pages;
 use crate::web::params::BodyParams;
@@ -110,6 +110,118 @@ pub async fn signout_page(State(state): State<AppState>, browser: Browser) -> Re
 pub async fn signout(State(state): State<AppState>, browser: Browser, body: Bytes) -> Response {
     let form = account::AccountForm::parse(&body);
     account::signout(&state, &browser, form.csrf.as_deref()).await
+}
+
+pub async fn apps_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    allowed_apps::show(
+        &state,
+        &browser,
+        "/ap/adam",
+        q.get("removed").map(String::as_str),
+    )
+    .await
+}
+
+pub async fn apps_remove(State(state): State<AppState>, browser: Browser, body: Bytes) -> Response {
+    allowed_apps::remove(
+        &state,
+        &browser,
+        "/ap/adam",
+        allowed_apps::RemoveForm::parse(&body),
+    )
+    .await
+}
+
+pub async fn account_apps_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    allowed_apps::show(
+        &state,
+        &browser,
+        "/account/apps",
+        q.get("removed").map(String::as_str),
+    )
+    .await
+}
+
+pub async fn account_apps_remove(
+    State(state): State<AppState>,
+    browser: Browser,
+    body: Bytes,
+) -> Response {
+    allowed_apps::remove(
+        &state,
+        &browser,
+        "/account/apps",
+        allowed_apps::RemoveForm::parse(&body),
+    )
+    .await
+}
+
+pub async fn account_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    account_settings::show(&state, &browser, q.get("done").map(String::as_str)).await
+}
+
+pub async fn account_profile(
+    State(state): State<AppState>,
+    browser: Browser,
+    body: Bytes,
+) -> Response {
+    account_settings::update_profile(
+        &state,
+        &browser,
+        account_settings::SettingsForm::parse(&body),
+    )
+    .await
+}
+
+pub async fn account_password(
+    State(state): State<AppState>,
+    browser: Browser,
+    body: Bytes,
+) -> Response {
+    account_settings::change_password(
+        &state,
+        &browser,
+        account_settings::SettingsForm::parse(&body),
+    )
+    .await
+}
+
+pub async fn account_end_session(
+    State(state): State<AppState>,
+    browser: Browser,
+    body: Bytes,
+) -> Response {
+    account_settings::end_session(
+        &state,
+        &browser,
+        account_settings::SettingsForm::parse(&body),
+    )
+    .await
+}
+
+pub async fn account_end_all_sessions(
+    State(state): State<AppState>,
+    browser: Browser,
+    body: Bytes,
+) -> Response {
+    account_settings::end_all_sessions(
+        &state,
+        &browser,
+        account_settings::SettingsForm::parse(&body),
+    )
+    .await
 }
 
 pub async fn code_page(

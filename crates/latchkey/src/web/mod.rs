@@ -51,6 +51,22 @@ pub fn router(state: AppState) -> Router {
             get(handlers::code_page).post(handlers::code_submit),
         )
         .route("/code/confirm", post(handlers::code_confirm))
+        .route(
+            "/ap/adam",
+            get(handlers::apps_page).post(handlers::apps_remove),
+        )
+        .route(
+            "/account/apps",
+            get(handlers::account_apps_page).post(handlers::account_apps_remove),
+        )
+        .route("/account", get(handlers::account_page))
+        .route("/account/profile", post(handlers::account_profile))
+        .route("/account/password", post(handlers::account_password))
+        .route("/account/sessions/end", post(handlers::account_end_session))
+        .route(
+            "/account/sessions/end-all",
+            post(handlers::account_end_all_sessions),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::ensure_browser_cookie,

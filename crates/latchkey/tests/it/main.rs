@@ -1,6 +1,7 @@
 //! Latchkey's one integration-test binary: the store contract on both engines, and end-to-end tests that talk
 //! HTTP to a real server on a real socket with real clients.
 
+mod account;
 mod binary;
 mod code_flow;
 mod device;

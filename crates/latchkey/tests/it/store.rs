@@ -1765,3 +1765,254 @@ async fn origins_are_allowed_only_when_some_app_lists_them_exactly() {
         );
     }
 }
+// ---------------------------------------------------------------------------------------------------------------
+// The customer's account page (SPEC 2.6)
+
+#[tokio::test]
+async fn a_profile_changes_unless_another_account_has_the_email() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let bob = new_user("bob@example.com");
+        s.create_user(&bob).await.unwrap();
+        assert_eq!(
+            s.update_user_profile(&fx.user.id, "Ada King", "ada.king@example.com", None)
+                .await
+                .unwrap(),
+            ProfileUpdate::Updated,
+            "{e}"
+        );
+        let ada = s.find_user(&fx.user.id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                ada.name.as_str(),
+                ada.email.as_str(),
+                ada.postal_code.as_deref()
+            ),
+            ("Ada King", "ada.king@example.com", None),
+            "{e}"
+        );
+        assert!(s
+            .find_user_by_email("ada@example.com")
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            s.update_user_profile(&fx.user.id, "Ada K", "bob@example.com", Some("99999"))
+                .await
+                .unwrap(),
+            ProfileUpdate::EmailTaken,
+            "{e}"
+        );
+        assert_eq!(
+            s.find_user(&fx.user.id).await.unwrap().unwrap(),
+            ada,
+            "{e}: nothing changed"
+        );
+        assert_eq!(
+            s.find_user(&bob.id).await.unwrap().unwrap(),
+            bob,
+            "{e}: the other account is untouched"
+        );
+        // Keeping one's own address is not "taken".
+        assert_eq!(
+            s.update_user_profile(&fx.user.id, "Ada", "ada.king@example.com", Some("10115"))
+                .await
+                .unwrap(),
+            ProfileUpdate::Updated,
+            "{e}"
+        );
+        assert_eq!(
+            s.find_user(&fx.user.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .postal_code
+                .as_deref(),
+            Some("10115")
+        );
+        assert_eq!(
+            s.update_user_profile("nobody", "X", "x@example.com", None)
+                .await
+                .unwrap(),
+            ProfileUpdate::UnknownUser,
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_password_change_keeps_only_the_session_that_made_it() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let bob = new_user("bob@example.com");
+        s.create_user(&bob).await.unwrap();
+        for (session, user) in [("mine", &fx.user), ("other", &fx.user), ("bob", &bob)] {
+            s.create_session(&h(session), &user.id, NOW, NOW + 600)
+                .await
+                .unwrap();
+        }
+        let old = fx.user.password_hash.clone();
+        assert!(
+            !s.change_password(
+                &fx.user.id,
+                "$argon2id$stale",
+                "$argon2id$new",
+                Some(&h("mine"))
+            )
+            .await
+            .unwrap(),
+            "{e}: a stale old hash changes nothing"
+        );
+        assert!(s.find_session(&h("other"), NOW).await.unwrap().is_some());
+        assert_eq!(
+            s.find_user(&fx.user.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash,
+            old
+        );
+        assert!(s
+            .change_password(&fx.user.id, &old, "$argon2id$new", Some(&h("mine")))
+            .await
+            .unwrap());
+        assert_eq!(
+            s.find_user(&fx.user.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash,
+            "$argon2id$new",
+            "{e}"
+        );
+        assert!(
+            s.find_session(&h("mine"), NOW).await.unwrap().is_some(),
+            "{e}"
+        );
+        assert!(
+            s.find_session(&h("other"), NOW).await.unwrap().is_none(),
+            "{e}"
+        );
+        assert!(
+            s.find_session(&h("bob"), NOW).await.unwrap().is_some(),
+            "{e}: other customers keep their sessions"
+        );
+        // Without a session to keep, every one ends.
+        assert!(s
+            .change_password(&fx.user.id, "$argon2id$new", "$argon2id$newer", None)
+            .await
+            .unwrap());
+        assert!(
+            s.find_session(&h("mine"), NOW).await.unwrap().is_none(),
+            "{e}"
+        );
+        assert!(!s
+            .change_password("nobody", "$argon2id$new", "$argon2id$x", None)
+            .await
+            .unwrap());
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_listed_per_customer_and_ended_one_or_all() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let bob = new_user("bob@example.com");
+        s.create_user(&bob).await.unwrap();
+        s.create_session(&h("old"), &fx.user.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        s.create_session(&h("new"), &fx.user.id, NOW + 10, NOW + 610)
+            .await
+            .unwrap();
+        s.create_session(&h("expired"), &fx.user.id, NOW - 700, NOW - 100)
+            .await
+            .unwrap();
+        s.create_session(&h("bob"), &bob.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        let listed = s.list_sessions(&fx.user.id, NOW + 20).await.unwrap();
+        assert_eq!(
+            listed,
+            vec![
+                SessionInfo {
+                    id_hash: h("new"),
+                    created_at: NOW + 10,
+                    auth_time: NOW + 10,
+                    expires_at: NOW + 610,
+                },
+                SessionInfo {
+                    id_hash: h("old"),
+                    created_at: NOW,
+                    auth_time: NOW,
+                    expires_at: NOW + 600,
+                },
+            ],
+            "{e}: live ones, newest first, only this customer's"
+        );
+        assert!(
+            !s.delete_user_session(&fx.user.id, &h("bob")).await.unwrap(),
+            "{e}: someone else's session cannot be ended"
+        );
+        assert!(s.find_session(&h("bob"), NOW).await.unwrap().is_some());
+        assert!(s.delete_user_session(&fx.user.id, &h("old")).await.unwrap());
+        assert!(!s.delete_user_session(&fx.user.id, &h("old")).await.unwrap());
+        assert_eq!(
+            s.list_sessions(&fx.user.id, NOW + 20).await.unwrap().len(),
+            1,
+            "{e}"
+        );
+        s.create_session(&h("again"), &fx.user.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.delete_user_sessions(&fx.user.id).await.unwrap(),
+            3,
+            "{e}: new, again and the expired one"
+        );
+        assert!(s.list_sessions(&fx.user.id, NOW).await.unwrap().is_empty());
+        assert!(
+            s.find_session(&h("bob"), NOW).await.unwrap().is_some(),
+            "{e}: other customers keep their sessions"
+        );
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_consent_uses_up_the_apps_unredeemed_codes_for_that_customer() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let bob = new_user("bob@example.com");
+        s.create_user(&bob).await.unwrap();
+        let other = new_client("Other", NOW);
+        s.create_client(&other).await.unwrap();
+        let pending = code_for("ada-shop", &fx.client, &fx.user, NOW);
+        let bobs = code_for("bob-shop", &fx.client, &bob, NOW);
+        let elsewhere = code_for("ada-other", &other, &fx.user, NOW);
+        for c in [&pending, &bobs, &elsewhere] {
+            s.insert_auth_code(c).await.unwrap();
+        }
+        s.revoke_consent(&fx.user.id, &fx.client.policy.client_id, NOW + 1)
+            .await
+            .unwrap();
+        let later = grant("fam-late", &fx.client, &fx.user, NOW + 2, "late");
+        assert_eq!(
+            s.redeem_auth_code(&pending.code_hash, &later.grant, NOW + 2)
+                .await
+                .unwrap(),
+            Redeemed::AlreadyUsed,
+            "{e}"
+        );
+        assert!(!access_live(s, &later.access, NOW + 3).await, "{e}");
+        for kept in [&bobs, &elsewhere] {
+            assert!(
+                !s.find_auth_code(&kept.code_hash)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .used,
+                "{e}: other customers' and other apps' codes are untouched"
+            );
+        }
+    }
+}
