@@ -63,6 +63,8 @@ pub enum Field {
     RedirectUris,
     AllowedOrigins,
     Flows,
+    /// How ID tokens are signed (checked where the form is parsed: `AppInput` holds a valid algorithm).
+    IdTokenAlg,
 }
 
 /// One problem with the input, in words for the developer.
