@@ -267,7 +267,9 @@ async fn owned_app(state: &AppState, owner: &str, client_id: &str) -> Result<Cli
 
 fn notice_text(done: Option<&str>) -> Option<String> {
     let text = match done? {
-        "enabled" => "Developer access is on. Create a security profile to let your app sign customers in.",
+        "enabled" => {
+            "Developer access is on. Create a security profile to let your app sign customers in."
+        }
         "saved" => "Your changes are saved.",
         "deleted" => "The security profile is deleted, and every token it held is revoked.",
         _ => return None,
@@ -431,11 +433,7 @@ pub async fn app_page(
         Ok(c) => c,
         Err(res) => return res,
     };
-    let usage = match state
-        .store
-        .client_usage(client_id, state.clock.now())
-        .await
-    {
+    let usage = match state.store.client_usage(client_id, state.clock.now()).await {
         Ok(u) => u,
         Err(e) => return store_failed(e),
     };

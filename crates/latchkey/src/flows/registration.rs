@@ -79,7 +79,9 @@ pub const MAX_URL_LEN: usize = 2048;
 
 fn check_length(what: &str, value: &str) -> Result<(), String> {
     if value.len() > MAX_URL_LEN {
-        return Err(format!("the {what} may be at most {MAX_URL_LEN} characters"));
+        return Err(format!(
+            "the {what} may be at most {MAX_URL_LEN} characters"
+        ));
     }
     Ok(())
 }
@@ -255,7 +257,11 @@ pub async fn update(
     };
     state
         .keys
-        .ensure(state.store.as_ref(), updated.id_token_alg, state.clock.now())
+        .ensure(
+            state.store.as_ref(),
+            updated.id_token_alg,
+            state.clock.now(),
+        )
         .await?;
     Ok(Ok(state
         .store

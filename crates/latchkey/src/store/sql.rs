@@ -1184,7 +1184,9 @@ impl Store for SqlStore {
             .bind(user_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| r.try_get("created_at")).transpose().map_err(Into::into)
+        row.map(|r| r.try_get("created_at"))
+            .transpose()
+            .map_err(Into::into)
     }
 
     async fn list_clients_by_owner(&self, owner: &str) -> StoreResult<Vec<Client>> {

@@ -171,7 +171,13 @@ pub async fn developer_app(
     Path(client_id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    developer::app_page(&state, &browser, &client_id, q.get("done").map(String::as_str)).await
+    developer::app_page(
+        &state,
+        &browser,
+        &client_id,
+        q.get("done").map(String::as_str),
+    )
+    .await
 }
 
 pub async fn developer_edit_form(
@@ -188,7 +194,13 @@ pub async fn developer_save(
     Path(client_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    developer::save(&state, &browser, &client_id, developer::ConsoleForm::parse(&body)).await
+    developer::save(
+        &state,
+        &browser,
+        &client_id,
+        developer::ConsoleForm::parse(&body),
+    )
+    .await
 }
 
 pub async fn developer_rotate(
@@ -197,7 +209,13 @@ pub async fn developer_rotate(
     Path(client_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    developer::rotate(&state, &browser, &client_id, developer::ConsoleForm::parse(&body)).await
+    developer::rotate(
+        &state,
+        &browser,
+        &client_id,
+        developer::ConsoleForm::parse(&body),
+    )
+    .await
 }
 
 pub async fn developer_delete_page(
@@ -214,7 +232,13 @@ pub async fn developer_delete(
     Path(client_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    developer::delete(&state, &browser, &client_id, developer::ConsoleForm::parse(&body)).await
+    developer::delete(
+        &state,
+        &browser,
+        &client_id,
+        developer::ConsoleForm::parse(&body),
+    )
+    .await
 }
 
 /// `POST /auth/o2/create/codepair` (LWA shape).

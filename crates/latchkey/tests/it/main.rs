@@ -3,6 +3,7 @@
 
 mod binary;
 mod code_flow;
+mod developer;
 mod device;
 mod errors;
 mod multinode;
