@@ -10,7 +10,7 @@
 
 use crate::app::AppState;
 use crate::flows::registration::{self, AppInput, Field, Problem};
-use crate::store::Client;
+use crate::store::{Client, StoreError};
 use crate::web::pages::{self, AppRow, AppSummary, FieldErrors};
 use crate::web::session::Browser;
 use axum::http::StatusCode;
@@ -219,20 +219,44 @@ fn store_failed(e: impl std::fmt::Display) -> Response {
     pages::unavailable()
 }
 
-/// The signed-in customer's internal id, or where to send the browser: to sign in (and back to `back`), or,
-/// for a form, to "expired" when its CSRF token is wrong.
+/// Why a console request is not served, and so what the browser gets instead.
+enum Refused {
+    /// Not signed in: sign in, then come back to this page.
+    SignInFirst(String),
+    /// The form's CSRF token is missing or not this browser's.
+    Expired,
+    /// Developer access is not on: the console's front page offers it.
+    NotDeveloper,
+    /// No such app, or not this developer's.
+    NotFound,
+    Store(StoreError),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::SignInFirst(back) => signin_first(&back),
+            Refused::Expired => expired(),
+            Refused::NotDeveloper => Redirect::to("/developer").into_response(),
+            Refused::NotFound => not_found(),
+            Refused::Store(e) => store_failed(e),
+        }
+    }
+}
+
+/// The signed-in customer's internal id. `csrf` is the token a form presented (`None` for a page).
 fn customer(
     state: &AppState,
     browser: &Browser,
     back: &str,
     csrf: Option<Option<&str>>,
-) -> Result<String, Response> {
+) -> Result<String, Refused> {
     let Some(signed_in) = &browser.signed_in else {
-        return Err(signin_first(back));
+        return Err(Refused::SignInFirst(back.to_owned()));
     };
     if let Some(presented) = csrf {
         if !browser.csrf_ok(state, presented) {
-            return Err(expired());
+            return Err(Refused::Expired);
         }
     }
     Ok(signed_in.session.user.id.clone())
@@ -244,24 +268,24 @@ async fn developer(
     browser: &Browser,
     back: &str,
     csrf: Option<Option<&str>>,
-) -> Result<String, Response> {
+) -> Result<String, Refused> {
     let user_id = customer(state, browser, back, csrf)?;
     match state.store.developer_since(&user_id).await {
         Ok(Some(_)) => Ok(user_id),
-        Ok(None) => Err(Redirect::to("/developer").into_response()),
-        Err(e) => Err(store_failed(e)),
+        Ok(None) => Err(Refused::NotDeveloper),
+        Err(e) => Err(Refused::Store(e)),
     }
 }
 
 /// The app `client_id` if `owner` owns it; 404 otherwise (whether it exists or not).
-async fn owned_app(state: &AppState, owner: &str, client_id: &str) -> Result<Client, Response> {
+async fn owned_app(state: &AppState, owner: &str, client_id: &str) -> Result<Client, Refused> {
     if !ids::is_client_id(client_id) {
-        return Err(not_found());
+        return Err(Refused::NotFound);
     }
     match state.store.find_client(client_id).await {
         Ok(Some(c)) if c.owner == owner => Ok(c),
-        Ok(_) => Err(not_found()),
-        Err(e) => Err(store_failed(e)),
+        Ok(_) => Err(Refused::NotFound),
+        Err(e) => Err(Refused::Store(e)),
     }
 }
 
@@ -281,7 +305,7 @@ fn notice_text(done: Option<&str>) -> Option<String> {
 pub async fn console(state: &AppState, browser: &Browser, done: Option<&str>) -> Response {
     let user_id = match customer(state, browser, "/developer", None) {
         Ok(id) => id,
-        Err(res) => return res,
+        Err(refused) => return refused.into_response(),
     };
     let since = match state.store.developer_since(&user_id).await {
         Ok(since) => since,
@@ -310,7 +334,7 @@ pub async fn console(state: &AppState, browser: &Browser, done: Option<&str>) ->
 pub async fn enable(state: &AppState, browser: &Browser, form: ConsoleForm) -> Response {
     let user_id = match customer(state, browser, "/developer", Some(form.csrf.as_deref())) {
         Ok(id) => id,
-        Err(res) => return res,
+        Err(refused) => return refused.into_response(),
     };
     match state
         .store
@@ -376,8 +400,8 @@ fn form_page_with(
 
 /// `GET /developer/apps/new`.
 pub async fn new_app_form(state: &AppState, browser: &Browser) -> Response {
-    if let Err(res) = developer(state, browser, "/developer/apps/new", None).await {
-        return res;
+    if let Err(refused) = developer(state, browser, "/developer/apps/new", None).await {
+        return refused.into_response();
     }
     form_page(state, browser, None, &ConsoleForm::parse(b""), &[])
 }
@@ -393,7 +417,7 @@ pub async fn create(state: &AppState, browser: &Browser, form: ConsoleForm) -> R
     .await
     {
         Ok(id) => id,
-        Err(res) => return res,
+        Err(refused) => return refused.into_response(),
     };
     let input = match form.input(&owner) {
         Ok(input) => input,
@@ -427,11 +451,11 @@ pub async fn app_page(
 ) -> Response {
     let owner = match developer(state, browser, &app_path(client_id), None).await {
         Ok(id) => id,
-        Err(res) => return res,
+        Err(refused) => return refused.into_response(),
     };
     let client = match owned_app(state, &owner, client_id).await {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(refused) => return refused.into_response(),
     };
     let usage = match state.store.client_usage(client_id, state.clock.now()).await {
         Ok(u) => u,
@@ -454,11 +478,11 @@ pub async fn edit_form(state: &AppState, browser: &Browser, client_id: &str) -> 
     let back = format!("{}/edit", app_path(client_id));
     let owner = match developer(state, browser, &back, None).await {
         Ok(id) => id,
-        Err(res) => return res,
+        Err(refused) => return refused.into_response(),
     };
     match owned_app(state, &owner, client_id).await {
         Ok(c) => form_page(state, browser, Some(&c), &ConsoleForm::from_client(&c), &[]),
-        Err(res) => res,
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -472,11 +496,11 @@ pub async fn save(
     let back = format!("{}/edit", app_path(client_id));
     let owner = match developer(state, browser, &back, Some(form.csrf.as_deref())).await {
         Ok(id) => id,
-        Err(res) => return res,
+        Err(refused) => return refused.into_response(),
     };
     let client = match owned_app(state, &owner, client_id).await {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(refused) => return refused.into_response(),
     };
     // The type (and so whether there is a secret) is fixed when the app is created.
     form.public = !client.policy.confidential;
@@ -510,11 +534,11 @@ pub async fn rotate(
     .await
     {
         Ok(id) => id,
-        Err(res) => return res,
+        Err(refused) => return refused.into_response(),
     };
     let client = match owned_app(state, &owner, client_id).await {
         Ok(c) => c,
-        Err(res) => return res,
+        Err(refused) => return refused.into_response(),
     };
     if !client.policy.confidential {
         return pages::message(
@@ -561,7 +585,7 @@ pub async fn delete_page(state: &AppState, browser: &Browser, client_id: &str) -
     let back = format!("{}/delete", app_path(client_id));
     let owner = match developer(state, browser, &back, None).await {
         Ok(id) => id,
-        Err(res) => return res,
+        Err(refused) => return refused.into_response(),
     };
     match owned_app(state, &owner, client_id).await {
         Ok(c) => pages::render(
@@ -571,7 +595,7 @@ pub async fn delete_page(state: &AppState, browser: &Browser, client_id: &str) -
                 app: AppRow::of(&c),
             },
         ),
-        Err(res) => res,
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -585,10 +609,10 @@ pub async fn delete(
     let back = format!("{}/delete", app_path(client_id));
     let owner = match developer(state, browser, &back, Some(form.csrf.as_deref())).await {
         Ok(id) => id,
-        Err(res) => return res,
+        Err(refused) => return refused.into_response(),
     };
-    if let Err(res) = owned_app(state, &owner, client_id).await {
-        return res;
+    if let Err(refused) = owned_app(state, &owner, client_id).await {
+        return refused.into_response();
     }
     match state
         .store

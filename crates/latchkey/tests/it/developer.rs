@@ -47,7 +47,10 @@ const GOOD: [(&str, &str); 4] = [
     ("allowed_origins", "https://shop.example"),
 ];
 
-fn with<'a>(fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+/// Form fields: (name, value), a name may repeat.
+type Fields<'a> = Vec<(&'a str, &'a str)>;
+
+fn with<'a>(fields: &[(&'a str, &'a str)]) -> Fields<'a> {
     let mut all: Vec<(&str, &str)> = GOOD
         .iter()
         .filter(|(n, _)| !fields.iter().any(|(f, _)| f == n))
@@ -418,7 +421,7 @@ async fn every_kind_of_bad_input_is_shown_next_to_its_field_and_nothing_is_creat
     let (b, dev_id) = developer(&app, DEV).await;
     let long_name = "n".repeat(101);
     // (what is wrong, fields, the field's id, words of the message)
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str, &str)> = vec![
+    let cases: Vec<(&str, Fields, &str, &str)> = vec![
         ("empty name", vec![("name", "  ")], "name", "needs a name"),
         (
             "long name",
@@ -879,7 +882,7 @@ async fn every_console_form_refuses_a_missing_or_wrong_csrf_token_and_changes_no
     nb.sign_in("new@example.com", PASSWORD).await.page();
 
     let base = app_path(&shop);
-    let forms: Vec<(&Browser, String, Vec<(&str, &str)>)> = vec![
+    let forms: Vec<(&Browser, String, Fields)> = vec![
         (&nb, "/developer/enable".into(), vec![]),
         (&b, "/developer/apps".into(), with(&[])),
         (&b, format!("{base}/edit"), with(&[("name", "Changed")])),
