@@ -560,6 +560,18 @@ async fn every_kind_of_bad_input_is_shown_next_to_its_field_and_nothing_is_creat
             .contains("these 3 problems"),
         "{html}"
     );
+    let origins = text_of(&html, "allowed_origins-error").unwrap();
+    assert!(
+        origins.contains("no path") && origins.contains("not a URL"),
+        "{origins}"
+    );
+    let doc = Html::parse_document(&html);
+    let ids: Vec<&str> = doc
+        .select(&Selector::parse("[id]").unwrap())
+        .filter_map(|e| e.value().attr("id"))
+        .collect();
+    let unique: std::collections::HashSet<&&str> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "every id is unique: {ids:?}");
     assert!(app.store().list_clients().await.unwrap().is_empty());
 }
 
