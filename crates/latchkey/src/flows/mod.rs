@@ -10,6 +10,7 @@ pub mod client_auth;
 pub mod client_credentials;
 pub mod code_entry;
 pub mod codepair;
+pub mod developer;
 pub mod device_code;
 pub mod discovery;
 pub mod introspect;

@@ -1,5 +1,5 @@
-//! Registering a security profile (SPEC 1): validating what a developer enters (shared by the CLI and, later,
-//! the console) and minting its ids and secret.
+//! Registering and editing a security profile (SPEC 1, 2.6): validating what a developer enters (shared by the
+//! CLI and the developer console), minting its ids and secret, and applying an edit.
 
 use crate::app::AppState;
 use crate::store::{Client, Created, StoreError};
@@ -53,44 +53,105 @@ pub fn check_origin(origin: &str) -> Result<(), String> {
     check_web_url("origin", origin)
 }
 
-/// Every problem with the input, in words for the developer.
-pub fn validate(input: &AppInput) -> Vec<String> {
+/// The part of the registration form a problem is about, so the console can show it next to that field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Name,
+    Description,
+    PrivacyUrl,
+    LogoUrl,
+    RedirectUris,
+    AllowedOrigins,
+    Flows,
+    /// How ID tokens are signed (checked where the form is parsed: `AppInput` holds a valid algorithm).
+    IdTokenAlg,
+}
+
+/// One problem with the input, in words for the developer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: Field,
+    pub message: String,
+}
+
+/// The longest privacy notice, logo or origin URL accepted.
+pub const MAX_URL_LEN: usize = 2048;
+
+fn check_length(what: &str, value: &str) -> Result<(), String> {
+    if value.len() > MAX_URL_LEN {
+        return Err(format!(
+            "the {what} may be at most {MAX_URL_LEN} characters"
+        ));
+    }
+    Ok(())
+}
+
+/// Every problem with the input, each tied to the field it is about.
+pub fn validate_fields(input: &AppInput) -> Vec<Problem> {
     let mut problems = Vec::new();
+    let mut add = |field: Field, message: String| problems.push(Problem { field, message });
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        problems.push("the app needs a name of 1 to 100 characters".to_owned());
+        add(
+            Field::Name,
+            "the app needs a name of 1 to 100 characters".to_owned(),
+        );
     }
     if input.description.chars().count() > 1000 {
-        problems.push("the description may be at most 1000 characters".to_owned());
+        add(
+            Field::Description,
+            "the description may be at most 1000 characters".to_owned(),
+        );
     }
-    if let Err(e) = check_web_url("privacy notice URL", &input.privacy_url) {
-        problems.push(e);
+    if let Err(e) = check_length("privacy notice URL", &input.privacy_url)
+        .and_then(|()| check_web_url("privacy notice URL", &input.privacy_url))
+    {
+        add(Field::PrivacyUrl, e);
     }
     if let Some(logo) = &input.logo_url {
-        if let Err(e) = check_web_url("logo URL", logo) {
-            problems.push(e);
+        if let Err(e) =
+            check_length("logo URL", logo).and_then(|()| check_web_url("logo URL", logo))
+        {
+            add(Field::LogoUrl, e);
         }
     }
     if input.redirect_uris.is_empty() && !input.allow_client_credentials && !input.allow_device {
-        problems.push("add at least one allowed return URL".to_owned());
+        add(
+            Field::RedirectUris,
+            "add at least one allowed return URL".to_owned(),
+        );
     }
-    if input.redirect_uris.len() > 20 || input.allowed_origins.len() > 20 {
-        problems.push("at most 20 return URLs and 20 origins".to_owned());
+    if input.redirect_uris.len() > 20 {
+        add(Field::RedirectUris, "at most 20 return URLs".to_owned());
+    }
+    if input.allowed_origins.len() > 20 {
+        add(Field::AllowedOrigins, "at most 20 origins".to_owned());
     }
     for uri in &input.redirect_uris {
         if let Err(e) = redirect::validate_registered(uri, input.development) {
-            problems.push(e);
+            add(Field::RedirectUris, e);
         }
     }
     for origin in &input.allowed_origins {
-        if let Err(e) = check_origin(origin) {
-            problems.push(e);
+        if let Err(e) = check_length("origin", origin).and_then(|()| check_origin(origin)) {
+            add(Field::AllowedOrigins, e);
         }
     }
     if input.public && input.allow_client_credentials {
-        problems.push("a public app (no secret) cannot use client credentials".to_owned());
+        add(
+            Field::Flows,
+            "a public app (no secret) cannot use client credentials".to_owned(),
+        );
     }
     problems
+}
+
+/// Every problem with the input, in words for the developer.
+pub fn validate(input: &AppInput) -> Vec<String> {
+    validate_fields(input)
+        .into_iter()
+        .map(|p| p.message)
+        .collect()
 }
 
 /// A validated new app and, for confidential apps, its secret (to be shown once).
@@ -154,6 +215,59 @@ pub async fn register(
         return Err(StoreError::Corrupt("a new client id collided".into()));
     }
     Ok(Ok((client, secret)))
+}
+
+/// `client` with what a developer may edit replaced by `input` (ids, owner, type and secrets stay), if valid.
+pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>> {
+    let input = AppInput {
+        public: !client.policy.confidential,
+        owner: client.owner.clone(),
+        ..input.clone()
+    };
+    let problems = validate_fields(&input);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut updated = client.clone();
+    updated.policy.redirect_uris = input.redirect_uris;
+    updated.policy.allow_implicit = input.allow_implicit;
+    updated.policy.allow_plain_pkce = input.allow_plain_pkce;
+    updated.policy.allow_device = input.allow_device;
+    updated.policy.allow_client_credentials = input.allow_client_credentials;
+    updated.policy.development = input.development;
+    updated.name = input.name.trim().to_owned();
+    updated.description = input.description;
+    updated.privacy_url = input.privacy_url;
+    updated.logo_url = input.logo_url;
+    updated.allowed_origins = input.allowed_origins;
+    updated.id_token_alg = input.id_token_alg;
+    Ok(updated)
+}
+
+/// Saves an edit of `client` by its owner: validates it, makes sure its (perhaps new) ID-token algorithm has a
+/// key, and stores it. `Ok(Err(problems))` when the input is refused; `Ok(Ok(None))` when the app is gone.
+pub async fn update(
+    state: &AppState,
+    client: &Client,
+    input: &AppInput,
+) -> Result<Result<Option<Client>, Vec<Problem>>, StoreError> {
+    let updated = match edited(client, input) {
+        Ok(updated) => updated,
+        Err(problems) => return Ok(Err(problems)),
+    };
+    state
+        .keys
+        .ensure(
+            state.store.as_ref(),
+            updated.id_token_alg,
+            state.clock.now(),
+        )
+        .await?;
+    Ok(Ok(state
+        .store
+        .update_client(&updated)
+        .await?
+        .then_some(updated)))
 }
 
 #[cfg(test)]

@@ -300,6 +300,17 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
+/// How much an app is used, as its developer sees it in the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientUsage {
+    /// Customers who have consented to the app (and not removed it).
+    pub consents: i64,
+    /// Access tokens that are neither expired nor revoked.
+    pub live_access_tokens: i64,
+    /// Access tokens issued in the last 24 hours, revoked or not.
+    pub issued_last_day: i64,
+}
+
 /// Everything Latchkey keeps. One implementation serves SQLite and PostgreSQL; both pass `tests/it/store.rs`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -501,4 +512,16 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_user_session(&self, user_id: &str, id_hash: &Digest) -> StoreResult<bool>;
     /// Ends every session of the customer; returns how many there were.
     async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64>;
+    /// Turns on developer access for a customer; doing it again changes nothing.
+    async fn enable_developer(&self, user_id: &str, now: Timestamp) -> StoreResult<()>;
+    /// When the customer turned on developer access, if they did.
+    async fn developer_since(&self, user_id: &str) -> StoreResult<Option<Timestamp>>;
+    /// The apps `owner` owns, oldest first.
+    async fn list_clients_by_owner(&self, owner: &str) -> StoreResult<Vec<Client>>;
+    /// Replaces what a developer may edit (name, description, URLs, origins, flows, development, ID-token
+    /// algorithm) of the app with `client`'s client id and owner; ids, type, secrets and creation time stay.
+    /// False if `owner` has no such app.
+    async fn update_client(&self, client: &Client) -> StoreResult<bool>;
+    /// The app's usage counts at `now`, read in one statement.
+    async fn client_usage(&self, client_id: &str, now: Timestamp) -> StoreResult<ClientUsage>;
 }

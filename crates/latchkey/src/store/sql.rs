@@ -1336,6 +1336,88 @@ impl Store for SqlStore {
             .await?;
         Ok(done.rows_affected())
     }
+
+    async fn enable_developer(&self, user_id: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO developers (user_id, created_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn developer_since(&self, user_id: &str) -> StoreResult<Option<Timestamp>> {
+        let row = sqlx::query("SELECT created_at FROM developers WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get("created_at"))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    async fn list_clients_by_owner(&self, owner: &str) -> StoreResult<Vec<Client>> {
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE owner = $1 ORDER BY created_at, client_id"
+        );
+        sqlx::query(&sql)
+            .bind(owner)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(client_from)
+            .collect()
+    }
+
+    async fn update_client(&self, c: &Client) -> StoreResult<bool> {
+        let p = &c.policy;
+        let done = sqlx::query(
+            "UPDATE clients SET name = $3, description = $4, privacy_url = $5, logo_url = $6, \
+               redirect_uris = $7, allowed_origins = $8, allow_implicit = $9, allow_plain_pkce = $10, \
+               allow_device = $11, allow_client_credentials = $12, development = $13, id_token_alg = $14 \
+             WHERE client_id = $1 AND owner = $2",
+        )
+        .bind(&p.client_id)
+        .bind(&c.owner)
+        .bind(&c.name)
+        .bind(&c.description)
+        .bind(&c.privacy_url)
+        .bind(c.logo_url.as_deref())
+        .bind(json_list(&p.redirect_uris))
+        .bind(json_list(&c.allowed_origins))
+        .bind(flag(p.allow_implicit))
+        .bind(flag(p.allow_plain_pkce))
+        .bind(flag(p.allow_device))
+        .bind(flag(p.allow_client_credentials))
+        .bind(flag(p.development))
+        .bind(c.id_token_alg.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn client_usage(&self, client_id: &str, now: Timestamp) -> StoreResult<ClientUsage> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM consents WHERE client_id = $1) AS consents, \
+               (SELECT COUNT(*) FROM access_tokens \
+                  WHERE client_id = $1 AND revoked_at IS NULL AND expires_at > $2) AS live_access_tokens, \
+               (SELECT COUNT(*) FROM access_tokens \
+                  WHERE client_id = $1 AND issued_at > $3 AND issued_at <= $2) AS issued_last_day",
+        )
+        .bind(client_id)
+        .bind(now)
+        .bind(now - 24 * 3600)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ClientUsage {
+            consents: row.try_get("consents")?,
+            live_access_tokens: row.try_get("live_access_tokens")?,
+            issued_last_day: row.try_get("issued_last_day")?,
+        })
+    }
 }
 
 fn device_status(row: &AnyRow) -> StoreResult<device::Status> {

@@ -1,14 +1,16 @@
 //! Thin axum handlers: extract, call one flow, map the result to HTTP.
 
 use crate::app::AppState;
-use crate::flows::{self, account, account_settings, allowed_apps, authorize, code_entry};
+use crate::flows::{
+    self, account, account_settings, allowed_apps, authorize, code_entry, developer,
+};
 use crate::web::error::{bearer_error, resource_error, token_error, Failure};
 use crate::web::pages;
 use crate::web::params::BodyParams;
 use crate::web::session::Browser;
 use axum::body::Bytes;
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{FromRequestParts, Query, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, Query, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -247,6 +249,110 @@ pub async fn code_confirm(
     body: Bytes,
 ) -> Response {
     code_entry::confirm(&state, &browser, code_entry::CodeForm::parse(&body)).await
+}
+
+pub async fn developer_console(
+    State(state): State<AppState>,
+    browser: Browser,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    developer::console(&state, &browser, q.get("done").map(String::as_str)).await
+}
+
+pub async fn developer_enable(
+    State(state): State<AppState>,
+    browser: Browser,
+    body: Bytes,
+) -> Response {
+    developer::enable(&state, &browser, developer::ConsoleForm::parse(&body)).await
+}
+
+pub async fn developer_new_app(State(state): State<AppState>, browser: Browser) -> Response {
+    developer::new_app_form(&state, &browser).await
+}
+
+pub async fn developer_create(
+    State(state): State<AppState>,
+    browser: Browser,
+    body: Bytes,
+) -> Response {
+    developer::create(&state, &browser, developer::ConsoleForm::parse(&body)).await
+}
+
+pub async fn developer_app(
+    State(state): State<AppState>,
+    browser: Browser,
+    Path(client_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    developer::app_page(
+        &state,
+        &browser,
+        &client_id,
+        q.get("done").map(String::as_str),
+    )
+    .await
+}
+
+pub async fn developer_edit_form(
+    State(state): State<AppState>,
+    browser: Browser,
+    Path(client_id): Path<String>,
+) -> Response {
+    developer::edit_form(&state, &browser, &client_id).await
+}
+
+pub async fn developer_save(
+    State(state): State<AppState>,
+    browser: Browser,
+    Path(client_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    developer::save(
+        &state,
+        &browser,
+        &client_id,
+        developer::ConsoleForm::parse(&body),
+    )
+    .await
+}
+
+pub async fn developer_rotate(
+    State(state): State<AppState>,
+    browser: Browser,
+    Path(client_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    developer::rotate(
+        &state,
+        &browser,
+        &client_id,
+        developer::ConsoleForm::parse(&body),
+    )
+    .await
+}
+
+pub async fn developer_delete_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    Path(client_id): Path<String>,
+) -> Response {
+    developer::delete_page(&state, &browser, &client_id).await
+}
+
+pub async fn developer_delete(
+    State(state): State<AppState>,
+    browser: Browser,
+    Path(client_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    developer::delete(
+        &state,
+        &browser,
+        &client_id,
+        developer::ConsoleForm::parse(&body),
+    )
+    .await
 }
 
 /// `POST /auth/o2/create/codepair` (LWA shape).

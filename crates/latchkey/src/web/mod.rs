@@ -67,6 +67,23 @@ pub fn router(state: AppState) -> Router {
             "/account/sessions/end-all",
             post(handlers::account_end_all_sessions),
         )
+        .route("/developer", get(handlers::developer_console))
+        .route("/developer/enable", post(handlers::developer_enable))
+        .route("/developer/apps", post(handlers::developer_create))
+        .route("/developer/apps/new", get(handlers::developer_new_app))
+        .route("/developer/apps/{client_id}", get(handlers::developer_app))
+        .route(
+            "/developer/apps/{client_id}/edit",
+            get(handlers::developer_edit_form).post(handlers::developer_save),
+        )
+        .route(
+            "/developer/apps/{client_id}/secret",
+            post(handlers::developer_rotate),
+        )
+        .route(
+            "/developer/apps/{client_id}/delete",
+            get(handlers::developer_delete_page).post(handlers::developer_delete),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::ensure_browser_cookie,

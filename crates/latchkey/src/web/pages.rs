@@ -226,3 +226,171 @@ mod tests {
         assert_eq!(utc(-1), "31 December 1969, 23:59 UTC");
     }
 }
+/// One security profile as the console lists it.
+pub struct AppRow {
+    pub client_id: String,
+    pub name: String,
+    /// "Confidential" or "Public".
+    pub kind: &'static str,
+    /// The app's page in the console.
+    pub path: String,
+}
+
+impl AppRow {
+    pub fn of(c: &crate::store::Client) -> AppRow {
+        AppRow {
+            client_id: c.policy.client_id.clone(),
+            name: c.name.clone(),
+            kind: if c.policy.confidential {
+                "Confidential"
+            } else {
+                "Public"
+            },
+            path: format!("/developer/apps/{}", c.policy.client_id),
+        }
+    }
+}
+
+/// Everything the console shows about one security profile (never its secret).
+pub struct AppSummary {
+    pub row: AppRow,
+    pub app_id: String,
+    pub description: String,
+    pub privacy_url: String,
+    pub logo_url: Option<String>,
+    pub confidential: bool,
+    pub redirect_uris: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    /// The flows it enabled, in words.
+    pub flows: Vec<&'static str>,
+    pub id_token_alg: &'static str,
+    pub development: bool,
+    /// Until when a rotated-out secret is still accepted, in words, if one is.
+    pub previous_secret: Option<String>,
+}
+
+fn duration_words(secs: i64) -> String {
+    match secs {
+        s if s >= 2 * 86_400 => format!("about {} days", s / 86_400),
+        s if s >= 2 * 3600 => format!("about {} hours", s / 3600),
+        s if s >= 120 => format!("about {} minutes", s / 60),
+        _ => "less than 2 minutes".to_owned(),
+    }
+}
+
+impl AppSummary {
+    pub fn of(c: &crate::store::Client, now: i64) -> AppSummary {
+        let p = &c.policy;
+        let mut flows = vec!["Authorization code (with PKCE)"];
+        for (on, name) in [
+            (p.allow_device, "Device (code-based linking)"),
+            (p.allow_implicit, "Implicit"),
+            (p.allow_client_credentials, "Client credentials"),
+            (
+                p.allow_plain_pkce,
+                "Plain PKCE (Login with Amazon compatibility)",
+            ),
+        ] {
+            if on {
+                flows.push(name);
+            }
+        }
+        AppSummary {
+            row: AppRow::of(c),
+            app_id: c.app_id.clone(),
+            description: c.description.clone(),
+            privacy_url: c.privacy_url.clone(),
+            logo_url: c.logo_url.clone(),
+            confidential: p.confidential,
+            redirect_uris: p.redirect_uris.clone(),
+            allowed_origins: c.allowed_origins.clone(),
+            flows,
+            id_token_alg: c.id_token_alg.as_str(),
+            development: p.development,
+            previous_secret: match (&c.prev_secret_hash, c.prev_secret_expires_at) {
+                (Some(_), Some(until)) if until > now => Some(duration_words(until - now)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Problems with the app form, next to each field, and all of them in a summary above the form.
+#[derive(Default)]
+pub struct FieldErrors {
+    /// (id of the field it is about, message), in order.
+    pub summary: Vec<(&'static str, String)>,
+    pub name: Vec<String>,
+    pub description: Vec<String>,
+    pub privacy_url: Vec<String>,
+    pub logo_url: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub flows: Vec<String>,
+    pub id_token_alg: Vec<String>,
+}
+
+/// `/developer`: turn on developer access, or the developer's apps.
+#[derive(Template)]
+#[template(path = "developer.html")]
+pub struct Developer {
+    pub csrf: String,
+    pub developer: bool,
+    pub apps: Vec<AppRow>,
+    pub notice: Option<String>,
+}
+
+/// The form that creates or edits a security profile.
+#[derive(Template)]
+#[template(path = "developer_app_form.html")]
+pub struct DeveloperAppForm {
+    pub csrf: String,
+    pub action: String,
+    /// The app being edited; `None` for a new one.
+    pub editing: Option<AppRow>,
+    pub name: String,
+    pub description: String,
+    pub privacy_url: String,
+    pub logo_url: String,
+    pub redirect_uris: String,
+    pub allowed_origins: String,
+    pub public: bool,
+    pub allow_device: bool,
+    pub allow_implicit: bool,
+    pub allow_client_credentials: bool,
+    pub allow_plain_pkce: bool,
+    pub development: bool,
+    /// Each algorithm offered, and whether it is the chosen one.
+    pub algs: [(&'static str, bool); 3],
+    pub errors: FieldErrors,
+}
+
+/// One security profile: its ids, settings, usage, and the secret and delete actions.
+#[derive(Template)]
+#[template(path = "developer_app.html")]
+pub struct DeveloperApp {
+    pub csrf: String,
+    pub app: AppSummary,
+    pub usage: crate::store::ClientUsage,
+    pub grace_choices: Vec<(i64, &'static str)>,
+    pub notice: Option<String>,
+}
+
+/// A new secret (of a new app, or a rotation), shown this once.
+#[derive(Template)]
+#[template(path = "developer_secret.html")]
+pub struct DeveloperSecret {
+    pub app: AppRow,
+    /// The app was just created (rather than its secret replaced).
+    pub created: bool,
+    /// `None` for a public app, which has no secret.
+    pub secret: Option<String>,
+}
+
+/// "Delete this security profile?"
+#[derive(Template)]
+#[template(path = "developer_delete.html")]
+pub struct DeveloperDelete {
+    pub csrf: String,
+    pub app: AppRow,
+}

@@ -4,6 +4,7 @@
 mod account;
 mod binary;
 mod code_flow;
+mod developer;
 mod device;
 mod errors;
 mod multinode;

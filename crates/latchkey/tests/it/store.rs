@@ -2016,3 +2016,176 @@ async fn revoking_a_consent_uses_up_the_apps_unredeemed_codes_for_that_customer(
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The developer console
+
+#[tokio::test]
+async fn developer_access_is_turned_on_once() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        assert_eq!(s.developer_since(&fx.user.id).await.unwrap(), None, "{e}");
+        s.enable_developer(&fx.user.id, NOW).await.unwrap();
+        s.enable_developer(&fx.user.id, NOW + 60).await.unwrap();
+        assert_eq!(
+            s.developer_since(&fx.user.id).await.unwrap(),
+            Some(NOW),
+            "{e}: turning it on again changes nothing"
+        );
+        assert_eq!(
+            s.developer_since("someone-else").await.unwrap(),
+            None,
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn clients_are_listed_by_owner_oldest_first() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let mut mine_late = new_client("Mine, later", NOW + 20);
+        mine_late.owner = "dev-a".into();
+        let mut mine_early = new_client("Mine, earlier", NOW + 10);
+        mine_early.owner = "dev-a".into();
+        let mut theirs = new_client("Theirs", NOW + 15);
+        theirs.owner = "dev-b".into();
+        for c in [&mine_late, &mine_early, &theirs] {
+            s.create_client(c).await.unwrap();
+        }
+        assert_eq!(
+            s.list_clients_by_owner("dev-a").await.unwrap(),
+            vec![mine_early, mine_late],
+            "{e}"
+        );
+        assert_eq!(
+            s.list_clients_by_owner("dev-b").await.unwrap(),
+            vec![theirs],
+            "{e}"
+        );
+        assert_eq!(
+            s.list_clients_by_owner("nobody").await.unwrap(),
+            Vec::<Client>::new(),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_update_changes_only_what_a_developer_may_edit_and_only_for_the_owner() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let original = fx.client.clone();
+        let mut edit = original.clone();
+        edit.name = "Renamed".into();
+        edit.description = "New words".into();
+        edit.privacy_url = "https://shop.example/new-privacy".into();
+        edit.logo_url = Some("https://shop.example/logo.png".into());
+        edit.policy.redirect_uris = vec![
+            "https://shop.example/a".into(),
+            "https://shop.example/b".into(),
+        ];
+        edit.allowed_origins = vec![];
+        edit.policy.allow_implicit = true;
+        edit.policy.allow_plain_pkce = true;
+        edit.policy.allow_device = true;
+        edit.policy.allow_client_credentials = true;
+        edit.policy.development = true;
+        edit.id_token_alg = latchkey_core::oidc::SigningAlg::Rs256;
+
+        // Another owner cannot change it.
+        let mut stranger = edit.clone();
+        stranger.owner = "someone-else".into();
+        assert!(!s.update_client(&stranger).await.unwrap(), "{e}");
+        let mut unknown = edit.clone();
+        unknown.policy.client_id = "lk1.nothing".into();
+        assert!(!s.update_client(&unknown).await.unwrap(), "{e}");
+        assert_eq!(
+            s.find_client(&original.policy.client_id).await.unwrap(),
+            Some(original.clone()),
+            "{e}"
+        );
+
+        // What is not editable stays, whatever the record says.
+        let mut tampered = edit.clone();
+        tampered.app_id = "other-app-id".into();
+        tampered.policy.confidential = false;
+        tampered.secret_hash = Some(h("other secret"));
+        tampered.prev_secret_hash = Some(h("prev"));
+        tampered.prev_secret_expires_at = Some(NOW + 5);
+        tampered.created_at = NOW + 99;
+        assert!(s.update_client(&tampered).await.unwrap(), "{e}");
+        assert_eq!(
+            s.find_client(&original.policy.client_id).await.unwrap(),
+            Some(edit),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn usage_counts_consents_live_tokens_and_the_last_day() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let id = &fx.client.policy.client_id;
+        assert_eq!(
+            s.client_usage(id, NOW).await.unwrap(),
+            ClientUsage::default(),
+            "{e}"
+        );
+        let other = new_client("Other", NOW);
+        s.create_client(&other).await.unwrap();
+        let bob = new_user("bob@example.com");
+        s.create_user(&bob).await.unwrap();
+        s.save_consent(&fx.user.id, id, "profile", NOW)
+            .await
+            .unwrap();
+        s.save_consent(&bob.id, id, "profile", NOW).await.unwrap();
+        s.save_consent(&bob.id, &other.policy.client_id, "profile", NOW)
+            .await
+            .unwrap();
+        // Two days ago (expired), an hour ago (live), now (live), and one at another app.
+        s.insert_grant(&grant("old", &fx.client, &fx.user, NOW - 2 * 86_400, "old").grant)
+            .await
+            .unwrap();
+        s.insert_grant(&grant("hour", &fx.client, &fx.user, NOW - 1800, "hour").grant)
+            .await
+            .unwrap();
+        s.insert_grant(&grant("now", &fx.client, &bob, NOW, "now").grant)
+            .await
+            .unwrap();
+        s.insert_grant(&grant("elsewhere", &other, &bob, NOW, "elsewhere").grant)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.client_usage(id, NOW).await.unwrap(),
+            ClientUsage {
+                consents: 2,
+                live_access_tokens: 2,
+                issued_last_day: 2
+            },
+            "{e}"
+        );
+        // Removing a customer's consent revokes their tokens: live drops, issued does not.
+        s.revoke_consent(&bob.id, id, NOW + 1).await.unwrap();
+        assert_eq!(
+            s.client_usage(id, NOW + 1).await.unwrap(),
+            ClientUsage {
+                consents: 1,
+                live_access_tokens: 1,
+                issued_last_day: 2
+            },
+            "{e}"
+        );
+        // A day later nothing is live and nothing was issued in the last 24 hours.
+        assert_eq!(
+            s.client_usage(id, NOW + 86_400).await.unwrap(),
+            ClientUsage {
+                consents: 1,
+                live_access_tokens: 0,
+                issued_last_day: 0
+            },
+            "{e}"
+        );
+    }
+}

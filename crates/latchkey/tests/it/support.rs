@@ -353,7 +353,8 @@ impl Browser {
     }
 
     /// Submits the form whose `action` ends with `action`, found in `html` (fetched from `page_url`): the form's
-    /// own fields (hidden and visible inputs, checked checkboxes), then `fields` set over them, then the
+    /// own fields (hidden and visible inputs, checked checkboxes, text areas, selected options), then `fields`
+    /// set over them (a name given twice sends both values), then the
     /// `button` (name, value) pressed. Unticks checkboxes whose `value` is in `untick`.
     pub async fn submit(
         &self,
@@ -393,8 +394,31 @@ impl Browser {
                     _ => pairs.push((name.to_owned(), value)),
                 }
             }
+            let textarea_sel = Selector::parse("textarea").unwrap();
+            for area in form.select(&textarea_sel) {
+                if let Some(name) = area.value().attr("name") {
+                    pairs.push((name.to_owned(), area.text().collect()));
+                }
+            }
+            let select_sel = Selector::parse("select").unwrap();
+            let option_sel = Selector::parse("option").unwrap();
+            for select in form.select(&select_sel) {
+                let Some(name) = select.value().attr("name") else {
+                    continue;
+                };
+                let options: Vec<_> = select.select(&option_sel).collect();
+                let chosen = options
+                    .iter()
+                    .find(|o| o.value().attr("selected").is_some())
+                    .or(options.first());
+                if let Some(option) = chosen {
+                    let value = option.value().attr("value").unwrap_or_default();
+                    pairs.push((name.to_owned(), value.to_owned()));
+                }
+            }
+            // A field given here replaces the form's; a name given twice sends both values.
+            pairs.retain(|(n, _)| !fields.iter().any(|(name, _)| name == n));
             for (name, value) in fields {
-                pairs.retain(|(n, _)| n != name);
                 pairs.push(((*name).to_owned(), (*value).to_owned()));
             }
             if let Some((name, value)) = button {
