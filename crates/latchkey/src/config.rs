@@ -62,6 +62,15 @@ impl Default for Config {
     }
 }
 
+/// The `LATCHKEY_*` variables that are settings: not `LATCHKEY_LOG` (a full log filter, read by the logger) nor
+/// `LATCHKEY_TEST_*` (reserved for the test suite). Any other unknown one is an error, so typos are caught.
+fn settings_from_env() -> Env {
+    Env::prefixed("LATCHKEY_").filter(|key| {
+        let key = key.as_str().to_ascii_lowercase();
+        key != "log" && !key.starts_with("test_")
+    })
+}
+
 impl Config {
     /// Defaults, then the file (if given), then `LATCHKEY_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Config, String> {
@@ -72,7 +81,7 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(Env::prefixed("LATCHKEY_"));
+        fig = fig.merge(settings_from_env());
         let config: Config = fig.extract().map_err(|e| e.to_string())?;
         config.validate()?;
         Ok(config)
@@ -154,6 +163,20 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_filter_and_test_variables_are_not_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LATCHKEY_LOG", "latchkey=debug");
+            jail.set_env("LATCHKEY_TEST_PYTHON", "/usr/bin/python3");
+            jail.set_env("LATCHKEY_ACCESS_TOKEN_TTL", "120");
+            let c = Config::load(None).map_err(figment::Error::from)?;
+            assert_eq!(c.access_token_ttl, 120);
+            jail.set_env("LATCHKEY_ACESS_TOKEN_TTL", "120");
+            assert!(Config::load(None).unwrap_err().contains("acess_token_ttl"));
+            Ok(())
+        });
+    }
 
     #[test]
     fn defaults_need_no_setup() {
