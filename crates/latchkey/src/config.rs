@@ -165,6 +165,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail wants its own error type
     fn the_log_filter_and_test_variables_are_not_settings() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("LATCHKEY_LOG", "latchkey=debug");
