@@ -33,6 +33,14 @@ impl Params {
                 format!("The request has a parameter that is too long : {name}"),
             ));
         }
+        // No protocol value contains a NUL, and PostgreSQL cannot store one in text: refuse it here, by name.
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(n, v)| n.contains('\0') || v.contains('\0'))
+        {
+            let name: String = name.chars().filter(|c| *c != '\0').take(64).collect();
+            return Err(OAuthError::invalid(&name));
+        }
         Ok(Params {
             pairs: pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect(),
         })
@@ -103,6 +111,16 @@ mod tests {
             p.require("z").unwrap_err().description,
             "The request is missing a required parameter : z"
         );
+    }
+
+    #[test]
+    fn nul_is_refused_by_name() {
+        let e = Params::from_urlencoded(b"a=1&nonce=x%00y").unwrap_err();
+        assert_eq!(
+            e.description,
+            "The request has an invalid parameter : nonce"
+        );
+        assert!(Params::from_urlencoded(b"a%00b=1").is_err());
     }
 
     #[test]

@@ -32,7 +32,12 @@ struct Relay {
 
 /// `GET /sdk/relay/{client_id}`.
 pub async fn relay(state: &AppState, client_id: &str) -> Response {
-    let client = match state.store.find_client(client_id).await {
+    let found = if latchkey_core::ids::is_client_id(client_id) {
+        state.store.find_client(client_id).await
+    } else {
+        Ok(None)
+    };
+    let client = match found {
         Ok(Some(c)) if !c.allowed_origins.is_empty() => c,
         Ok(_) => {
             return pages::message(

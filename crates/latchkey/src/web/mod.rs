@@ -87,7 +87,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::ensure_browser_cookie,
-        ));
+        ))
+        .route_layer(middleware::from_fn(refuse_nul_in_pages));
     // What browser apps call from their own pages (SPEC 2.7, 3): CORS for registered origins only.
     let cross_origin_token = cors::cross_origin(
         Router::new()
@@ -195,6 +196,45 @@ fn normalize_lwa_path(mut req: Request<Body>) -> Request<Body> {
         }
     }
     req
+}
+
+/// A percent-encoded NUL, which no URL, form field or identifier of ours contains (and PostgreSQL cannot store).
+fn has_nul(bytes: &[u8]) -> bool {
+    bytes.contains(&0) || bytes.windows(3).any(|w| w == b"%00")
+}
+
+fn nul_refused() -> axum::response::Response {
+    pages::message(
+        axum::http::StatusCode::BAD_REQUEST,
+        "Bad request",
+        &["The request contains a NUL character (%00), which no address or form field may contain."],
+    )
+}
+
+/// Pages (bounded, never on a hot path): a NUL in the path, the query or a form body is refused before any
+/// handler looks it up (SPEC 4). API parameters are refused where they are parsed (`Params`), by name and in
+/// the API's own shape.
+async fn refuse_nul_in_pages(req: Request<Body>, next: Next) -> Response<Body> {
+    let uri = req.uri();
+    if has_nul(uri.path().as_bytes()) || uri.query().is_some_and(|q| has_nul(q.as_bytes())) {
+        return nul_refused();
+    }
+    if req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return pages::message(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "Too much data",
+            &["The form sent more data than any of our forms holds."],
+        );
+    };
+    if has_nul(&bytes) {
+        return nul_refused();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// The log span of a request: method, path (never the query, which may carry a token) and request id.
