@@ -20,7 +20,8 @@ pub fn safe_return_to(raw: Option<&str>) -> String {
                 && !p.starts_with("//")
                 && !p.starts_with("/\\")
                 && p.len() <= 4096
-                && !p.contains(['\r', '\n']) =>
+                // Visible ASCII only: it becomes a `Location` header, which nothing else may be in.
+                && p.bytes().all(|b| b.is_ascii_graphic()) =>
         {
             p.to_owned()
         }
@@ -430,6 +431,11 @@ mod tests {
             (Some("/\\evil.example"), "/"),
             (Some("https://evil.example"), "/"),
             (Some("/a\r\nSet-Cookie: x"), "/"),
+            (Some("/\0"), "/"),
+            (Some("/\x01"), "/"),
+            (Some("/\x7f"), "/"),
+            (Some("/a b"), "/"),
+            (Some("/caf\u{e9}"), "/"),
             (None, "/"),
         ] {
             assert_eq!(safe_return_to(raw), expected, "{raw:?}");
