@@ -33,6 +33,10 @@ pub struct Config {
     /// seconds before code entry is refused with 429.
     pub user_code_limit: i64,
     pub user_code_window: i64,
+    /// Failed token, introspection and revocation requests (wrong secret, code or refresh token) allowed per
+    /// address in `token_failure_window` seconds before the address is refused with 429.
+    pub token_failure_limit: i64,
+    pub token_failure_window: i64,
     /// `json` (default) or `pretty`.
     pub log_format: String,
     /// Tracing filter, e.g. `info` or `latchkey=debug`.
@@ -56,6 +60,8 @@ impl Default for Config {
             signin_window: 300,
             user_code_limit: 5,
             user_code_window: 900,
+            token_failure_limit: 30,
+            token_failure_window: 60,
             log_format: "json".into(),
             log_level: "info".into(),
         }
@@ -129,6 +135,12 @@ impl Config {
         if !(1..=86_400).contains(&self.user_code_window) {
             return Err("user_code_window must be between 1 and 86400 seconds".into());
         }
+        if self.token_failure_limit < 1 {
+            return Err("token_failure_limit must be positive".into());
+        }
+        if !(1..=86_400).contains(&self.token_failure_window) {
+            return Err("token_failure_window must be between 1 and 86400 seconds".into());
+        }
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err("log_format must be json or pretty".into());
         }
@@ -156,7 +168,16 @@ impl Config {
 
     /// Cookies are `Secure` unless the issuer is plain http on a loopback host (SPEC 4).
     pub fn secure_cookies(&self) -> bool {
-        !self.issuer().starts_with("http://")
+        let loopback = match url::Url::parse(&self.issuer()) {
+            Ok(u) if u.scheme() == "http" => match u.host() {
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            },
+            _ => false,
+        };
+        !loopback
     }
 }
 
@@ -188,6 +209,27 @@ mod tests {
             .database_url()
             .starts_with("sqlite://latchkey-data/latchkey.db"));
         assert!(!c.secure_cookies());
+    }
+
+    #[test]
+    fn only_plain_http_on_loopback_relaxes_secure_cookies() {
+        for (issuer, secure) in [
+            ("http://127.0.0.1:8080", false),
+            ("http://127.8.0.1", false),
+            ("http://localhost:3000", false),
+            ("http://[::1]:8080", false),
+            ("http://auth.example.com", true),
+            ("http://10.0.0.5:8080", true),
+            ("http://localhost.example.com", true),
+            ("https://127.0.0.1:8443", true),
+            ("https://login.example.com", true),
+        ] {
+            let c = Config {
+                issuer: Some(issuer.into()),
+                ..Config::default()
+            };
+            assert_eq!(c.secure_cookies(), secure, "{issuer}");
+        }
     }
 
     #[test]
