@@ -186,13 +186,14 @@ pub fn parse(
                 Some(m) => Method::parse(m)
                     .ok_or_else(|| fail(OAuthError::invalid("code_challenge_method")))?,
                 // LWA defaults to plain; Latchkey does so only for apps that opted in.
-                None if client.allow_plain_pkce => Method::Plain,
+                None if client.allow_plain_pkce && client.confidential => Method::Plain,
                 None => return Err(fail(OAuthError::new(
                     ErrorCode::InvalidRequest,
                     "The request is missing a required parameter : code_challenge_method (S256)",
                 ))),
             };
-            if method == Method::Plain && !client.allow_plain_pkce {
+            // SPEC 2.1: public apps must use S256 whatever they opted into.
+            if method == Method::Plain && !(client.allow_plain_pkce && client.confidential) {
                 return Err(fail(OAuthError::new(
                     ErrorCode::InvalidRequest,
                     "The request has an invalid parameter : code_challenge_method (only S256 is allowed)",
@@ -371,6 +372,8 @@ mod tests {
         let mut lwa = client(true);
         lwa.allow_plain_pkce = true;
         lwa.allow_implicit = true;
+        let mut public_plain = client(false);
+        public_plain.allow_plain_pkce = true;
         let table: &[(&str, &ClientPolicy, Option<ErrorCode>)] = &[
             ("response_type=code&scope=profile", &conf, None),
             ("response_type=code&scope=profile&scope=postal_code", &conf, None),
@@ -387,6 +390,9 @@ mod tests {
             (&format!("response_type=code&scope=profile&code_challenge={CH}&code_challenge_method=plain"), &conf, Some(ErrorCode::InvalidRequest)),
             (&format!("response_type=code&scope=profile&code_challenge={CH}&code_challenge_method=plain"), &lwa, None),
             (&format!("response_type=code&scope=profile&code_challenge={CH}"), &lwa, None),
+            (&format!("response_type=code&scope=profile&code_challenge={CH}&code_challenge_method=plain"), &public_plain, Some(ErrorCode::InvalidRequest)),
+            (&format!("response_type=code&scope=profile&code_challenge={CH}"), &public_plain, Some(ErrorCode::InvalidRequest)),
+            (&format!("response_type=code&scope=profile&code_challenge={CH}&code_challenge_method=S256"), &public_plain, None),
             (&format!("response_type=code&scope=profile&code_challenge={CH}&code_challenge_method=S512"), &conf, Some(ErrorCode::InvalidRequest)),
             ("response_type=code&scope=profile&code_challenge=short&code_challenge_method=S256", &conf, Some(ErrorCode::InvalidRequest)),
             ("response_type=code&scope=profile&code_challenge_method=S256", &conf, Some(ErrorCode::InvalidRequest)),

@@ -143,6 +143,13 @@ pub fn validate_fields(input: &AppInput) -> Vec<Problem> {
             "a public app (no secret) cannot use client credentials".to_owned(),
         );
     }
+    if input.public && input.allow_plain_pkce {
+        add(
+            Field::Flows,
+            "a public app (no secret) must use PKCE S256; plain PKCE is only for confidential apps"
+                .to_owned(),
+        );
+    }
     problems
 }
 
@@ -306,5 +313,17 @@ mod tests {
         bad.privacy_url = "ftp://x".into();
         let problems = validate(&bad);
         assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+
+    #[test]
+    fn public_apps_cannot_opt_into_plain_pkce() {
+        let mut public = input();
+        public.public = true;
+        assert!(validate(&public).is_empty());
+        public.allow_plain_pkce = true;
+        let problems = validate_fields(&public);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, Field::Flows);
+        assert!(problems[0].message.contains("S256"));
     }
 }
