@@ -47,6 +47,8 @@ pub struct App {
     pub secure_cookies: bool,
     /// ID-token signing keys, shared with every node through the store.
     pub keys: KeyRing,
+    /// Addresses refused at the token endpoints for too many failures.
+    pub token_throttle: crate::throttle::Throttle,
 }
 
 /// Cheap to clone; handlers receive it as axum state.
@@ -102,6 +104,7 @@ impl App {
             metrics: Metrics::default(),
             clock,
             known_scopes: latchkey_core::scope::STANDARD_SCOPES.to_vec(),
+            token_throttle: Default::default(),
             config,
         })))
     }

@@ -8,4 +8,5 @@ pub mod keys;
 pub mod metrics;
 pub mod password;
 pub mod store;
+pub mod throttle;
 pub mod web;

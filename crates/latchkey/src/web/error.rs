@@ -97,6 +97,20 @@ pub fn token_error(failure: Failure) -> Response {
     res
 }
 
+/// Too many failed client-authenticated requests from one address (`crate::throttle`): 429 with `Retry-After`,
+/// in the token endpoint's JSON shape.
+pub fn too_many_failures(retry_after: i64) -> Response {
+    let mut res = token_error(Failure::OAuth(OAuthError::new(
+        ErrorCode::TemporarilyUnavailable,
+        format!("Too many failed requests from this address; try again in {retry_after} seconds"),
+    )));
+    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
 /// Resource-endpoint shape (tokeninfo, profile): JSON, plus a Bearer challenge (RFC 6750 3).
 pub fn resource_error(failure: Failure) -> Response {
     let e = failure.into_oauth();

@@ -393,60 +393,80 @@ fn no_store(mut res: Response) -> Response {
 
 pub async fn token(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     BodyParams(params): BodyParams,
 ) -> Response {
-    let result = match authorization_header(&headers) {
-        Ok(authorization) => flows::token::token(&state, &params, authorization).await,
-        Err(e) => Err(Failure::OAuth(e)),
-    };
-    match result {
-        Ok(body) => no_store(Json(body).into_response()),
+    client_api(&state, &ip, async {
+        let authorization = authorization_header(&headers)?;
+        let result = flows::token::token(&state, &params, authorization).await;
+        if let Err(Failure::OAuth(e)) = &result {
+            state
+                .metrics
+                .token_failures
+                .get_or_create(&crate::metrics::OutcomeLabels {
+                    outcome: e.code.as_str(),
+                })
+                .inc();
+        }
+        result.map(|body| Json(body).into_response())
+    })
+    .await
+}
+
+/// A client-authenticated API call (token, introspection, revocation) under the per-address failure throttle
+/// (`crate::throttle`): refused with 429 and `Retry-After` while the address is over its limit; every answer is
+/// `no-store`, every error in the token endpoint's shape.
+async fn client_api(
+    state: &AppState,
+    ip: &str,
+    call: impl std::future::Future<Output = Result<Response, Failure>>,
+) -> Response {
+    if let Some(wait) = state.token_throttle.wait(ip, state.clock.now()) {
+        return crate::web::error::too_many_failures(wait);
+    }
+    match call.await {
+        Ok(res) => no_store(res),
         Err(failure) => {
             if let Failure::OAuth(e) = &failure {
-                state
-                    .metrics
-                    .token_failures
-                    .get_or_create(&crate::metrics::OutcomeLabels {
-                        outcome: e.code.as_str(),
-                    })
-                    .inc();
+                if crate::throttle::counts(e.code) {
+                    if let Some(wait) = state.token_throttle.failed(state, ip).await {
+                        return crate::web::error::too_many_failures(wait);
+                    }
+                }
             }
             token_error(failure)
         }
     }
 }
 
-/// `POST /oauth2/introspect` (RFC 7662).
 pub async fn introspect(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     BodyParams(params): BodyParams,
 ) -> Response {
-    let result = match authorization_header(&headers) {
-        Ok(authorization) => flows::introspect::introspect(&state, &params, authorization).await,
-        Err(e) => Err(Failure::OAuth(e)),
-    };
-    match result {
-        Ok(body) => no_store(Json(body).into_response()),
-        Err(failure) => token_error(failure),
-    }
+    client_api(&state, &ip, async {
+        let authorization = authorization_header(&headers)?;
+        let body = flows::introspect::introspect(&state, &params, authorization).await?;
+        Ok(Json(body).into_response())
+    })
+    .await
 }
 
 /// `POST /oauth2/revoke` (RFC 7009): 200 with an empty body whether or not there was anything to revoke.
 pub async fn revoke(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     BodyParams(params): BodyParams,
 ) -> Response {
-    let result = match authorization_header(&headers) {
-        Ok(authorization) => flows::revoke::revoke(&state, &params, authorization).await,
-        Err(e) => Err(Failure::OAuth(e)),
-    };
-    match result {
-        Ok(()) => no_store(StatusCode::OK.into_response()),
-        Err(failure) => token_error(failure),
-    }
+    client_api(&state, &ip, async {
+        let authorization = authorization_header(&headers)?;
+        flows::revoke::revoke(&state, &params, authorization).await?;
+        Ok(StatusCode::OK.into_response())
+    })
+    .await
 }
 
 /// The one `Authorization` header of a token request, if sent. A header that cannot be read, or a second one,
@@ -465,7 +485,7 @@ fn authorization_header(headers: &HeaderMap) -> Result<Option<&str>, OAuthError>
     first
         .to_str()
         .map(Some)
-        .map_err(|_| OAuthError::invalid_client())
+        .map_err(|_| OAuthError::invalid_client("Authorization"))
 }
 
 /// The access token from the query (`access_token`), `x-amz-access-token`, or (if `bearer`) `Authorization:
