@@ -99,8 +99,12 @@ impl OAuthError {
             format!("The request has an invalid grant parameter : {param}"),
         )
     }
-    pub fn invalid_client() -> Self {
-        Self::new(ErrorCode::InvalidClient, "Client authentication failed")
+    /// `invalid_client`, worded as LWA words it, naming what failed (`client_id`, `client_secret`, `Authorization`).
+    pub fn invalid_client(param: &str) -> Self {
+        Self::new(
+            ErrorCode::InvalidClient,
+            format!("Client authentication failed : {param}"),
+        )
     }
     pub fn invalid_scope(scope: &str) -> Self {
         Self::new(

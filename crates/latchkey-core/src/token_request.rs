@@ -56,17 +56,18 @@ pub fn parse_basic(header: &str) -> Result<(String, Secret), OAuthError> {
     let (scheme, rest) = header
         .trim()
         .split_once(' ')
-        .ok_or_else(OAuthError::invalid_client)?;
+        .ok_or_else(|| OAuthError::invalid_client("Authorization"))?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::invalid_client());
+        return Err(OAuthError::invalid_client("Authorization"));
     }
     let decoded = STANDARD
         .decode(rest.trim())
-        .map_err(|_| OAuthError::invalid_client())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
+        .map_err(|_| OAuthError::invalid_client("Authorization"))?;
+    let decoded =
+        String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client("Authorization"))?;
     let (id, secret) = decoded
         .split_once(':')
-        .ok_or_else(OAuthError::invalid_client)?;
+        .ok_or_else(|| OAuthError::invalid_client("Authorization"))?;
     let unescape = |s: &str| -> String {
         url::form_urlencoded::parse(format!("x={s}").as_bytes())
             .next()

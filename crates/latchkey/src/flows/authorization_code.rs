@@ -41,7 +41,7 @@ pub async fn exchange(
     )?;
     // Without a secret, only a PKCE-bound code proves the caller is the app that asked for it.
     if !caller.authenticated && stored.issued.challenge.is_none() {
-        return Err(OAuthError::invalid_client().into());
+        return Err(OAuthError::invalid_client("client_secret").into());
     }
     // Confidential apps that did not authenticate (LWA's browser-side PKCE exchange) get no refresh token.
     let refresh = caller.authenticated || !caller.client.policy.confidential;

@@ -129,7 +129,10 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
             return redirect_with(
                 state,
                 &req,
-                OAuthError::new(ErrorCode::LoginRequired, "The customer is not signed in"),
+                OAuthError::new(
+                    ErrorCode::LoginRequired,
+                    "The customer is not signed in, and prompt=none forbids asking : prompt",
+                ),
             )
         }
         _ => return signin_redirect(query, req.login_hint.as_deref()),
@@ -159,7 +162,10 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
                 return redirect_with(
                     state,
                     &req,
-                    OAuthError::new(ErrorCode::ConsentRequired, "The customer has not consented"),
+                    OAuthError::new(
+                        ErrorCode::ConsentRequired,
+                        "The customer has not allowed these scopes, and prompt=none forbids asking : prompt",
+                    ),
                 );
             }
             return consent_page(state, browser, signed_in, &client, &req, query);

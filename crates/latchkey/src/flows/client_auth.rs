@@ -19,16 +19,16 @@ pub struct Caller {
 
 pub async fn authenticate(state: &AppState, auth: &ClientAuth) -> Result<Caller, Failure> {
     if !ids::is_client_id(&auth.client_id) {
-        return Err(OAuthError::invalid_client().into());
+        return Err(OAuthError::invalid_client("client_id").into());
     }
     let client = state
         .store
         .find_client(&auth.client_id)
         .await?
-        .ok_or_else(OAuthError::invalid_client)?;
+        .ok_or_else(|| OAuthError::invalid_client("client_id"))?;
     let authenticated = match (&auth.secret, &client.secret_hash) {
         (None, _) => false,
-        (Some(_), None) => return Err(OAuthError::invalid_client().into()),
+        (Some(_), None) => return Err(OAuthError::invalid_client("client_secret").into()),
         (Some(secret), Some(current)) => {
             let presented = state.hasher.token(Kind::ClientSecret, secret.expose());
             let previous_ok = match (&client.prev_secret_hash, client.prev_secret_expires_at) {
@@ -38,7 +38,7 @@ pub async fn authenticate(state: &AppState, auth: &ClientAuth) -> Result<Caller,
                 _ => false,
             };
             if !(digest_eq(current, &presented) || previous_ok) {
-                return Err(OAuthError::invalid_client().into());
+                return Err(OAuthError::invalid_client("client_secret").into());
             }
             true
         }
@@ -57,6 +57,6 @@ pub async fn from_request(
     authorization: Option<&str>,
 ) -> Result<Caller, Failure> {
     let auth = token_request::client_auth(params, authorization, false)?
-        .ok_or_else(OAuthError::invalid_client)?;
+        .ok_or_else(|| OAuthError::invalid_client("client_id"))?;
     authenticate(state, &auth).await
 }

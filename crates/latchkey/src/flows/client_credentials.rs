@@ -18,7 +18,7 @@ pub async fn issue(
 ) -> Result<TokenResponse, Failure> {
     let client = &caller.client;
     if !client.policy.confidential || !caller.authenticated {
-        return Err(OAuthError::invalid_client().into());
+        return Err(OAuthError::invalid_client("client_secret").into());
     }
     if !client.policy.allow_client_credentials {
         return Err(OAuthError::new(

@@ -71,7 +71,7 @@ pub async fn introspect(
 ) -> Result<Introspection, Failure> {
     let caller = client_auth::from_request(state, params, authorization).await?;
     if !caller.authenticated {
-        return Err(OAuthError::invalid_client().into());
+        return Err(OAuthError::invalid_client("client_secret").into());
     }
     let token = token_param(params)?;
     let own = caller.client.policy.client_id;

@@ -32,7 +32,7 @@ pub async fn refresh(
             _ => false,
         };
         if !secretless {
-            return Err(OAuthError::invalid_client().into());
+            return Err(OAuthError::invalid_client("client_secret").into());
         }
     }
     let stored = stored.ok_or_else(|| OAuthError::grant("refresh_token"))?;

@@ -32,7 +32,7 @@ pub async fn revoke(
             _ => false,
         };
         if !secretless {
-            return Err(OAuthError::invalid_client().into());
+            return Err(OAuthError::invalid_client("client_secret").into());
         }
     }
     let now = state.clock.now();

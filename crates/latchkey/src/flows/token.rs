@@ -21,7 +21,7 @@ pub async fn token(
         None => None,
     };
     let required = |caller: Option<client_auth::Caller>| {
-        caller.ok_or_else(|| Failure::from(OAuthError::invalid_client()))
+        caller.ok_or_else(|| Failure::from(OAuthError::invalid_client("client_id")))
     };
     match request.grant {
         Grant::DeviceCode {
