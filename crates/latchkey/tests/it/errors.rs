@@ -487,7 +487,7 @@ async fn authorize_login_required_consent_required_and_access_denied() {
         &w.shop.redirect_uri,
         &w.app.base,
         "login_required",
-        Says::Mentions(""),
+        Says::Mentions(": prompt"),
         Some("st-1"),
     );
 
@@ -499,7 +499,7 @@ async fn authorize_login_required_consent_required_and_access_denied() {
         &w.shop.redirect_uri,
         &w.app.base,
         "consent_required",
-        Says::Mentions(""),
+        Says::Mentions(": prompt"),
         Some("st-1"),
     );
 
@@ -512,7 +512,7 @@ async fn authorize_login_required_consent_required_and_access_denied() {
         &w.shop.redirect_uri,
         &w.app.base,
         "access_denied",
-        Says::Mentions(""),
+        Says::Mentions("declined"),
         Some("st-1"),
     );
 
@@ -535,7 +535,7 @@ async fn authorize_login_required_consent_required_and_access_denied() {
         &w.shop.redirect_uri,
         &w.app.base,
         "access_denied",
-        Says::Mentions(""),
+        Says::Mentions("shared nothing"),
         Some("st-1"),
     );
 }
@@ -562,7 +562,7 @@ async fn authorize_storage_failure_is_server_error_redirect() {
         &w.shop.redirect_uri,
         &w.app.base,
         "server_error",
-        Says::Mentions(""),
+        Says::Mentions("could not complete"),
         Some("st"),
     );
 }
@@ -605,20 +605,20 @@ async fn token_request_and_client_authentication_errors() {
         ("unknown code", vec![("grant_type", "authorization_code"), ("code", "not-a-code"), ("client_id", id), ("client_secret", secret)], None, 400, "invalid_grant", Exactly("The request has an invalid grant parameter : code")),
         ("unknown refresh token", vec![("grant_type", "refresh_token"), ("refresh_token", "Atzr|nope"), ("client_id", id), ("client_secret", secret)], None, 400, "invalid_grant", Exactly("The request has an invalid grant parameter : refresh_token")),
         ("no client_id at all", vec![("grant_type", "authorization_code"), ("code", "x")], None, 401, "invalid_client", Mentions("client_id")),
-        ("unknown client_id", vec![("grant_type", "authorization_code"), ("code", "x"), ("client_id", &unknown), ("client_secret", secret)], None, 401, "invalid_client", Mentions("")),
-        ("malformed client_id", vec![("grant_type", "authorization_code"), ("code", "x"), ("client_id", "shop"), ("client_secret", secret)], None, 401, "invalid_client", Mentions("")),
-        ("wrong secret in body", vec![("grant_type", "authorization_code"), ("code", "x"), ("client_id", id), ("client_secret", "wrong")], None, 401, "invalid_client", Mentions("")),
-        ("other app's secret in body", vec![("grant_type", "client_credentials"), ("client_id", id), ("client_secret", m_secret)], None, 401, "invalid_client", Mentions("")),
-        ("wrong secret in Basic", vec![("grant_type", "authorization_code"), ("code", "x")], Some((id, "wrong")), 401, "invalid_client", Mentions("")),
-        ("unknown client in Basic", vec![("grant_type", "authorization_code"), ("code", "x")], Some((&unknown, secret)), 401, "invalid_client", Mentions("")),
+        ("unknown client_id", vec![("grant_type", "authorization_code"), ("code", "x"), ("client_id", &unknown), ("client_secret", secret)], None, 401, "invalid_client", Mentions(": client_id")),
+        ("malformed client_id", vec![("grant_type", "authorization_code"), ("code", "x"), ("client_id", "shop"), ("client_secret", secret)], None, 401, "invalid_client", Mentions(": client_id")),
+        ("wrong secret in body", vec![("grant_type", "authorization_code"), ("code", "x"), ("client_id", id), ("client_secret", "wrong")], None, 401, "invalid_client", Mentions(": client_secret")),
+        ("other app's secret in body", vec![("grant_type", "client_credentials"), ("client_id", id), ("client_secret", m_secret)], None, 401, "invalid_client", Mentions(": client_secret")),
+        ("wrong secret in Basic", vec![("grant_type", "authorization_code"), ("code", "x")], Some((id, "wrong")), 401, "invalid_client", Mentions(": client_secret")),
+        ("unknown client in Basic", vec![("grant_type", "authorization_code"), ("code", "x")], Some((&unknown, secret)), 401, "invalid_client", Mentions(": client_id")),
         ("Basic and body secret", vec![("grant_type", "authorization_code"), ("code", "x"), ("client_secret", secret)], Some((id, secret)), 400, "invalid_request", Mentions("client_secret")),
         ("Basic id differs from body client_id", vec![("grant_type", "authorization_code"), ("code", "x"), ("client_id", m_id)], Some((id, secret)), 400, "invalid_request", Mentions("client_id")),
-        ("secret sent for a public app", vec![("grant_type", "authorization_code"), ("code", "x"), ("client_id", &public.client_id), ("client_secret", "anything")], None, 401, "invalid_client", Mentions("")),
+        ("secret sent for a public app", vec![("grant_type", "authorization_code"), ("code", "x"), ("client_id", &public.client_id), ("client_secret", "anything")], None, 401, "invalid_client", Mentions(": client_secret")),
         ("client_credentials not enabled", vec![("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)], None, 400, "unauthorized_client", Mentions("grant_type")),
-        ("client_credentials without secret", vec![("grant_type", "client_credentials"), ("client_id", m_id)], None, 401, "invalid_client", Mentions("")),
-        ("client_credentials by a public app", vec![("grant_type", "client_credentials"), ("client_id", &public.client_id)], None, 401, "invalid_client", Mentions("")),
+        ("client_credentials without secret", vec![("grant_type", "client_credentials"), ("client_id", m_id)], None, 401, "invalid_client", Mentions(": client_secret")),
+        ("client_credentials by a public app", vec![("grant_type", "client_credentials"), ("client_id", &public.client_id)], None, 401, "invalid_client", Mentions(": client_secret")),
         ("client_credentials unknown scope", vec![("grant_type", "client_credentials"), ("scope", "bogus"), ("client_id", m_id), ("client_secret", m_secret)], None, 400, "invalid_scope", Mentions("bogus")),
-        ("refresh by confidential app without secret", vec![("grant_type", "refresh_token"), ("refresh_token", "Atzr|nope"), ("client_id", id)], None, 401, "invalid_client", Mentions("")),
+        ("refresh by confidential app without secret", vec![("grant_type", "refresh_token"), ("refresh_token", "Atzr|nope"), ("client_id", id)], None, 401, "invalid_client", Mentions(": client_secret")),
     ];
     for path in ["/auth/o2/token", "/oauth2/token"] {
         for (label, pairs, basic, status, error, says) in &table {
@@ -648,7 +648,14 @@ async fn token_request_and_client_authentication_errors() {
             .send()
             .await
             .unwrap();
-        expect_token_error(label, res, 401, "invalid_client", Says::Mentions("")).await;
+        expect_token_error(
+            label,
+            res,
+            401,
+            "invalid_client",
+            Says::Mentions(": Authorization"),
+        )
+        .await;
     }
     // Even with good credentials in the body, an unreadable Authorization header is not silently skipped.
     let res = app
@@ -672,7 +679,7 @@ async fn token_request_and_client_authentication_errors() {
         res,
         401,
         "invalid_client",
-        Says::Mentions(""),
+        Says::Mentions(": Authorization"),
     )
     .await;
     // Control: the same body without the header succeeds, so the rows above fail for the header alone.
@@ -835,7 +842,7 @@ async fn code_exchange_errors() {
         w.post_token(&body).await,
         401,
         "invalid_client",
-        Says::Mentions(""),
+        Says::Mentions(": client_secret"),
     )
     .await;
     // ...and that failure did not burn the code for the real app.
@@ -956,7 +963,7 @@ async fn refresh_errors() {
         w.post_token(&body).await,
         401,
         "invalid_client",
-        Says::Mentions(""),
+        Says::Mentions(": client_secret"),
     )
     .await;
 

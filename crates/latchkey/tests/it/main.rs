@@ -7,6 +7,7 @@ mod code_flow;
 mod developer;
 mod device;
 mod errors;
+mod hardening;
 mod multinode;
 mod oidc;
 mod oidc_authlib;

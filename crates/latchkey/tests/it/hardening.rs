@@ -1,0 +1,583 @@
+//! SPEC 4's defences that cut across endpoints: the token endpoints' failure throttle, NUL bytes on both
+//! engines, `return_to` that cannot become a header, `Secure` cookies off loopback, sign-in throttling with
+//! `Retry-After`, consent bound to the session that saw it, and no secret stored in the clear.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::support::*;
+use serde_json::Value;
+use sqlx::{Column, Connection, Row};
+use std::sync::Arc;
+
+async fn token_post(
+    app: &TestApp,
+    form: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let res = app
+        .api()
+        .post(app.url("/auth/o2/token"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn failed_token_requests_from_one_address_are_refused_with_429_until_the_window_ends() {
+    let app = spawn_app_with(Arc::new(sqlite_db()), |c| {
+        c.token_failure_limit = 3;
+        c.token_failure_window = 60;
+    })
+    .await;
+    let shop = app
+        .register_app(|i| i.allow_client_credentials = true)
+        .await;
+    let secret = shop.secret.clone().unwrap();
+    let good = [
+        ("grant_type", "client_credentials"),
+        ("client_id", shop.client_id.as_str()),
+        ("client_secret", secret.as_str()),
+    ];
+    let wrong = [
+        ("grant_type", "client_credentials"),
+        ("client_id", shop.client_id.as_str()),
+        ("client_secret", "not-the-secret"),
+    ];
+    // Successes never count.
+    for _ in 0..5 {
+        assert_eq!(token_post(&app, &good).await.0, 200);
+    }
+    for _ in 0..3 {
+        let (status, _, body) = token_post(&app, &wrong).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"], "invalid_client");
+    }
+    // The fourth failure crosses the limit...
+    let (status, headers, body) = token_post(&app, &wrong).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(headers["retry-after"], "60");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("60 seconds"));
+    // ...and from then on the address is refused even with the right secret, at every client-authenticated endpoint.
+    let (status, headers, _) = token_post(&app, &good).await;
+    assert_eq!(status, 429);
+    assert!(headers.contains_key("retry-after"));
+    let res = app
+        .api()
+        .post(app.url("/oauth2/introspect"))
+        .form(&[
+            ("token", "Atza|x"),
+            ("client_id", &shop.client_id),
+            ("client_secret", &secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    // The window ends: the right secret works again.
+    app.state.clock.advance(61);
+    assert_eq!(token_post(&app, &good).await.0, 200);
+}
+
+#[tokio::test]
+async fn wrong_codes_count_as_failures_but_errors_of_form_do_not() {
+    let app = spawn_app_with(Arc::new(sqlite_db()), |c| c.token_failure_limit = 2).await;
+    let shop = app.register_app(|_| {}).await;
+    let secret = shop.secret.clone().unwrap();
+    let code = |c: &'static str| {
+        [
+            ("grant_type", "authorization_code"),
+            ("code", c),
+            ("redirect_uri", "http://127.0.0.1/callback"),
+            ("client_id", shop.client_id.as_str()),
+            ("client_secret", secret.as_str()),
+        ]
+    };
+    // Malformed requests (a missing parameter, an unknown grant) are answered, not counted.
+    for _ in 0..5 {
+        let (status, _, body) = token_post(&app, &[("grant_type", "password")]).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    for _ in 0..2 {
+        let (status, _, body) = token_post(&app, &code("guessed-code")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+    }
+    assert_eq!(token_post(&app, &code("guessed-code")).await.0, 429);
+}
+
+#[tokio::test]
+async fn nul_bytes_are_a_clear_4xx_on_both_engines() {
+    for (engine, db) in each_db().await {
+        let app = spawn_app_on(Arc::new(db)).await;
+        let shop = app.register_app(|_| {}).await;
+        app.create_user("nul@example.com", "Nul", None).await;
+        let http = app.api();
+
+        // API parameters are refused by name, in the token endpoint's shape (form and JSON alike).
+        let (status, _, body) = token_post(
+            &app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", "a\0b"),
+                ("client_id", &shop.client_id),
+            ],
+        )
+        .await;
+        assert_eq!(status, 400, "{engine}: {body}");
+        assert_eq!(
+            body["error_description"], "The request has an invalid parameter : code",
+            "{engine}"
+        );
+        let res = http
+            .post(app.url("/auth/o2/create/codepair"))
+            .json(&serde_json::json!({"response_type": "device_code", "client_id": shop.client_id, "scope": "profile\u{0}"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{engine}");
+
+        // Addresses: the authorization request, the SDK relay, a console path.
+        for path in [
+            format!(
+                "/ap/oa?client_id={}&response_type=code&scope=profile&redirect_uri=http://127.0.0.1/callback&nonce=%00",
+                shop.client_id
+            ),
+            "/sdk/relay/%00".to_owned(),
+            "/developer/apps/lk1.application-oa2-client.%00".to_owned(),
+            "/auth/o2/tokeninfo?access_token=Atza%7C%00".to_owned(),
+        ] {
+            let res = http.get(app.url(&path)).send().await.unwrap();
+            assert_eq!(res.status(), 400, "{engine}: {path}");
+        }
+        let res = http
+            .get(app.url("/sdk/relay/not-a-client"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{engine}");
+
+        // Page forms: the sign-in email, whether or not the account exists.
+        let browser = app.browser();
+        let (_, url, html) = browser.open("/ap/signin").await.page();
+        for email in ["nul\0@example.com", "nul@example.com\0"] {
+            let step = browser
+                .submit(
+                    &url,
+                    &html,
+                    "/ap/signin",
+                    &[("email", email), ("password", PASSWORD)],
+                    None,
+                    &[],
+                )
+                .await;
+            let (status, _, _) = step.page();
+            assert_eq!(status, 400, "{engine}: {email:?}");
+        }
+        // Nothing was half-done: the account still signs in.
+        let (status, _, home) = browser.sign_in("nul@example.com", PASSWORD).await.page();
+        assert_eq!(status, 200, "{engine}");
+        assert!(home.contains("Nul"), "{engine}");
+    }
+}
+
+#[tokio::test]
+async fn a_return_to_that_cannot_be_a_location_header_goes_home() {
+    let app = spawn_app().await;
+    app.create_user("ret@example.com", "Ret", None).await;
+    for return_to in [
+        "/\u{1}x",
+        "/\u{7f}",
+        "/caf\u{e9}",
+        "/a b",
+        "/\r\nSet-Cookie: x=1",
+    ] {
+        let browser = app.browser();
+        let (_, url, html) = browser.open("/ap/signin").await.page();
+        let step = browser
+            .submit(
+                &url,
+                &html,
+                "/ap/signin",
+                &[
+                    ("email", "ret@example.com"),
+                    ("password", PASSWORD),
+                    ("return_to", return_to),
+                ],
+                None,
+                &[],
+            )
+            .await;
+        let (status, landed, _) = step.page();
+        assert_eq!(status, 200, "{return_to:?}");
+        assert_eq!(
+            url::Url::parse(&landed).unwrap().path(),
+            "/",
+            "{return_to:?} landed on {landed}"
+        );
+    }
+}
+
+/// The value of the `Set-Cookie` header naming `name`.
+fn set_cookie<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// `name=value` of every cookie set, for sending them back by hand (reqwest keeps no `Secure` cookie over http).
+fn cookie_header(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[tokio::test]
+async fn with_an_https_issuer_session_cookies_are_secure_host_only_and_hsts_is_sent() {
+    let app = spawn_app_with(Arc::new(sqlite_db()), |c| {
+        c.issuer = Some("https://login.example.com".into());
+    })
+    .await;
+    app.create_user("sec@example.com", "Sec", None).await;
+    let http = app.api();
+    let page = http.get(app.url("/ap/signin")).send().await.unwrap();
+    assert_eq!(
+        page.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    let headers = page.headers().clone();
+    let browser_cookie = headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(browser_cookie.starts_with("__Host-"), "{browser_cookie}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(
+            browser_cookie.contains(attr),
+            "{attr} missing: {browser_cookie}"
+        );
+    }
+    let html = page.text().await.unwrap();
+    let csrf = scraper::Html::parse_document(&html)
+        .select(&scraper::Selector::parse("input[name=csrf]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("value")
+        .unwrap()
+        .to_owned();
+    let res = http
+        .post(app.url("/ap/signin"))
+        .header("cookie", cookie_header(&headers))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "sec@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let session = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-lk_s=") || v.starts_with("lk_s="))
+        .unwrap_or_else(|| panic!("no session cookie in {:?}", res.headers()))
+        .to_owned();
+    assert!(session.starts_with("__Host-"), "{session}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(session.contains(attr), "{attr} missing: {session}");
+    }
+}
+
+#[tokio::test]
+async fn on_plain_http_loopback_the_session_cookie_is_httponly_and_lax() {
+    let app = spawn_app().await;
+    app.create_user("lax@example.com", "Lax", None).await;
+    let http = app.api();
+    let page = http.get(app.url("/ap/signin")).send().await.unwrap();
+    let headers = page.headers().clone();
+    assert!(!headers.contains_key("strict-transport-security"));
+    let html = page.text().await.unwrap();
+    let csrf = scraper::Html::parse_document(&html)
+        .select(&scraper::Selector::parse("input[name=csrf]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("value")
+        .unwrap()
+        .to_owned();
+    let res = http
+        .post(app.url("/ap/signin"))
+        .header("cookie", cookie_header(&headers))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "lax@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let session = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-lk_s=") || v.starts_with("lk_s="))
+        .unwrap()
+        .to_owned();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    assert!(set_cookie(res.headers(), "lk_s").is_some());
+}
+
+#[tokio::test]
+async fn too_many_sign_ins_are_refused_with_429_and_retry_after() {
+    let app = spawn_app_with(Arc::new(sqlite_db()), |c| {
+        c.signin_limit = 2;
+        c.signin_window = 300;
+    })
+    .await;
+    app.create_user("busy@example.com", "Busy", None).await;
+    let browser = app.browser();
+    for _ in 0..2 {
+        let (status, _, _) = browser
+            .sign_in("busy@example.com", "wrong password")
+            .await
+            .page();
+        assert_eq!(status, 401);
+    }
+    let (_, url, html) = browser.open("/ap/signin").await.page();
+    let res = browser
+        .http
+        .post(url)
+        .form(&[
+            (
+                "csrf",
+                scraper::Html::parse_document(&html)
+                    .select(&scraper::Selector::parse("input[name=csrf]").unwrap())
+                    .next()
+                    .unwrap()
+                    .value()
+                    .attr("value")
+                    .unwrap(),
+            ),
+            ("email", "busy@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let wait: i64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&wait), "{wait}");
+    // Even the right password waits for the window.
+    assert!(res.text().await.unwrap().contains("Too many attempts"));
+}
+
+/// A consent page for `browser`, signed in as `email`, and its URL.
+async fn consent_page(
+    app: &TestApp,
+    shop: &RegisteredApp,
+    browser: &Browser,
+    email: &str,
+) -> (String, String) {
+    let url = format!(
+        "/ap/oa?client_id={}&response_type=code&scope=profile&redirect_uri=http://127.0.0.1/callback&state=s",
+        shop.client_id
+    );
+    let step = browser.open(&url).await;
+    let step = browser.sign_in_on(step, email, PASSWORD).await;
+    let (status, url, html) = step.page();
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("would like to use your Latchkey account"),
+        "{html}"
+    );
+    let _ = app;
+    (url, html)
+}
+
+#[tokio::test]
+async fn consent_is_bound_to_the_session_that_saw_it_and_to_the_exact_request() {
+    let app = spawn_app().await;
+    let shop = app.register_app(|_| {}).await;
+    app.create_user("one@example.com", "One", None).await;
+
+    // The same browser signs out and in again: the old page's consent token belonged to the old session.
+    let browser = app.browser();
+    let (url, html) = consent_page(&app, &shop, &browser, "one@example.com").await;
+    let (_, out_url, out_html) = browser.open("/ap/signout").await.page();
+    browser
+        .submit(&out_url, &out_html, "/ap/signout", &[], None, &[])
+        .await;
+    browser.sign_in("one@example.com", PASSWORD).await.page();
+    let step = browser
+        .submit(
+            &url,
+            &html,
+            "/ap/oa/consent",
+            &[],
+            Some(("decision", "allow")),
+            &[],
+        )
+        .await;
+    let (status, _, page) = step.page();
+    assert_eq!(status, 400);
+    assert!(page.contains("another session"), "{page}");
+
+    // A fresh page, its request changed (more scopes than the customer was shown): refused as well.
+    let (url, html) = {
+        let u = format!(
+            "/ap/oa?client_id={}&response_type=code&scope=profile&redirect_uri=http://127.0.0.1/callback&state=s",
+            shop.client_id
+        );
+        let (_, url, html) = browser.open(&u).await.page();
+        (url, html)
+    };
+    let request = scraper::Html::parse_document(&html)
+        .select(&scraper::Selector::parse("input[name=request]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("value")
+        .unwrap()
+        .to_owned();
+    let widened = request.replace("scope=profile", "scope=profile%20postal_code");
+    assert_ne!(widened, request);
+    let step = browser
+        .submit(
+            &url,
+            &html,
+            "/ap/oa/consent",
+            &[("request", &widened)],
+            Some(("decision", "allow")),
+            &[],
+        )
+        .await;
+    assert_eq!(step.page().0, 400);
+
+    // The untouched page still works: the refusals above were about the binding, nothing else.
+    let back = browser
+        .submit(
+            &url,
+            &html,
+            "/ap/oa/consent",
+            &[],
+            Some(("decision", "allow")),
+            &[],
+        )
+        .await
+        .left_to();
+    assert!(Step::param(&back, "code").is_some(), "{back}");
+}
+
+#[tokio::test]
+async fn no_token_code_secret_or_password_is_stored_in_the_clear() {
+    let db = Arc::new(sqlite_db());
+    let app = spawn_app_on(db.clone()).await;
+    let shop = app.register_app(|_| {}).await;
+    let secret = shop.secret.clone().unwrap();
+    app.create_user("rest@example.com", "Rest", None).await;
+    let browser = app.browser();
+    let back = login_through(
+        &browser,
+        &format!(
+            "/ap/oa?client_id={}&response_type=code&scope=profile&redirect_uri=http://127.0.0.1/callback",
+            shop.client_id
+        ),
+        "rest@example.com",
+    )
+    .await;
+    let code = Step::param(&back, "code").unwrap();
+    let (status, _, tokens) = token_post(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1/callback"),
+            ("client_id", &shop.client_id),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    // The random part of each secret: no column of any table may contain it, as text or as bytes.
+    let needles: Vec<(&str, String)> = vec![
+        ("code", code.clone()),
+        ("access token", access["Atza|".len()..].to_owned()),
+        ("refresh token", refresh["Atzr|".len()..].to_owned()),
+        ("client secret", secret.clone()),
+        ("password", PASSWORD.to_owned()),
+    ];
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    let tables: Vec<String> = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+    assert!(tables.iter().any(|t| t == "access_tokens"), "{tables:?}");
+    let mut cells = 0;
+    for table in &tables {
+        let rows = sqlx::query(&format!("SELECT * FROM \"{table}\""))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        for row in rows {
+            for (i, column) in row.columns().iter().enumerate() {
+                let bytes: Option<Vec<u8>> = row
+                    .try_get::<Option<Vec<u8>>, _>(i)
+                    .ok()
+                    .flatten()
+                    .or_else(|| {
+                        row.try_get::<Option<String>, _>(i)
+                            .ok()
+                            .flatten()
+                            .map(String::into_bytes)
+                    });
+                let Some(bytes) = bytes else { continue };
+                cells += 1;
+                let text = String::from_utf8_lossy(&bytes);
+                for (what, needle) in &needles {
+                    assert!(
+                        !text.contains(needle.as_str()),
+                        "the {what} is stored in the clear in {table}.{}",
+                        column.name()
+                    );
+                }
+            }
+        }
+    }
+    assert!(cells > 20, "only {cells} cells were read");
+}
