@@ -668,10 +668,12 @@ async fn client_credentials_tokens_act_for_the_app_only_where_enabled() {
 // ---------------------------------------------------------------------------------------------------------------
 // CORS (SPEC 2.7, 3)
 
-const CORS_PATHS: [(&str, &str); 7] = [
+const CORS_PATHS: [(&str, &str); 9] = [
     ("POST", "/auth/o2/token"),
     ("POST", "/oauth2/token"),
     ("GET", "/user/profile"),
+    ("GET", "/oauth2/userinfo"),
+    ("POST", "/oauth2/userinfo"),
     ("GET", "/auth/o2/tokeninfo"),
     ("GET", "/jwks.json"),
     ("GET", "/.well-known/openid-configuration"),
