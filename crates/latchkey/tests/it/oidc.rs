@@ -503,6 +503,67 @@ async fn discovery_lists_only_endpoints_that_answer() {
     }
 }
 
+/// Every capability the discovery documents claim, pinned: adding a claim means adding it here, next to the test
+/// that shows it works.
+#[tokio::test]
+async fn discovery_claims_exactly_the_capabilities_that_are_tested() {
+    let app = spawn_app().await;
+    let expected = serde_json::json!({
+        // scope.rs STANDARD_SCOPES; each is granted in code_flow.rs, and openid/email here and in userinfo.
+        "scopes_supported": ["profile", "profile:user_id", "postal_code", "openid", "email"],
+        // code: everywhere; token: code_flow::the_implicit_grant_works_for_apps_that_enabled_it.
+        "response_types_supported": ["code", "token"],
+        // code_flow::response_mode_fragment_returns_the_code_and_every_later_error_in_the_fragment, and
+        // code_flow::response_modes_we_do_not_serve_and_query_for_tokens_are_invalid_request.
+        "response_modes_supported": ["query", "fragment"],
+        // code_flow, standard::client_credentials_tokens_act_for_the_app_only_where_enabled, implicit above,
+        // device.rs (RFC 8628 form).
+        "grant_types_supported": [
+            "authorization_code", "refresh_token", "client_credentials", "implicit",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
+        // The pairwise user_id (SPEC 1): code_flow and the ID tokens here.
+        "subject_types_supported": ["pairwise"],
+        // full_flow for each algorithm.
+        "id_token_signing_alg_values_supported": ["ES256", "EdDSA", "RS256"],
+        // Basic (the oauth2 and openidconnect crates), post (form bodies: a_token_without_openid_gets_no_id_token_and_no_userinfo,
+        // errors.rs), none (public apps with PKCE, code_flow).
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        // standard.rs: introspection needs the secret; public apps revoke with their client_id alone.
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        // plain exists only as a per-app LWA opt-in, so it is not advertised.
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        // The ID token's claims (full_flow) and userinfo's.
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "email", "email_verified",
+        ],
+        // iss in every authorization response, success or error (code_flow::code_from, fragment_only).
+        "authorization_response_iss_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
+    });
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let meta: Value = app
+            .api()
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut claims = meta.as_object().unwrap().clone();
+        claims.retain(|k, _| k != "issuer" && !k.ends_with("_endpoint") && k != "jwks_uri");
+        assert_eq!(Value::Object(claims), expected, "{path}");
+    }
+}
+
 #[tokio::test]
 async fn login_hint_prefills_the_sign_in_form() {
     let app = spawn_app().await;
