@@ -33,6 +33,39 @@ pub enum ResponseType {
     Token,
 }
 
+/// `response_mode` (OAuth 2.0 Multiple Response Type Encoding Practices 2.1): where the authorization response's
+/// parameters go. `query` only for `response_type=code` (a token must never travel in a query string); absent, it
+/// is the response type's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseMode {
+    Query,
+    Fragment,
+}
+
+impl ResponseMode {
+    /// The default mode of a response type: `query` for `code`, `fragment` for `token`.
+    pub fn default_for(response_type: ResponseType) -> ResponseMode {
+        match response_type {
+            ResponseType::Code => ResponseMode::Query,
+            ResponseType::Token => ResponseMode::Fragment,
+        }
+    }
+
+    /// The mode named by a `response_mode` value, if it is one we serve.
+    fn named(value: &str) -> Option<ResponseMode> {
+        match value {
+            "query" => Some(ResponseMode::Query),
+            "fragment" => Some(ResponseMode::Fragment),
+            _ => None,
+        }
+    }
+
+    /// Whether this mode may carry `response_type`'s answer.
+    pub fn allowed_for(self, response_type: ResponseType) -> bool {
+        !(self == ResponseMode::Query && response_type == ResponseType::Token)
+    }
+}
+
 /// `prompt` values (OpenID Connect Core 3.1.2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Prompt {
@@ -50,6 +83,8 @@ pub struct AuthorizeRequest {
     /// Whether `redirect_uri` was sent (then the token request must repeat it).
     pub redirect_uri_sent: bool,
     pub response_type: ResponseType,
+    /// Where the answer (success or error) goes: always allowed for `response_type`.
+    pub response_mode: ResponseMode,
     pub scopes: Scopes,
     /// Scopes the customer may untick (`scope_data` with `essential:false`).
     pub optional_scopes: Vec<String>,
@@ -66,8 +101,9 @@ pub struct AuthorizeRequest {
 pub struct RedirectError {
     pub redirect_uri: String,
     pub state: Option<String>,
-    /// Implicit requests get their answer in the fragment.
-    pub in_fragment: bool,
+    /// In the query or the fragment: the `response_mode` asked for when it is valid for the response type,
+    /// otherwise the response type's default.
+    pub response_mode: ResponseMode,
     pub error: OAuthError,
 }
 
@@ -116,12 +152,27 @@ pub fn parse(
     known_scopes: &[&str],
 ) -> Result<AuthorizeRequest, Box<RedirectError>> {
     let state = params.get("state").ok().flatten().map(str::to_owned);
-    let in_fragment = matches!(params.get("response_type"), Ok(Some("token")));
+    // Where errors go, decided before anything can fail: the mode asked for if it is one we serve and it suits
+    // the response type (never a query for a token), otherwise the response type's default. On success this is
+    // exactly the `response_mode` parsed below.
+    let default_mode = match params.get("response_type") {
+        Ok(Some("token")) => ResponseMode::Fragment,
+        _ => ResponseMode::Query,
+    };
+    let error_mode = match params
+        .get("response_mode")
+        .ok()
+        .flatten()
+        .and_then(ResponseMode::named)
+    {
+        Some(ResponseMode::Fragment) => ResponseMode::Fragment,
+        Some(ResponseMode::Query) | None => default_mode,
+    };
     let fail = |error: OAuthError| {
         Box::new(RedirectError {
             redirect_uri: redirect_uri.clone(),
             state: state.clone(),
-            in_fragment,
+            response_mode: error_mode,
             error,
         })
     };
@@ -130,13 +181,14 @@ pub fn parse(
         return Err(Box::new(RedirectError {
             redirect_uri,
             state: None,
-            in_fragment,
+            response_mode: error_mode,
             error: e,
         }));
     }
     // Every parameter we read may appear at most once (scope excepted, as LWA allows).
     for name in [
         "response_type",
+        "response_mode",
         "code_challenge",
         "code_challenge_method",
         "scope_data",
@@ -164,6 +216,25 @@ pub fn parse(
                 "The request has an unsupported parameter value : response_type",
             )))
         }
+    };
+
+    let response_mode = match params.get("response_mode").map_err(fail)? {
+        None => ResponseMode::default_for(response_type),
+        Some(value) => match ResponseMode::named(value) {
+            Some(mode) if mode.allowed_for(response_type) => mode,
+            Some(_) => {
+                return Err(fail(OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    "The request has an invalid parameter : response_mode (query is not allowed with response_type=token)",
+                )))
+            }
+            None => {
+                return Err(fail(OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    "The request has an unsupported parameter value : response_mode (query or fragment)",
+                )))
+            }
+        },
     };
 
     let scope_text = params
@@ -250,6 +321,7 @@ pub fn parse(
         redirect_uri,
         redirect_uri_sent,
         response_type,
+        response_mode,
         scopes,
         optional_scopes,
         state,
@@ -261,8 +333,8 @@ pub fn parse(
     })
 }
 
-/// Appends `pairs` to `uri`'s query (or, for implicit, its fragment), keeping what the registered URL had.
-pub fn append_to_uri(uri: &str, pairs: &[(&str, &str)], in_fragment: bool) -> String {
+/// Appends `pairs` to `uri`'s query or its fragment, keeping what the registered URL had.
+pub fn append_to_uri(uri: &str, pairs: &[(&str, &str)], mode: ResponseMode) -> String {
     let mut encoder = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         encoder.append_pair(k, v);
@@ -270,7 +342,7 @@ pub fn append_to_uri(uri: &str, pairs: &[(&str, &str)], in_fragment: bool) -> St
     let encoded = encoder.finish();
     let mut out = String::with_capacity(uri.len() + encoded.len() + 1);
     out.push_str(uri);
-    if in_fragment {
+    if mode == ResponseMode::Fragment {
         out.push('#');
     } else if uri.contains('?') {
         if !uri.ends_with('?') && !uri.ends_with('&') {
@@ -293,7 +365,7 @@ pub fn error_redirect(err: &RedirectError, issuer: &str) -> String {
         pairs.push(("state", state.as_str()));
     }
     pairs.push(("iss", issuer));
-    append_to_uri(&err.redirect_uri, &pairs, err.in_fragment)
+    append_to_uri(&err.redirect_uri, &pairs, err.response_mode)
 }
 
 #[cfg(test)]
@@ -437,16 +509,103 @@ mod tests {
     #[test]
     fn appending_to_uris() {
         assert_eq!(
-            append_to_uri("https://a/cb", &[("code", "x y")], false),
+            append_to_uri("https://a/cb", &[("code", "x y")], ResponseMode::Query),
             "https://a/cb?code=x+y"
         );
         assert_eq!(
-            append_to_uri("https://a/cb?k=v", &[("code", "x")], false),
+            append_to_uri("https://a/cb?k=v", &[("code", "x")], ResponseMode::Query),
             "https://a/cb?k=v&code=x"
         );
         assert_eq!(
-            append_to_uri("https://a/cb", &[("access_token", "t")], true),
+            append_to_uri(
+                "https://a/cb",
+                &[("access_token", "t")],
+                ResponseMode::Fragment
+            ),
             "https://a/cb#access_token=t"
+        );
+        // A registered query stays in the query; the answer goes after the `#`.
+        assert_eq!(
+            append_to_uri("https://a/cb?k=v", &[("code", "x")], ResponseMode::Fragment),
+            "https://a/cb?k=v#code=x"
+        );
+    }
+
+    /// The parsed mode, or the error and the mode it is delivered in.
+    type Expected = Result<ResponseMode, (ErrorCode, ResponseMode)>;
+
+    #[test]
+    fn response_mode_table() {
+        use ResponseMode::{Fragment, Query};
+        let conf = client(true);
+        let mut implicit = client(true);
+        implicit.allow_implicit = true;
+        #[rustfmt::skip]
+        let table: &[(&str, &ClientPolicy, Expected)] = &[
+            ("response_type=code&scope=profile", &conf, Ok(Query)),
+            ("response_type=code&scope=profile&response_mode=query", &conf, Ok(Query)),
+            ("response_type=code&scope=profile&response_mode=fragment", &conf, Ok(Fragment)),
+            ("response_type=token&scope=profile", &implicit, Ok(Fragment)),
+            ("response_type=token&scope=profile&response_mode=fragment", &implicit, Ok(Fragment)),
+            // A token never travels in a query string: refused, and the refusal itself goes in the fragment.
+            ("response_type=token&scope=profile&response_mode=query", &implicit, Err((ErrorCode::InvalidRequest, Fragment))),
+            // Modes we do not serve.
+            ("response_type=code&scope=profile&response_mode=form_post", &conf, Err((ErrorCode::InvalidRequest, Query))),
+            ("response_type=code&scope=profile&response_mode=jwt", &conf, Err((ErrorCode::InvalidRequest, Query))),
+            ("response_type=code&scope=profile&response_mode=Fragment", &conf, Err((ErrorCode::InvalidRequest, Query))),
+            ("response_type=token&scope=profile&response_mode=form_post", &implicit, Err((ErrorCode::InvalidRequest, Fragment))),
+            ("response_type=code&scope=profile&response_mode=query&response_mode=query", &conf, Err((ErrorCode::InvalidRequest, Query))),
+            ("response_type=code&scope=profile&response_mode=fragment&response_mode=fragment", &conf, Err((ErrorCode::InvalidRequest, Query))),
+            // Later errors honour a valid mode.
+            ("response_type=code&scope=bogus&response_mode=fragment", &conf, Err((ErrorCode::InvalidScope, Fragment))),
+            ("response_type=code&scope=bogus&response_mode=query", &conf, Err((ErrorCode::InvalidScope, Query))),
+            ("response_type=token&scope=profile&response_mode=fragment", &conf, Err((ErrorCode::UnauthorizedClient, Fragment))),
+            ("response_type=id_token&scope=profile&response_mode=fragment", &conf, Err((ErrorCode::UnsupportedResponseType, Fragment))),
+            ("scope=profile&response_mode=fragment", &conf, Err((ErrorCode::InvalidRequest, Fragment))),
+        ];
+        for (query, c, expected) in table {
+            let got = run(query, c)
+                .map(|r| r.response_mode)
+                .map_err(|e| (e.error.code, e.response_mode));
+            assert_eq!(&got, expected, "{query}");
+        }
+        // The description names the parameter.
+        for query in [
+            "response_type=code&scope=profile&response_mode=form_post",
+            "response_type=token&scope=profile&response_mode=query",
+            "response_type=code&scope=profile&response_mode=a&response_mode=b",
+        ] {
+            let c = if query.contains("token") {
+                &implicit
+            } else {
+                &conf
+            };
+            let e = run(query, c).unwrap_err();
+            assert!(
+                e.error.description.contains("response_mode"),
+                "{query}: {}",
+                e.error.description
+            );
+        }
+    }
+
+    #[test]
+    fn error_redirects_in_the_fragment_when_asked() {
+        let conf = client(true);
+        let e = run(
+            "response_type=code&scope=bogus&response_mode=fragment&state=s1",
+            &conf,
+        )
+        .unwrap_err();
+        let url = error_redirect(&e, "https://id.example");
+        assert!(
+            url.starts_with("https://app.example/cb#error=invalid_scope&"),
+            "{url}"
+        );
+        assert!(!url.contains('?'), "{url}");
+        assert!(
+            url.ends_with("&state=s1&iss=https%3A%2F%2Fid.example"),
+            "{url}"
         );
     }
 }

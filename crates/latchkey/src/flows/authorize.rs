@@ -44,7 +44,7 @@ fn redirect_with(state: &AppState, req: &AuthorizeRequest, error: OAuthError) ->
         &RedirectError {
             redirect_uri: req.redirect_uri.clone(),
             state: req.state.clone(),
-            in_fragment: req.response_type == ResponseType::Token,
+            response_mode: req.response_mode,
             error,
         },
     )
@@ -420,7 +420,7 @@ async fn complete(
                 pairs.push(("state", s));
             }
             pairs.push(("iss", &state.issuer));
-            authz::append_to_uri(&req.redirect_uri, &pairs, false)
+            authz::append_to_uri(&req.redirect_uri, &pairs, req.response_mode)
         }
         ResponseType::Token => {
             let (grant, token) = match super::mint_grant(
@@ -463,7 +463,7 @@ async fn complete(
                 pairs.push(("state", s));
             }
             pairs.push(("iss", &state.issuer));
-            authz::append_to_uri(&req.redirect_uri, &pairs, true)
+            authz::append_to_uri(&req.redirect_uri, &pairs, req.response_mode)
         }
     };
     let mut res = Redirect::to(&location).into_response();

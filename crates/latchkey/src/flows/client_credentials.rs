@@ -1,5 +1,5 @@
 //! The client credentials grant (RFC 6749 4.4; SPEC 2.2): for confidential apps that enabled it; an access token
-//! that acts for the app itself, with no refresh token.
+//! that acts for the app itself, with no refresh token, and always the granted `scope`.
 
 use super::client_auth::Caller;
 use super::TokenResponse;
@@ -27,9 +27,12 @@ pub async fn issue(
         )
         .into());
     }
+    // The granted scope is always stated (SPEC 2.2): the scopes asked for, or, when none were, the empty scope.
+    // The token acts for the app, not for a customer, so there is no default customer scope to give it;
+    // tokeninfo and introspection report the same empty string.
     let scopes = match scope {
-        Some(s) => Some(Scopes::parse(s, &state.known_scopes)?.to_string_sorted()),
-        None => None,
+        Some(s) => Scopes::parse(s, &state.known_scopes)?.to_string_sorted(),
+        None => String::new(),
     };
     let now = state.clock.now();
     let token = secret::mint(&mut rand::thread_rng(), ACCESS_TOKEN_PREFIX);
@@ -41,7 +44,7 @@ pub async fn issue(
             app_id: client.app_id.clone(),
             user_id: None,
             subject: None,
-            scopes: scopes.clone().unwrap_or_default(),
+            scopes: scopes.clone(),
             issued_at: now,
             expires_at: now + state.config.access_token_ttl,
         })
@@ -58,7 +61,7 @@ pub async fn issue(
         token_type: "bearer",
         expires_in: state.config.access_token_ttl,
         refresh_token: None,
-        scope: scopes,
+        scope: Some(scopes),
         id_token: None,
     })
 }

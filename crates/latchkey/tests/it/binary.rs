@@ -587,3 +587,96 @@ fn the_cli_adds_and_lists_users_and_clients_as_json() {
     assert!(!ok);
     assert!(stderr.contains("no app"), "{stderr}");
 }
+
+/// `latchkey keys list --json` as an array of (kid, alg, activate_at, published) rows.
+fn list_keys(dir: &Path) -> Vec<serde_json::Value> {
+    cli_json(dir, &["keys", "list", "--json"], "")
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_adds_keys_that_keys_list_and_the_server_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // The first start makes one key per default algorithm, signing and published.
+    let first = list_keys(d);
+    let mut algs: Vec<&str> = first.iter().map(|k| k["alg"].as_str().unwrap()).collect();
+    algs.sort();
+    assert_eq!(algs, ["ES256", "EdDSA"], "{first:?}");
+    assert!(first.iter().all(|k| k["published"] == true), "{first:?}");
+
+    let added = cli_json(d, &["keys", "rotate", "--json"], "");
+    let added = added.as_array().unwrap();
+    assert_eq!(
+        added.len(),
+        2,
+        "one new key per algorithm in use: {added:?}"
+    );
+    for k in added {
+        let delay = k["activate_at"].as_i64().unwrap() - k["created_at"].as_i64().unwrap();
+        assert_eq!(
+            delay,
+            latchkey::keys::ROTATION_DELAY_SECS,
+            "signs after the default delay: {k}"
+        );
+        assert!(
+            first.iter().all(|old| old["kid"] != k["kid"]),
+            "a new kid: {k}"
+        );
+    }
+
+    // The listing shows the new keys, published at once (before they sign), and keeps the old ones.
+    let listed = list_keys(d);
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    for k in added.iter().chain(&first) {
+        let row = listed
+            .iter()
+            .find(|r| r["kid"] == k["kid"])
+            .unwrap_or_else(|| panic!("keys list does not show {k}: {listed:?}"));
+        assert_eq!(row["alg"], k["alg"]);
+        assert_eq!(row["activate_at"], k["activate_at"]);
+        assert_eq!(row["published"], true, "{row}");
+    }
+    let (ok, text, stderr) = cli(d, &["keys", "list"], "");
+    assert!(ok, "{stderr}");
+    for k in added {
+        let kid = k["kid"].as_str().unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains(kid))
+            .unwrap_or_else(|| panic!("{kid} is not listed:\n{text}"));
+        assert!(line.contains("signs later, published"), "{line}");
+    }
+
+    // A negative delay is refused and adds nothing.
+    let (ok, _, stderr) = cli(d, &["keys", "rotate", "--delay=-5"], "");
+    assert!(!ok);
+    assert!(stderr.contains("cannot be negative"), "{stderr}");
+    assert_eq!(list_keys(d).len(), 4);
+
+    // A server started on the same data directory publishes exactly the listed keys.
+    let server = serve(d, Some(free_port()))
+        .await
+        .unwrap_or_else(|out| panic!("latchkey serve failed:\n{}", out.join("\n")));
+    let jwks: serde_json::Value = http_client()
+        .get(format!("{}/jwks.json", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut served: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    served.sort();
+    let mut expected: Vec<&str> = listed.iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    expected.sort();
+    assert_eq!(served, expected);
+}

@@ -1060,6 +1060,153 @@ async fn the_implicit_grant_is_refused_for_apps_that_did_not_enable_it() {
     assert_eq!(param(&back, "state").as_deref(), Some(state.as_str()));
 }
 
+/// The redirect back carries nothing in its query: the answer is in the fragment. Returns the fragment's `error`.
+fn fragment_only(w: &World, back: &Url, state: &str) -> Option<String> {
+    assert!(
+        back.as_str()
+            .starts_with(&format!("{}#", w.shop.redirect_uri)),
+        "{back}"
+    );
+    assert_eq!(back.query(), None, "nothing in the query: {back}");
+    assert_eq!(
+        fragment_param(back, "state").as_deref(),
+        Some(state),
+        "{back}"
+    );
+    assert_eq!(
+        fragment_param(back, "iss").as_deref(),
+        Some(w.app.base.as_str()),
+        "{back}"
+    );
+    fragment_param(back, "error")
+}
+
+#[tokio::test]
+async fn response_mode_fragment_returns_the_code_and_every_later_error_in_the_fragment() {
+    let w = world(|_| {}).await;
+    // Through sign-in (which keeps the mode) and consent, the code comes back in the fragment and works.
+    let (url, state, verifier) =
+        pkce_request(&w.client, "profile", &[("response_mode", "fragment")]);
+    let browser = w.app.browser();
+    let back = login_through(&browser, &url, EMAIL).await;
+    assert_eq!(fragment_only(&w, &back, &state), None, "{back}");
+    assert_eq!(fragment_param(&back, "scope").as_deref(), Some("profile"));
+    let code = fragment_param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"));
+    let token = exchange(&w.client, &code, Some(&verifier)).await.unwrap();
+    let p = profile(&w.app, &access(&token), Presented::Bearer).await;
+    assert_eq!(p.json["email"], EMAIL);
+
+    // Cancel on the consent page: access_denied, in the fragment.
+    let (url, state, _) = pkce_request(
+        &w.client,
+        "profile postal_code",
+        &[("response_mode", "fragment")],
+    );
+    let consent = browser.open(&url).await;
+    assert!(is_consent_page(&consent));
+    let back = browser.consent_on(consent, false, &[]).await.left_to();
+    assert_eq!(
+        fragment_only(&w, &back, &state).as_deref(),
+        Some("access_denied")
+    );
+
+    // prompt=none without a session: login_required, in the fragment.
+    let (url, state, _) = pkce_request(
+        &w.client,
+        "profile",
+        &[("response_mode", "fragment"), ("prompt", "none")],
+    );
+    let back = w.app.browser().open(&url).await.left_to();
+    assert_eq!(
+        fragment_only(&w, &back, &state).as_deref(),
+        Some("login_required")
+    );
+
+    // A parse error after the mode: invalid_scope, in the fragment.
+    let (url, state, _) = pkce_request(&w.client, "bogus", &[("response_mode", "fragment")]);
+    let back = w.browser.open(&url).await.left_to();
+    assert_eq!(
+        fragment_only(&w, &back, &state).as_deref(),
+        Some("invalid_scope")
+    );
+
+    // response_mode=query is the default for codes: the code in the query, no fragment.
+    let (url, state, verifier) = pkce_request(&w.client, "profile", &[("response_mode", "query")]);
+    let back = login_through(&w.browser, &url, EMAIL).await;
+    assert_eq!(back.fragment(), None, "{back}");
+    let code = code_from(&w, &back, &state);
+    exchange(&w.client, &code, Some(&verifier)).await.unwrap();
+}
+
+#[tokio::test]
+async fn response_modes_we_do_not_serve_and_query_for_tokens_are_invalid_request() {
+    let w = world(|input| input.allow_implicit = true).await;
+    for mode in [
+        "form_post",
+        "jwt",
+        "query.jwt",
+        "Fragment",
+        "fragment query",
+    ] {
+        let (url, state, _) = pkce_request(&w.client, "profile", &[("response_mode", mode)]);
+        let back = w.browser.open(&url).await.left_to();
+        assert!(back.as_str().starts_with(&w.shop.redirect_uri), "{back}");
+        assert_eq!(back.fragment(), None, "{mode}: the default mode, {back}");
+        assert_eq!(
+            param(&back, "error").as_deref(),
+            Some("invalid_request"),
+            "{mode}: {back}"
+        );
+        assert!(
+            param(&back, "error_description")
+                .unwrap()
+                .contains("response_mode"),
+            "{mode}: {back}"
+        );
+        assert_eq!(param(&back, "state").as_deref(), Some(state.as_str()));
+        assert_eq!(param(&back, "iss").as_deref(), Some(w.app.base.as_str()));
+        assert_eq!(param(&back, "code"), None);
+    }
+    // Sent twice, even with the same value.
+    let (url, state, _) = pkce_request(
+        &w.client,
+        "profile",
+        &[("response_mode", "query"), ("response_mode", "query")],
+    );
+    let back = w.browser.open(&url).await.left_to();
+    assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"));
+    assert_eq!(param(&back, "state").as_deref(), Some(state.as_str()));
+
+    // A token never travels in a query string: refused, and the refusal goes in the fragment.
+    let implicit = |mode: &str| {
+        let (url, state) = w
+            .client
+            .authorize_url(CsrfToken::new_random)
+            .add_scope(Scope::new("profile".into()))
+            .add_extra_param("response_mode", mode.to_owned())
+            .use_implicit_flow()
+            .url();
+        (url.to_string(), state.secret().clone())
+    };
+    let (url, state) = implicit("query");
+    let back = login_through(&w.browser, &url, EMAIL).await;
+    assert_eq!(
+        fragment_only(&w, &back, &state).as_deref(),
+        Some("invalid_request")
+    );
+    assert!(fragment_param(&back, "error_description")
+        .unwrap()
+        .contains("response_mode"));
+    assert_eq!(fragment_param(&back, "access_token"), None);
+    // response_mode=fragment is the implicit default, and works.
+    let (url, state) = implicit("fragment");
+    let back = login_through(&w.browser, &url, EMAIL).await;
+    assert_eq!(fragment_only(&w, &back, &state), None, "{back}");
+    assert!(fragment_param(&back, "access_token")
+        .unwrap()
+        .starts_with("Atza|"));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // 11. Client authentication
 

@@ -378,6 +378,8 @@ async fn authorize_request_errors_redirect_with_state_and_iss() {
         ("challenge 129 characters", &shop, vec![("response_type", "code"), ("scope", "profile"), ("code_challenge", &long), ("code_challenge_method", "S256")], "invalid_request", Mentions("code_challenge")),
         ("challenge with bad characters", &shop, vec![("response_type", "code"), ("scope", "profile"), ("code_challenge", &bad_chars), ("code_challenge_method", "S256")], "invalid_request", Mentions("code_challenge")),
         ("public app without PKCE", &public, vec![("response_type", "code"), ("scope", "profile")], "invalid_request", Mentions("code_challenge")),
+        ("unsupported response_mode", &shop, vec![("response_type", "code"), ("scope", "profile"), ("response_mode", "form_post")], "invalid_request", Mentions("response_mode")),
+        ("response_mode twice", &shop, vec![("response_type", "code"), ("scope", "profile"), ("response_mode", "query"), ("response_mode", "query")], "invalid_request", Mentions("response_mode")),
         ("unknown prompt", &shop, vec![("response_type", "code"), ("scope", "profile"), ("prompt", "sometimes")], "invalid_request", Mentions("prompt")),
         ("prompt none with login", &shop, vec![("response_type", "code"), ("scope", "profile"), ("prompt", "none login")], "invalid_request", Mentions("prompt")),
         ("negative max_age", &shop, vec![("response_type", "code"), ("scope", "profile"), ("max_age", "-1")], "invalid_request", Mentions("max_age")),

@@ -6,19 +6,23 @@
 use crate::support::*;
 use latchkey_core::oidc::SigningAlg;
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
-    CoreUserInfoClaims,
+    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier,
+    CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreUserInfoClaims,
 };
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IntrospectionUrl,
-    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope,
-    TokenIntrospectionResponse, TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    IntrospectionUrl, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope,
+    SignatureVerificationError, TokenIntrospectionResponse, TokenResponse,
 };
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 struct Login {
     id_token: String,
     sub: String,
+    /// The app the ID token was issued to (its `aud`), and by which node (its `iss`).
+    client_id: String,
+    issuer: String,
 }
 
 /// The whole relying-party story with the `openidconnect` crate for an app signing with `alg`.
@@ -182,6 +186,8 @@ async fn full_flow(app: &TestApp, alg: SigningAlg) -> Login {
     Login {
         id_token: id_token.to_string(),
         sub: claims.subject().to_string(),
+        client_id: rp.client_id.clone(),
+        issuer: app.base.clone(),
     }
 }
 
@@ -281,6 +287,18 @@ fn kids(set: &Value) -> Vec<String> {
     kids
 }
 
+/// A JWKS document as a set of whole keys (every member: kty, crv, x, y, n, e, alg, use, kid), indexed by `kid`.
+/// Two documents are equal only if they publish exactly the same key material, in any order.
+fn key_set(set: &Value) -> BTreeMap<String, Value> {
+    let keys = set["keys"].as_array().unwrap();
+    let by_kid: BTreeMap<String, Value> = keys
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap().to_owned(), k.clone()))
+        .collect();
+    assert_eq!(by_kid.len(), keys.len(), "a kid published twice: {set}");
+    by_kid
+}
+
 fn kid_of(id_token: &str) -> String {
     let header = id_token.split('.').next().unwrap();
     let header: Value = serde_json::from_slice(
@@ -288,6 +306,25 @@ fn kid_of(id_token: &str) -> String {
     )
     .unwrap();
     header["kid"].as_str().unwrap().to_owned()
+}
+
+/// Verifies `login`'s ID token (signature, iss, aud, exp) with the `openidconnect` crate against the JWKS document
+/// `jwks`, as a relying party that fetched it would, at the server's time `now`.
+fn verify_against(
+    jwks: &Value,
+    login: &Login,
+    now: i64,
+) -> Result<CoreIdTokenClaims, ClaimsVerificationError> {
+    let keys: CoreJsonWebKeySet = serde_json::from_value(jwks.clone()).unwrap();
+    let verifier = CoreIdTokenVerifier::new_public_client(
+        ClientId::new(login.client_id.clone()),
+        IssuerUrl::new(login.issuer.clone()).unwrap(),
+        keys,
+    )
+    .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256])
+    .set_time_fn(move || chrono::DateTime::from_timestamp(now, 0).unwrap());
+    let token: CoreIdToken = login.id_token.parse().unwrap();
+    token.claims(&verifier, |_: Option<&Nonce>| Ok(())).cloned()
 }
 
 #[tokio::test]
@@ -302,15 +339,17 @@ async fn key_rotation_keeps_old_tokens_verifiable_and_both_nodes_publish_the_sam
         a.state.clock.advance(secs);
         b.state.clock.advance(secs);
     };
+    let now = || a.state.clock.now();
     assert_eq!(
-        kids(&jwks(&a).await),
-        kids(&jwks(&b).await),
+        key_set(&jwks(&a).await),
+        key_set(&jwks(&b).await),
         "same keys before"
     );
 
     let before = full_flow(&a, SigningAlg::Es256).await;
     let old_kid = kid_of(&before.id_token);
-    assert!(kids(&jwks(&b).await).contains(&old_kid));
+    let issued_before = now();
+    verify_against(&jwks(&b).await, &before, now()).expect("verifies against the other node");
 
     // Rotate (as `latchkey keys rotate` does). The new keys are published by every node once it reloads, before
     // they sign anything.
@@ -329,7 +368,11 @@ async fn key_rotation_keeps_old_tokens_verifiable_and_both_nodes_publish_the_sam
         .clone();
     advance(latchkey::keys::RELOAD_SECS);
     let (ja, jb) = (jwks(&a).await, jwks(&b).await);
-    assert_eq!(kids(&ja), kids(&jb), "both nodes publish the same keys");
+    assert_eq!(
+        key_set(&ja),
+        key_set(&jb),
+        "both nodes publish the same keys"
+    );
     assert!(kids(&ja).contains(&new_kid) && kids(&ja).contains(&old_kid));
     let during = full_flow(&b, SigningAlg::Es256).await;
     assert_eq!(
@@ -337,24 +380,77 @@ async fn key_rotation_keeps_old_tokens_verifiable_and_both_nodes_publish_the_sam
         old_kid,
         "the new key does not sign before it activates"
     );
+    verify_against(&ja, &during, now()).expect("a token signed during the delay verifies");
 
-    // After activation: new tokens carry the new kid; the old key stays published while its tokens live.
+    // After activation: new tokens carry the new kid and verify against the published keys; the token signed
+    // before the rotation still verifies against the JWKS fetched after it, from either node.
     advance(latchkey::keys::ROTATION_DELAY_SECS);
     let after = full_flow(&b, SigningAlg::Es256).await;
     assert_eq!(kid_of(&after.id_token), new_kid);
-    let published = kids(&jwks(&a).await);
-    assert!(
-        published.contains(&old_kid),
-        "tokens signed before rotation still verify"
+    let (ja, jb) = (jwks(&a).await, jwks(&b).await);
+    assert_eq!(
+        key_set(&ja),
+        key_set(&jb),
+        "both nodes publish the same keys"
     );
-    assert_eq!(published, kids(&jwks(&b).await));
+    for (node, set) in [("a", &ja), ("b", &jb)] {
+        let old = verify_against(set, &before, now())
+            .unwrap_or_else(|e| panic!("the pre-rotation token against node {node}'s JWKS: {e}"));
+        assert_eq!(old.subject().as_str(), before.sub);
+        let new = verify_against(set, &after, now())
+            .unwrap_or_else(|e| panic!("the post-rotation token against node {node}'s JWKS: {e}"));
+        assert_eq!(new.subject().as_str(), after.sub);
+    }
+    // The verification really is the signature: under the old kid, the new key's material does not verify the
+    // old token, and a set without the old key has nothing to verify it with.
+    let mut swapped = ja.clone();
+    let new_key = key_set(&ja)[&new_kid].clone();
+    for k in swapped["keys"].as_array_mut().unwrap() {
+        if k["kid"] == old_kid.as_str() {
+            *k = new_key.clone();
+            k["kid"] = old_kid.clone().into();
+        }
+    }
+    assert!(
+        matches!(
+            verify_against(&swapped, &before, now()),
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::CryptoError(_)
+            ))
+        ),
+        "another key's material under the old kid must not verify"
+    );
+    let mut without_old = ja.clone();
+    without_old["keys"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|k| k["kid"] != old_kid.as_str());
+    assert!(matches!(
+        verify_against(&without_old, &before, now()),
+        Err(ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey
+        ))
+    ));
 
-    // Once every ID token the old key signed has expired (id_token_ttl 3600 s + margin), it is withdrawn.
+    // Once every ID token the old key signed has expired (id_token_ttl 3600 s + margin), it is withdrawn: the
+    // pre-rotation token no longer finds its key (checked at its issue time, so only the key is missing).
     advance(3_600 + 300 + latchkey::keys::RELOAD_SECS);
-    let published = kids(&jwks(&a).await);
+    let (ja, jb) = (jwks(&a).await, jwks(&b).await);
+    let published = kids(&ja);
     assert!(!published.contains(&old_kid), "{published:?}");
     assert!(published.contains(&new_kid));
-    assert_eq!(published, kids(&jwks(&b).await));
+    assert_eq!(
+        key_set(&ja),
+        key_set(&jb),
+        "both nodes publish the same keys"
+    );
+    assert!(matches!(
+        verify_against(&ja, &before, issued_before),
+        Err(ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey
+        ))
+    ));
+    verify_against(&ja, &after, now() - 3_600).expect("the new key still verifies its tokens");
 }
 
 #[tokio::test]
@@ -404,6 +500,67 @@ async fn discovery_lists_only_endpoints_that_answer() {
                 "{name} {url}: GET {get}, POST {post}"
             );
         }
+    }
+}
+
+/// Every capability the discovery documents claim, pinned: adding a claim means adding it here, next to the test
+/// that shows it works.
+#[tokio::test]
+async fn discovery_claims_exactly_the_capabilities_that_are_tested() {
+    let app = spawn_app().await;
+    let expected = serde_json::json!({
+        // scope.rs STANDARD_SCOPES; each is granted in code_flow.rs, and openid/email here and in userinfo.
+        "scopes_supported": ["profile", "profile:user_id", "postal_code", "openid", "email"],
+        // code: everywhere; token: code_flow::the_implicit_grant_works_for_apps_that_enabled_it.
+        "response_types_supported": ["code", "token"],
+        // code_flow::response_mode_fragment_returns_the_code_and_every_later_error_in_the_fragment, and
+        // code_flow::response_modes_we_do_not_serve_and_query_for_tokens_are_invalid_request.
+        "response_modes_supported": ["query", "fragment"],
+        // code_flow, standard::client_credentials_tokens_act_for_the_app_only_where_enabled, implicit above,
+        // device.rs (RFC 8628 form).
+        "grant_types_supported": [
+            "authorization_code", "refresh_token", "client_credentials", "implicit",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
+        // The pairwise user_id (SPEC 1): code_flow and the ID tokens here.
+        "subject_types_supported": ["pairwise"],
+        // full_flow for each algorithm.
+        "id_token_signing_alg_values_supported": ["ES256", "EdDSA", "RS256"],
+        // Basic (the oauth2 and openidconnect crates), post (form bodies: a_token_without_openid_gets_no_id_token_and_no_userinfo,
+        // errors.rs), none (public apps with PKCE, code_flow).
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        // standard.rs: introspection needs the secret; public apps revoke with their client_id alone.
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        // plain exists only as a per-app LWA opt-in, so it is not advertised.
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        // The ID token's claims (full_flow) and userinfo's.
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "email", "email_verified",
+        ],
+        // iss in every authorization response, success or error (code_flow::code_from, fragment_only).
+        "authorization_response_iss_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
+    });
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let meta: Value = app
+            .api()
+            .get(app.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut claims = meta.as_object().unwrap().clone();
+        claims.retain(|k, _| k != "issuer" && !k.ends_with("_endpoint") && k != "jwks_uri");
+        assert_eq!(Value::Object(claims), expected, "{path}");
     }
 }
 

@@ -627,10 +627,12 @@ async fn client_credentials_tokens_act_for_the_app_only_where_enabled() {
     let a = post(&w.app, "/oauth2/token", Auth::Basic(&machine), &grant).await;
     assert_eq!(a.status, 200, "{}", a.json);
     assert!(a.json.get("refresh_token").is_none(), "{}", a.json);
+    assert_eq!(a.json["scope"], "profile", "{}", a.json);
     let token = a.json["access_token"].as_str().unwrap().to_owned();
 
     let i = introspect(&w.app, Auth::Basic(&machine), &token).await;
     assert_eq!(i.json["active"], true, "{}", i.json);
+    assert_eq!(i.json["scope"], "profile", "{}", i.json);
     assert_eq!(i.json["client_id"], machine.client_id.as_str());
     assert_eq!(i.json["token_type"], "Bearer");
     assert!(i.json.get("sub").is_none(), "no customer: {}", i.json);
@@ -665,13 +667,65 @@ async fn client_credentials_tokens_act_for_the_app_only_where_enabled() {
     );
 }
 
+/// SPEC 2.2: a client-credentials response always states the granted scope, and says what tokeninfo and
+/// introspection will say about the token: the scopes asked for (sorted, as stored), or the empty scope when none
+/// was asked (the token acts for the app; there is no customer scope to default to).
+#[tokio::test]
+async fn client_credentials_always_states_the_granted_scope_as_tokeninfo_and_introspection_report_it(
+) {
+    let w = world(|_| {}).await;
+    let machine = w
+        .app
+        .register_app(|i| {
+            i.name = "Machine".into();
+            i.allow_client_credentials = true;
+        })
+        .await;
+    for (asked, granted) in [
+        (None, ""),
+        (Some("profile"), "profile"),
+        (Some("profile postal_code"), "postal_code profile"),
+        (
+            Some("postal_code profile postal_code"),
+            "postal_code profile",
+        ),
+    ] {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = asked {
+            form.push(("scope", scope));
+        }
+        for (path, auth) in [
+            ("/oauth2/token", Auth::Basic(&machine)),
+            ("/auth/o2/token", Auth::Post(&machine)),
+        ] {
+            let a = post(&w.app, path, auth, &form).await;
+            assert_eq!(a.status, 200, "{asked:?} at {path}: {}", a.json);
+            assert_eq!(
+                a.json.get("scope").and_then(Value::as_str),
+                Some(granted),
+                "{asked:?} at {path}: the response states the granted scope: {}",
+                a.json
+            );
+            let token = a.json["access_token"].as_str().unwrap();
+            let info = tokeninfo(&w.app, token).await;
+            assert_eq!(info.status, 200, "{}", info.json);
+            assert_eq!(info.json["scope"], granted, "{asked:?}: tokeninfo");
+            let i = introspect(&w.app, Auth::Basic(&machine), token).await;
+            assert_eq!(i.json["active"], true, "{}", i.json);
+            assert_eq!(i.json["scope"], granted, "{asked:?}: introspection");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // CORS (SPEC 2.7, 3)
 
-const CORS_PATHS: [(&str, &str); 7] = [
+const CORS_PATHS: [(&str, &str); 9] = [
     ("POST", "/auth/o2/token"),
     ("POST", "/oauth2/token"),
     ("GET", "/user/profile"),
+    ("GET", "/oauth2/userinfo"),
+    ("POST", "/oauth2/userinfo"),
     ("GET", "/auth/o2/tokeninfo"),
     ("GET", "/jwks.json"),
     ("GET", "/.well-known/openid-configuration"),
