@@ -50,7 +50,11 @@ async function submit(page, selector = 'main form button[type=submit]') {
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  // Headless, and nothing that reaches for the network (this runs on machines without one).
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run',
+  ],
 });
 try {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 } }); // a phone

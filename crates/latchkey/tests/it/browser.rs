@@ -98,11 +98,17 @@ async fn a_customer_a_developer_and_the_sdk_sample_in_headless_chromium() {
     for step in [
         "registered",
         "signed in",
+        "device pages",
+        "app registered in the console",
         "sample site signed in",
         "app removed",
         "refresh fails after removal",
+        "sample site logged out",
         "signed out",
     ] {
-        assert!(stdout.contains(&format!("\"step\":\"{step}\"")), "missing step {step}:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("\"step\":\"{step}\"")),
+            "missing step {step}:\n{stdout}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 mod account;
 mod binary;
+mod browser;
 mod code_flow;
 mod developer;
 mod device;
