@@ -11,6 +11,7 @@ mod errors;
 mod multinode;
 mod oidc;
 mod oidc_authlib;
+mod sdk;
 mod smoke;
 mod standard;
 mod store;
