@@ -10,7 +10,7 @@ use crate::web::params::BodyParams;
 use crate::web::session::Browser;
 use axum::body::Bytes;
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{FromRequestParts, Path, Query, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, Query, RawPathParams, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -34,6 +34,31 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
                 .map(|c| c.0.ip().to_string())
                 .unwrap_or_else(|| "unknown".into()),
         ))
+    }
+}
+
+/// The `{client_id}` of a page's path. A segment that does not decode to UTF-8 (`%FF`) is kept as sent, still
+/// percent-encoded: no client id contains `%`, so the page answers as for any unknown app (a page, not axum's
+/// plain-text rejection).
+pub struct ClientIdParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIdParam {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(Path(id)) = Path::<String>::from_request_parts(parts, state).await {
+            return Ok(ClientIdParam(id));
+        }
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .ok()
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|(name, _)| *name == "client_id")
+                    .map(|(_, value)| value.to_owned())
+            })
+            .unwrap_or_default();
+        Ok(ClientIdParam(raw))
     }
 }
 
@@ -282,7 +307,7 @@ pub async fn developer_create(
 pub async fn developer_app(
     State(state): State<AppState>,
     browser: Browser,
-    Path(client_id): Path<String>,
+    ClientIdParam(client_id): ClientIdParam,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     developer::app_page(
@@ -297,7 +322,7 @@ pub async fn developer_app(
 pub async fn developer_edit_form(
     State(state): State<AppState>,
     browser: Browser,
-    Path(client_id): Path<String>,
+    ClientIdParam(client_id): ClientIdParam,
 ) -> Response {
     developer::edit_form(&state, &browser, &client_id).await
 }
@@ -305,7 +330,7 @@ pub async fn developer_edit_form(
 pub async fn developer_save(
     State(state): State<AppState>,
     browser: Browser,
-    Path(client_id): Path<String>,
+    ClientIdParam(client_id): ClientIdParam,
     body: Bytes,
 ) -> Response {
     developer::save(
@@ -320,7 +345,7 @@ pub async fn developer_save(
 pub async fn developer_rotate(
     State(state): State<AppState>,
     browser: Browser,
-    Path(client_id): Path<String>,
+    ClientIdParam(client_id): ClientIdParam,
     body: Bytes,
 ) -> Response {
     developer::rotate(
@@ -335,7 +360,7 @@ pub async fn developer_rotate(
 pub async fn developer_delete_page(
     State(state): State<AppState>,
     browser: Browser,
-    Path(client_id): Path<String>,
+    ClientIdParam(client_id): ClientIdParam,
 ) -> Response {
     developer::delete_page(&state, &browser, &client_id).await
 }
@@ -343,7 +368,7 @@ pub async fn developer_delete_page(
 pub async fn developer_delete(
     State(state): State<AppState>,
     browser: Browser,
-    Path(client_id): Path<String>,
+    ClientIdParam(client_id): ClientIdParam,
     body: Bytes,
 ) -> Response {
     developer::delete(
@@ -667,7 +692,7 @@ pub async fn button_dark() -> Response {
 
 pub async fn sdk_relay(
     State(state): State<AppState>,
-    axum::extract::Path(client_id): axum::extract::Path<String>,
+    ClientIdParam(client_id): ClientIdParam,
 ) -> Response {
     flows::sdk::relay(&state, &client_id).await
 }

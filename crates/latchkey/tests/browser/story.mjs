@@ -5,6 +5,7 @@
 // Prints one JSON line per step; exits 0 only if every step passed and axe found no serious or critical issue.
 import { chromium } from 'playwright-core';
 import { AxeBuilder } from '@axe-core/playwright';
+import { registerApp } from './console.mjs';
 
 const BASE = process.env.LK_BASE;
 const SAMPLE = process.env.LK_SAMPLE;
@@ -14,6 +15,8 @@ const email = `browser-${stamp}@example.com`;
 const password = 'a browser passphrase';
 const violations = [];
 const checked = [];
+/** The demo's public TV app (`latchkey demo` seeds it; src/cli/demo.rs). */
+const TV_CLIENT_ID = 'lk1.application-oa2-client.de0000000000000000000000000000dd';
 
 function step(name, detail = {}) {
   console.log(JSON.stringify({ step: name, ...detail }));
@@ -26,6 +29,7 @@ function fail(message) {
 /** axe-core on the page as it is now: WCAG 2.0/2.1 A and AA; serious and critical findings fail the run. */
 async function axe(page, label) {
   const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  if (result.passes.length === 0) fail(`axe-core checked nothing on ${label}`);
   const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   checked.push(label);
   for (const v of bad) {
@@ -37,13 +41,20 @@ async function shot(page, name) {
   if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
 }
 
+/** Presses a submit button and waits until the next page has loaded (the page itself, not just any load). */
 async function submit(page, selector = 'main form button[type=submit]') {
-  await Promise.all([page.waitForLoadState('load'), page.locator(selector).first().click()]);
+  const mark = await page.evaluate(() => (window.__lkBefore = Math.random().toString(36)));
+  await page.locator(selector).first().click();
+  await page.waitForFunction((m) => window.__lkBefore !== m && document.readyState === 'complete', mark);
 }
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  // Headless, and nothing that reaches for the network (this runs on machines without one).
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run',
+  ],
 });
 try {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 } }); // a phone
@@ -81,18 +92,39 @@ try {
   await axe(page, 'error page (unknown app)');
   await page.goto(`${BASE}/code`);
   await axe(page, 'device code entry');
+
+  // The device pages: a wrong code, then a real one (the demo TV's), its confirm page, and Deny (so that the TV
+  // does not join the apps this customer allowed).
+  await page.fill('#user_code', 'BCDF-GHJK');
+  await submit(page);
+  if (!(await page.textContent('#form-error') || '').trim()) fail('a wrong device code shows no error');
+  await axe(page, 'device code entry (wrong code)');
+  const pair = await (await fetch(`${BASE}/auth/o2/create/codepair`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ response_type: 'device_code', client_id: TV_CLIENT_ID, scope: 'profile' }),
+  })).json();
+  if (!pair.user_code) fail(`no code pair: ${JSON.stringify(pair)}`);
+  await page.fill('#user_code', pair.user_code);
+  await submit(page);
+  if (!(await page.content()).includes('Is this your device?')) fail(`the code led to ${page.url()}`);
+  await axe(page, 'device confirm');
+  await submit(page, 'main form button[value=deny]');
+  await axe(page, 'device result (denied)');
+  step('device pages');
   await page.goto(`${BASE}/nowhere`);
   await axe(page, 'not found');
 
   // 3. Become a developer and register an app for the sample site (its origin allowed).
-  const clientId = await (await import('./console.mjs')).registerApp(page, { axe, submit, fail, step, sample: SAMPLE });
+  const clientId = await registerApp(page, { axe, submit, fail, step, sample: SAMPLE });
 
   // 4. Log in to the sample site through the SDK's popup.
   const site = await context.newPage();
   await site.goto(`${SAMPLE}/sample?client_id=${encodeURIComponent(clientId)}`);
   await axe(site, 'SDK sample site');
   const [popup] = await Promise.all([site.waitForEvent('popup'), site.click('#login')]);
-  await popup.waitForLoadState('load');
+  // The SDK opens the popup blank (inside the click, for pop-up blockers), then sends it to Latchkey.
+  await popup.waitForURL((u) => u.href.startsWith(`${BASE}/ap/oa?`), { waitUntil: 'load' });
   if (!(await popup.content()).includes('would like to use your Latchkey account')) fail(`the popup shows ${popup.url()}`);
   await axe(popup, 'consent (popup)');
   await shot(popup, 'consent');
@@ -122,6 +154,17 @@ try {
   const after = await site.textContent('#refresh-result');
   if (!after.includes('invalid_grant')) fail(`refresh after removal: ${after}`);
   step('refresh fails after removal', { after });
+
+  // The sample site's Log out: the signed-in part goes, the button comes back, and the SDK holds no token.
+  await site.click('#logout');
+  await site.waitForSelector('#signed-in', { state: 'hidden' });
+  if (!(await site.isVisible('#login'))) fail('the login button did not come back after Log out');
+  const shown = (await site.textContent('#status')).trim();
+  if (shown !== 'You are signed out.') fail(`after Log out the sample site says: ${shown}`);
+  const left = await site.evaluate(() => new Promise((resolve) => latchkey.Login.refreshToken(resolve)));
+  if (left.error !== 'invalid_request') fail(`after Log out the SDK still refreshes: ${JSON.stringify(left)}`);
+  await axe(site, 'SDK sample site (logged out)');
+  step('sample site logged out');
 
   // 7. The account page, then sign out.
   await page.goto(`${BASE}/account`);

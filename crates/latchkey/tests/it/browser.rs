@@ -1,6 +1,7 @@
 //! The real-browser story (issue 5): the built `latchkey demo` (Latchkey plus the SDK sample site), headless
 //! Chromium driven by playwright-core (`tests/browser/story.mjs`), and axe-core on every page. `.ci/run` installs
 //! Chromium (Debian's package) and the npm packages; without them the test skips, except under `CI=true`.
+//! With `LATCHKEY_TEST_SHOTS=dir` the story saves screenshots in `dir` (`docs/screenshots.sh` uses it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -74,15 +75,20 @@ async fn a_customer_a_developer_and_the_sdk_sample_in_headless_chromium() {
     }
     assert!(up, "latchkey demo did not start");
 
-    let story = tokio::process::Command::new("node")
+    let mut story = tokio::process::Command::new("node");
+    story
         .arg(dir.join("story.mjs"))
         .current_dir(&dir)
         .env("LK_BASE", &base)
         .env("LK_SAMPLE", &sample)
         .env("CHROMIUM", &chromium)
         .env_remove("LK_SHOTS")
-        .kill_on_drop(true)
-        .output();
+        .kill_on_drop(true);
+    // docs/screenshots.sh: the story also saves the README's screenshots there.
+    if let Some(shots) = std::env::var_os("LATCHKEY_TEST_SHOTS") {
+        story.env("LK_SHOTS", shots);
+    }
+    let story = story.output();
     let out = tokio::time::timeout(Duration::from_secs(180), story)
         .await
         .expect("the browser story finished in time")
@@ -98,11 +104,17 @@ async fn a_customer_a_developer_and_the_sdk_sample_in_headless_chromium() {
     for step in [
         "registered",
         "signed in",
+        "device pages",
+        "app registered in the console",
         "sample site signed in",
         "app removed",
         "refresh fails after removal",
+        "sample site logged out",
         "signed out",
     ] {
-        assert!(stdout.contains(&format!("\"step\":\"{step}\"")), "missing step {step}:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("\"step\":\"{step}\"")),
+            "missing step {step}:\n{stdout}"
+        );
     }
 }

@@ -868,14 +868,19 @@ async fn another_customer_can_neither_see_nor_change_an_app() {
         token_with_secret(&app, &shop.client_id, shop.secret.as_deref().unwrap()).await,
         200
     );
-    // An unknown or malformed client id is the same 404.
+    // An unknown or malformed client id (even one that is not UTF-8) is the same 404 page.
     for path in [
         "/developer/apps/lk1.application-oa2-client.0123456789abcdef0123456789abcdef",
         "/developer/apps/nonsense",
         "/developer/apps/%FF/edit",
+        "/developer/apps/%FF%FE/delete",
     ] {
-        let status = other.open(path).await.page().0;
-        assert!(status == 404 || status == 400, "{path}: {status}");
+        let (status, _, html) = other.open(path).await.page();
+        assert_eq!(status, 404, "{path}: {html}");
+        assert!(
+            html.contains("Security profile not found"),
+            "{path}: {html}"
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod account;
 mod binary;
+mod browser;
 mod code_flow;
 mod developer;
 mod device;
@@ -11,6 +12,7 @@ mod hardening;
 mod multinode;
 mod oidc;
 mod oidc_authlib;
+mod sdk;
 mod smoke;
 mod standard;
 mod store;
