@@ -581,3 +581,57 @@ async fn no_token_code_secret_or_password_is_stored_in_the_clear() {
     }
     assert!(cells > 20, "only {cells} cells were read");
 }
+
+#[tokio::test]
+async fn a_store_failure_during_revocation_is_an_error_never_a_false_200() {
+    let db = Arc::new(sqlite_db());
+    let app = spawn_app_on(db.clone()).await;
+    let shop = app
+        .register_app(|i| i.allow_client_credentials = true)
+        .await;
+    let secret = shop.secret.clone().unwrap();
+    let (status, _, body) = token_post(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &shop.client_id),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let revoke = || {
+        app.api()
+            .post(app.url("/oauth2/revoke"))
+            .form(&[
+                ("token", token.as_str()),
+                ("client_id", &shop.client_id),
+                ("client_secret", &secret),
+            ])
+            .send()
+    };
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("ALTER TABLE access_tokens RENAME TO access_tokens_away")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let res = revoke().await.unwrap();
+    assert!(res.status().is_server_error(), "{}", res.status());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "server_error");
+    // With the table back, the same request revokes, and the token is dead.
+    sqlx::query("ALTER TABLE access_tokens_away RENAME TO access_tokens")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(revoke().await.unwrap().status(), 200);
+    let info = app
+        .api()
+        .get(app.url("/auth/o2/tokeninfo"))
+        .header("x-amz-access-token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 400);
+}
