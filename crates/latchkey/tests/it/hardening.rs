@@ -227,24 +227,56 @@ async fn a_return_to_that_cannot_be_a_location_header_goes_home() {
     }
 }
 
-/// The value of the `Set-Cookie` header naming `name`.
-fn set_cookie<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
+/// The `csrf` field of the first form in `html`.
+fn csrf_of(html: &str) -> String {
+    scraper::Html::parse_document(html)
+        .select(&scraper::Selector::parse("input[name=csrf]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("value")
+        .unwrap()
+        .to_owned()
 }
 
-/// `name=value` of every cookie set, for sending them back by hand (reqwest keeps no `Secure` cookie over http).
-fn cookie_header(headers: &reqwest::header::HeaderMap) -> String {
+/// Every `Set-Cookie` value.
+fn set_cookies(headers: &reqwest::header::HeaderMap) -> Vec<String> {
     headers
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .collect::<Vec<_>>()
-        .join("; ")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Signs `email` in by hand, sending cookies back as a browser would over https (reqwest keeps no `Secure` cookie
+/// over http). Returns the sign-in page's headers and the `Set-Cookie` that carries the session.
+async fn sign_in_by_hand(app: &TestApp, email: &str) -> (reqwest::header::HeaderMap, String) {
+    let http = app.api();
+    let page = http.get(app.url("/ap/signin")).send().await.unwrap();
+    let headers = page.headers().clone();
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let cookies: Vec<String> = set_cookies(&headers)
+        .iter()
+        .filter_map(|c| c.split(';').next().map(str::to_owned))
+        .collect();
+    let res = http
+        .post(app.url("/ap/signin"))
+        .header("cookie", cookies.join("; "))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", email),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let session = set_cookies(res.headers())
+        .into_iter()
+        .find(|v| v.starts_with("__Host-lk_s=") || v.starts_with("lk_s="))
+        .unwrap_or_else(|| panic!("no session cookie in {:?}", res.headers()));
+    (headers, session)
 }
 
 #[tokio::test]
@@ -254,59 +286,17 @@ async fn with_an_https_issuer_session_cookies_are_secure_host_only_and_hsts_is_s
     })
     .await;
     app.create_user("sec@example.com", "Sec", None).await;
-    let http = app.api();
-    let page = http.get(app.url("/ap/signin")).send().await.unwrap();
+    let (page, session) = sign_in_by_hand(&app, "sec@example.com").await;
     assert_eq!(
-        page.headers()["strict-transport-security"],
+        page["strict-transport-security"],
         "max-age=31536000; includeSubDomains"
     );
-    let headers = page.headers().clone();
-    let browser_cookie = headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .next()
-        .unwrap()
-        .to_owned();
-    assert!(browser_cookie.starts_with("__Host-"), "{browser_cookie}");
-    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
-        assert!(
-            browser_cookie.contains(attr),
-            "{attr} missing: {browser_cookie}"
-        );
-    }
-    let html = page.text().await.unwrap();
-    let csrf = scraper::Html::parse_document(&html)
-        .select(&scraper::Selector::parse("input[name=csrf]").unwrap())
-        .next()
-        .unwrap()
-        .value()
-        .attr("value")
-        .unwrap()
-        .to_owned();
-    let res = http
-        .post(app.url("/ap/signin"))
-        .header("cookie", cookie_header(&headers))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("email", "sec@example.com"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    let session = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("__Host-lk_s=") || v.starts_with("lk_s="))
-        .unwrap_or_else(|| panic!("no session cookie in {:?}", res.headers()))
-        .to_owned();
-    assert!(session.starts_with("__Host-"), "{session}");
-    for attr in ["Secure", "HttpOnly", "SameSite=Lax"] {
-        assert!(session.contains(attr), "{attr} missing: {session}");
+    let browser_cookie = set_cookies(&page).remove(0);
+    for cookie in [&browser_cookie, &session] {
+        assert!(cookie.starts_with("__Host-"), "{cookie}");
+        for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(cookie.contains(attr), "{attr} missing: {cookie}");
+        }
     }
 }
 
@@ -314,44 +304,13 @@ async fn with_an_https_issuer_session_cookies_are_secure_host_only_and_hsts_is_s
 async fn on_plain_http_loopback_the_session_cookie_is_httponly_and_lax() {
     let app = spawn_app().await;
     app.create_user("lax@example.com", "Lax", None).await;
-    let http = app.api();
-    let page = http.get(app.url("/ap/signin")).send().await.unwrap();
-    let headers = page.headers().clone();
-    assert!(!headers.contains_key("strict-transport-security"));
-    let html = page.text().await.unwrap();
-    let csrf = scraper::Html::parse_document(&html)
-        .select(&scraper::Selector::parse("input[name=csrf]").unwrap())
-        .next()
-        .unwrap()
-        .value()
-        .attr("value")
-        .unwrap()
-        .to_owned();
-    let res = http
-        .post(app.url("/ap/signin"))
-        .header("cookie", cookie_header(&headers))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("email", "lax@example.com"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303);
-    let session = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("__Host-lk_s=") || v.starts_with("lk_s="))
-        .unwrap()
-        .to_owned();
+    let (page, session) = sign_in_by_hand(&app, "lax@example.com").await;
+    assert!(!page.contains_key("strict-transport-security"));
+    assert!(session.starts_with("lk_s="), "{session}");
     assert!(
         session.contains("HttpOnly") && session.contains("SameSite=Lax"),
         "{session}"
     );
-    assert!(set_cookie(res.headers(), "lk_s").is_some());
 }
 
 #[tokio::test]
@@ -375,16 +334,7 @@ async fn too_many_sign_ins_are_refused_with_429_and_retry_after() {
         .http
         .post(url)
         .form(&[
-            (
-                "csrf",
-                scraper::Html::parse_document(&html)
-                    .select(&scraper::Selector::parse("input[name=csrf]").unwrap())
-                    .next()
-                    .unwrap()
-                    .value()
-                    .attr("value")
-                    .unwrap(),
-            ),
+            ("csrf", csrf_of(&html).as_str()),
             ("email", "busy@example.com"),
             ("password", PASSWORD),
         ])
