@@ -31,10 +31,15 @@ impl Engine {
     }
 }
 
-/// SQLite or PostgreSQL behind one pool.
+/// SQLite or PostgreSQL. Every write, and every read inside a write, goes through `pool`; the hot paths' plain
+/// reads (tokens, clients, sessions) through `reader`. On PostgreSQL they are one pool. On SQLite, which has one
+/// writer at a time, `pool` is a single connection, so writers queue in the process instead of contending for
+/// the file lock (SQLite's busy handler sleeps whole milliseconds), and `reader` has several, which WAL lets read
+/// alongside the writer and which always see what it has committed.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    reader: AnyPool,
     engine: Engine,
 }
 
@@ -129,8 +134,9 @@ fn token_from(row: &AnyRow) -> StoreResult<AccessToken> {
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
-async fn insert_access(
-    tx: &mut Tx<'_>,
+/// Stores an access token: inside a grant's transaction, or alone (one statement is atomic by itself).
+async fn insert_access<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
     t: &NewAccessToken,
     family_id: Option<&str>,
 ) -> StoreResult<()> {
@@ -147,7 +153,7 @@ async fn insert_access(
     .bind(&t.scopes)
     .bind(t.issued_at)
     .bind(t.expires_at)
-    .execute(&mut **tx)
+    .execute(ex)
     .await?;
     Ok(())
 }
@@ -175,7 +181,7 @@ async fn insert_grant_rows(
             .execute(&mut **tx)
             .await?;
     }
-    insert_access(tx, &g.access, Some(&g.family_id)).await?;
+    insert_access(&mut **tx, &g.access, Some(&g.family_id)).await?;
     if let Some(r) = &g.refresh {
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, subject, scopes, auth_time, created_at) \
@@ -253,12 +259,10 @@ impl SqlStore {
             StoreError::Corrupt("the database URL must start with sqlite: or postgres://".into())
         })?;
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        let options = match engine {
+        let (pool, reader) = match engine {
             Engine::Sqlite => {
-                options
-                    .max_connections(8)
-                    .min_connections(1)
-                    .after_connect(|conn, _| {
+                let sqlite = |options: AnyPoolOptions| {
+                    options.after_connect(|conn, _| {
                         Box::pin(async move {
                             use sqlx::Executor as _;
                             for pragma in [
@@ -271,11 +275,26 @@ impl SqlStore {
                             Ok(())
                         })
                     })
+                };
+                // The writer first: it creates the file and switches it to WAL before any reader opens it.
+                let writer = sqlite(options.clone().max_connections(1).min_connections(1))
+                    .connect(url)
+                    .await?;
+                let reader = sqlite(options.max_connections(8).min_connections(1))
+                    .connect(url)
+                    .await?;
+                (writer, reader)
             }
-            Engine::Postgres => options.max_connections(16),
+            Engine::Postgres => {
+                let pool = options.max_connections(16).connect(url).await?;
+                (pool.clone(), pool)
+            }
         };
-        let pool = options.connect(url).await?;
-        Ok(SqlStore { pool, engine })
+        Ok(SqlStore {
+            pool,
+            reader,
+            engine,
+        })
     }
 
     /// Applies the embedded migrations for this engine.
@@ -293,13 +312,14 @@ impl SqlStore {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.reader.close().await;
     }
 }
 
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
 
@@ -341,7 +361,7 @@ impl Store for SqlStore {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
         sqlx::query(&sql)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?
             .as_ref()
             .map(user_from)
@@ -438,7 +458,7 @@ impl Store for SqlStore {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1");
         sqlx::query(&sql)
             .bind(client_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?
             .as_ref()
             .map(client_from)
@@ -527,7 +547,7 @@ impl Store for SqlStore {
         let row = sqlx::query(&sql)
             .bind(id_hash.to_vec())
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.map(|row| {
             Ok(Session {
@@ -553,7 +573,7 @@ impl Store for SqlStore {
         )
         .bind(user_id)
         .bind(client_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         row.map(|r| consent_from(&r)).transpose()
     }
@@ -635,7 +655,7 @@ impl Store for SqlStore {
              nonce, auth_time, expires_at, used_at FROM auth_codes WHERE code_hash = $1",
         )
         .bind(code_hash.to_vec())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let challenge = match (
@@ -706,10 +726,7 @@ impl Store for SqlStore {
     }
 
     async fn insert_access_token(&self, token: &NewAccessToken) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        insert_access(&mut tx, token, None).await?;
-        tx.commit().await?;
-        Ok(())
+        insert_access(&self.pool, token, None).await
     }
 
     async fn find_refresh_token(&self, token_hash: &Digest) -> StoreResult<Option<StoredRefresh>> {
@@ -718,7 +735,7 @@ impl Store for SqlStore {
              FROM refresh_tokens WHERE token_hash = $1",
         )
         .bind(token_hash.to_vec())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let status = match (
@@ -801,7 +818,7 @@ impl Store for SqlStore {
         let row = sqlx::query(&sql)
             .bind(token_hash.to_vec())
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(token_from).transpose()
     }
@@ -818,7 +835,7 @@ impl Store for SqlStore {
         let row = sqlx::query(&sql)
             .bind(token_hash.to_vec())
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         row.map(|row| {
             Ok(TokenProfile {
@@ -949,7 +966,7 @@ impl Store for SqlStore {
             "SELECT client_id, scopes, optional_scopes, status, expires_at FROM device_codes WHERE user_code_hash = $1",
         )
         .bind(user_code_hash.to_vec())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         row.map(|row| {
             Ok(DeviceRequest {
@@ -1129,7 +1146,7 @@ impl Store for SqlStore {
     async fn secretless_refresh(&self, family_id: &str) -> StoreResult<bool> {
         let row = sqlx::query("SELECT secretless_refresh FROM token_families WHERE id = $1")
             .bind(family_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         Ok(match row {
             Some(row) => row.try_get::<i64, _>("secretless_refresh")? != 0,
@@ -1141,7 +1158,7 @@ impl Store for SqlStore {
         let rows = sqlx::query(
             "SELECT kid, alg, private_der, created_at, activate_at FROM signing_keys ORDER BY activate_at, kid",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter()
             .map(|row| {
@@ -1286,7 +1303,7 @@ impl Store for SqlStore {
             .map_err(|_| StoreError::Corrupt("an origin could not be encoded".into()))?;
         let rows = sqlx::query("SELECT allowed_origins FROM clients WHERE allowed_origins LIKE $1")
             .bind(format!("%{quoted}%"))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?;
         for row in rows {
             if parse_list(&row.try_get::<String, _>("allowed_origins")?)?
