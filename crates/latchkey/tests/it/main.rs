@@ -5,6 +5,7 @@ mod account;
 mod binary;
 mod browser;
 mod code_flow;
+mod demo;
 mod developer;
 mod device;
 mod errors;
