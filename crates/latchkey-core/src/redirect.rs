@@ -18,14 +18,14 @@ pub fn validate_registered(uri: &str, development: bool) -> Result<(), String> {
     if uri.trim() != uri || uri.chars().any(|c| c.is_control() || c == ' ') {
         return Err("a return URL may not contain spaces or control characters".into());
     }
-    let url = Url::parse(uri).map_err(|_| format!("`{uri}` is not an absolute URL"))?;
+    let url = Url::parse(uri).map_err(|_| format!("\"{uri}\" is not an absolute URL"))?;
     if url.fragment().is_some() || uri.contains('#') {
         return Err(format!(
-            "`{uri}` has a fragment (#…), which return URLs may not have"
+            "\"{uri}\" has a fragment (#…), which return URLs may not have"
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("`{uri}` contains a user name or password"));
+        return Err(format!("\"{uri}\" contains a user name or password"));
     }
     match url.scheme() {
         "https" => Ok(()),
@@ -35,17 +35,17 @@ pub fn validate_registered(uri: &str, development: bool) -> Result<(), String> {
                 Ok(())
             } else {
                 Err(format!(
-                    "`{uri}` uses http://localhost, which is allowed only for apps marked as development; use https or http://127.0.0.1"
+                    "\"{uri}\" uses http://localhost, which is allowed only for apps marked as development; use https or http://127.0.0.1"
                 ))
             }
         }
         "http" => Err(format!(
-            "`{uri}` uses http; return URLs must use https (or http on 127.0.0.1 / [::1])"
+            "\"{uri}\" uses http; return URLs must use https (or http on 127.0.0.1 / [::1])"
         )),
         // RFC 8252 7.1: private-use URI schemes of native apps are reverse domain names.
         scheme if scheme.contains('.') => Ok(()),
         scheme => Err(format!(
-            "`{uri}` uses the scheme `{scheme}`, which return URLs may not use"
+            "\"{uri}\" uses the scheme \"{scheme}\", which return URLs may not use"
         )),
     }
 }

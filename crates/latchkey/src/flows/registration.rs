@@ -33,21 +33,21 @@ pub struct AppInput {
 
 fn check_web_url(what: &str, value: &str) -> Result<(), String> {
     let url =
-        url::Url::parse(value).map_err(|_| format!("{what} `{value}` is not an absolute URL"))?;
+        url::Url::parse(value).map_err(|_| format!("{what} \"{value}\" is not an absolute URL"))?;
     let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
     match url.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),
-        _ => Err(format!("{what} `{value}` must use https")),
+        _ => Err(format!("{what} \"{value}\" must use https")),
     }
 }
 
 /// An allowed origin is `scheme://host[:port]`, nothing more.
 pub fn check_origin(origin: &str) -> Result<(), String> {
-    let url = url::Url::parse(origin).map_err(|_| format!("origin `{origin}` is not a URL"))?;
+    let url = url::Url::parse(origin).map_err(|_| format!("origin \"{origin}\" is not a URL"))?;
     if url.origin().ascii_serialization() != origin {
         return Err(format!(
-            "origin `{origin}` must be just scheme://host[:port], with no path or trailing slash"
+            "origin \"{origin}\" must be just scheme://host[:port], with no path or trailing slash"
         ));
     }
     check_web_url("origin", origin)
