@@ -367,6 +367,22 @@ impl Browser {
         button: Option<(&str, &str)>,
         untick: &[&str],
     ) -> Step {
+        let res = self
+            .submit_answer(page_url, html, action, fields, button, untick)
+            .await;
+        self.settle(res).await
+    }
+
+    /// Like [`Browser::submit`], but returns the answer to the POST itself (status and headers), unfollowed.
+    pub async fn submit_answer(
+        &self,
+        page_url: &str,
+        html: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+        button: Option<(&str, &str)>,
+        untick: &[&str],
+    ) -> reqwest::Response {
         let (target, pairs) = {
             let doc = Html::parse_document(html);
             let form_sel = Selector::parse("form").unwrap();
@@ -435,15 +451,13 @@ impl Browser {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish();
-        let res = self
-            .http
+        self.http
             .post(target)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
             .await
-            .unwrap();
-        self.settle(res).await
+            .unwrap()
     }
 
     /// On a sign-in page, signs in; returns where the browser ends up.
