@@ -629,6 +629,32 @@ async fn token_request_and_client_authentication_errors() {
         }
     }
 
+    // SPEC 2: in a JSON body a repeated member is a duplicate parameter too, never silently its last value (here
+    // the right secret, after a wrong one); the last member alone succeeds.
+    let post_json = |body: String| async move {
+        app.api()
+            .post(app.url("/auth/o2/token"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    };
+    let machine_json = |members: &str| {
+        format!(r#"{{"grant_type":"client_credentials","client_id":"{m_id}",{members}}}"#)
+    };
+    #[rustfmt::skip]
+    let json_rows = [
+        ("JSON client_secret twice", machine_json(&format!(r#""client_secret":"wrong","client_secret":"{m_secret}""#)), "The request has a duplicate parameter : client_secret"),
+        ("JSON grant_type twice", format!(r#"{{"grant_type":"authorization_code","grant_type":"client_credentials","client_id":"{m_id}","client_secret":"{m_secret}"}}"#), "The request has a duplicate parameter : grant_type"),
+    ];
+    for (label, body, says) in json_rows {
+        let res = post_json(body).await;
+        expect_token_error(label, res, 400, "invalid_request", Exactly(says)).await;
+    }
+    let res = post_json(machine_json(&format!(r#""client_secret":"{m_secret}""#))).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
     // Authorization headers that are not usable Basic credentials are invalid_client, not ignored.
     #[rustfmt::skip]
     let headers: Vec<(&str, Vec<u8>)> = vec![
