@@ -271,7 +271,7 @@ pub enum Step {
         url: String,
         html: String,
     },
-    /// A redirect away from Latchkey (back to the app), not followed.
+    /// A redirect away from Latchkey (back to the app), not followed; Latchkey's are checked to be 303.
     LeftTo(Url),
 }
 
@@ -333,6 +333,15 @@ impl Browser {
                     .to_owned();
                 let next = url.join(&location).unwrap();
                 if next.origin() != self.base.origin() {
+                    // Latchkey sends a browser back to an app only with an authorization response: 303 See
+                    // Other, whatever the request's method (SPEC 2.1).
+                    if url.origin() == self.base.origin() {
+                        assert_eq!(
+                            res.status().as_u16(),
+                            303,
+                            "the authorization response to {next} must be a 303 See Other"
+                        );
+                    }
                     return Step::LeftTo(next);
                 }
                 res = self.http.get(next).send().await.unwrap();
