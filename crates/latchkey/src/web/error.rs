@@ -1,8 +1,8 @@
 //! The one mapping from errors to HTTP. Flows return [`Failure`]; each endpoint family renders it in its own
 //! shape (token JSON, resource JSON, HTML page), and [`status`] is the single exhaustive table of status codes.
 //! Internal causes are logged (inside the request's span, so with its request id) and never sent. A failure that
-//! passes by itself (a full hashing queue) is `temporarily_unavailable`, a 503 with `Retry-After`; any other
-//! internal failure is `server_error`.
+//! passes by itself (a full hashing queue, a database that is unreachable or overloaded) is
+//! `temporarily_unavailable`, a 503 with `Retry-After`; any other internal failure is `server_error`.
 
 use crate::password::PasswordError;
 use crate::store::StoreError;
@@ -71,6 +71,10 @@ impl Failure {
     pub fn into_oauth(self) -> OAuthError {
         match self {
             Failure::OAuth(e) => e,
+            Failure::Store(e) if e.is_transient() => {
+                tracing::error!(error = %e, "storage unavailable");
+                busy()
+            }
             Failure::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
                 server_error()
@@ -95,7 +99,8 @@ fn add_retry_after(res: &mut Response, code: ErrorCode) {
     }
 }
 
-/// Page shape, for a failure on our side behind a page (sign-in, sign-up, the account page): 503, with
+/// Page shape, for a failure on our side behind a page (sign-in, sign-up, the account page, an authorization
+/// request that cannot be redirected yet): 503, with
 /// `Retry-After` and a page that says to wait a little when it passes by itself.
 pub fn page_error(failure: Failure) -> Response {
     let e = failure.into_oauth();

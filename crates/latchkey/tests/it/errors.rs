@@ -6,6 +6,7 @@
 use crate::support::*;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
@@ -544,7 +545,7 @@ async fn authorize_login_required_consent_required_and_access_denied() {
     );
 }
 
-/// A storage failure while issuing the code is `server_error` at the app, never a 5xx page.
+/// A broken store (a table gone) while issuing the code is `server_error` at the app, never a 5xx page.
 #[tokio::test]
 async fn authorize_storage_failure_is_server_error_redirect() {
     let w = world().await;
@@ -569,6 +570,108 @@ async fn authorize_storage_failure_is_server_error_redirect() {
         Says::Mentions("could not complete"),
         Some("st"),
     );
+}
+
+/// SPEC 2.1: a database that goes away while the code is issued (here PostgreSQL terminating the connection in
+/// the middle of the INSERT, as in a restart or failover) is `temporarily_unavailable` at the app, with the
+/// `state` and `iss`; once it is back, the same request gets a code.
+#[tokio::test]
+async fn authorize_with_the_database_unavailable_is_temporarily_unavailable_redirect() {
+    let Some(db) = postgres_db().await else {
+        return;
+    };
+    let w = world_on(spawn_app_on(Arc::new(db)).await).await;
+    assert!(!w.code(&w.shop, &[]).await.is_empty());
+    use sqlx::{Connection, Executor};
+    let mut admin = sqlx::PgConnection::connect(&w.app.db.url).await.unwrap();
+    admin
+        .execute(
+            "CREATE FUNCTION lk_test_go_away() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$; \
+             CREATE TRIGGER lk_test_go_away BEFORE INSERT ON auth_codes \
+             FOR EACH ROW EXECUTE FUNCTION lk_test_go_away()",
+        )
+        .await
+        .unwrap();
+    let url = w.authorize_url(&w.shop, &[("scope", "profile"), ("state", "st 1")]);
+    let to = w.browser.open(&url).await.left_to();
+    check_error_redirect(
+        "temporarily_unavailable",
+        to.as_str(),
+        &w.shop.redirect_uri,
+        &w.app.base,
+        "temporarily_unavailable",
+        Says::Mentions("try again"),
+        Some("st 1"),
+    );
+    admin
+        .execute("DROP TRIGGER lk_test_go_away ON auth_codes")
+        .await
+        .unwrap();
+    let back = w.browser.open(&url).await.left_to();
+    assert!(Step::param(&back, "code").is_some(), "{back}");
+}
+
+/// SPEC 2.2: at the token endpoint a broken database is 500 `server_error`, but one that cannot be reached (its
+/// pool closed under the server) is 503 `temporarily_unavailable` with `Retry-After`, in the endpoint's shape;
+/// the resource endpoints answer alike.
+#[tokio::test]
+async fn token_endpoint_with_the_database_unavailable_is_503_temporarily_unavailable() {
+    let db = Arc::new(sqlite_db());
+    let store = latchkey::store::SqlStore::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let app = spawn_app_over(db, Arc::new(store.clone())).await;
+    let machine = app
+        .register_app(|i| i.allow_client_credentials = true)
+        .await;
+    let body = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &machine.client_id),
+        ("client_secret", machine.secret.as_deref().unwrap()),
+    ]);
+    let res = post_form(&app, "/auth/o2/token", &body, None).await;
+    assert_eq!(res.status(), 200);
+
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query("DROP TABLE access_tokens")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let res = post_form(&app, "/auth/o2/token", &body, None).await;
+    assert!(res.headers().get("retry-after").is_none());
+    expect_token_error(
+        "broken database",
+        res,
+        500,
+        "server_error",
+        Says::Mentions("could not complete"),
+    )
+    .await;
+
+    store.close().await;
+    for path in ["/auth/o2/token", "/oauth2/token"] {
+        let res = post_form(&app, path, &body, None).await;
+        assert_eq!(header(res.headers(), "retry-after"), "5", "{path}");
+        expect_token_error(
+            path,
+            res,
+            503,
+            "temporarily_unavailable",
+            Says::Mentions("try again"),
+        )
+        .await;
+    }
+    let res = tokeninfo(&app, "Atza|anything").await;
+    assert_eq!(header(res.headers(), "retry-after"), "5");
+    expect_resource_error(
+        "tokeninfo",
+        res,
+        503,
+        "temporarily_unavailable",
+        Says::Mentions("try again"),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -117,13 +117,30 @@ pub async fn spawn_app_on(db: Arc<TestDb>) -> TestApp {
 
 /// Like [`spawn_app_on`], with the configuration adjusted by `tweak`.
 pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(db, None, tweak).await
+}
+
+/// Like [`spawn_app_on`], serving from `store` (already migrated, on `db`): a test keeps its own handle to the
+/// store, e.g. to close its pool under the running server.
+pub async fn spawn_app_over(db: Arc<TestDb>, store: Arc<dyn Store>) -> TestApp {
+    spawn(db, Some(store), |_| {}).await
+}
+
+async fn spawn(
+    db: Arc<TestDb>,
+    store: Option<Arc<dyn Store>>,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut config = test_config(&db.url);
     config.listen = listener.local_addr().unwrap();
     config.issuer = Some(base.clone());
     tweak(&mut config);
-    let state = App::build(config).await.unwrap();
+    let state = match store {
+        Some(store) => App::with_store(config, store).await.unwrap(),
+        None => App::build(config).await.unwrap(),
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let serving = state.clone();
     tokio::spawn(async move {
