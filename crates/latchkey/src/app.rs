@@ -98,7 +98,10 @@ impl App {
             keys,
             issuer: config.issuer(),
             secure_cookies: config.secure_cookies(),
-            passwords: Passwords::new(config.password_hash_concurrency),
+            passwords: Passwords::new(
+                config.password_hash_concurrency,
+                config.password_hash_queue(),
+            ),
             hasher: KeyedHasher::new(&key),
             store,
             metrics: Metrics::default(),

@@ -26,6 +26,9 @@ pub struct Config {
     pub session_ttl: i64,
     /// Argon2id hashes computed at once; more wait in line.
     pub password_hash_concurrency: usize,
+    /// Requests that may wait in line for a hash (`LATCHKEY_PASSWORD_HASH_QUEUE`); past it, sign-in, sign-up and
+    /// password changes answer 503 with `Retry-After`. Default: 64 per hash at once.
+    pub password_hash_queue: Option<usize>,
     /// Failed sign-ins allowed per account and per address in `signin_window` seconds.
     pub signin_limit: i64,
     pub signin_window: i64,
@@ -56,6 +59,7 @@ impl Default for Config {
             password_hash_concurrency: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            password_hash_queue: None,
             signin_limit: 10,
             signin_window: 300,
             user_code_limit: 5,
@@ -122,6 +126,12 @@ impl Config {
         if self.password_hash_concurrency == 0 {
             return Err("password_hash_concurrency must be at least 1".into());
         }
+        if self.password_hash_concurrency > 4096 {
+            return Err("password_hash_concurrency must be at most 4096".into());
+        }
+        if self.password_hash_queue() > 1_000_000 {
+            return Err("password_hash_queue must be at most 1000000".into());
+        }
         if self.signin_limit < 1 {
             return Err("signin_limit must be positive".into());
         }
@@ -156,6 +166,12 @@ impl Config {
                 self.data_dir.join("latchkey.db").display()
             ),
         }
+    }
+
+    /// How many requests may wait in line for a password hash: as configured, or 64 per hash at once.
+    pub fn password_hash_queue(&self) -> usize {
+        self.password_hash_queue
+            .unwrap_or_else(|| self.password_hash_concurrency.saturating_mul(64))
     }
 
     /// The issuer in force, without a trailing slash.
@@ -209,6 +225,26 @@ mod tests {
             .database_url()
             .starts_with("sqlite://latchkey-data/latchkey.db"));
         assert!(!c.secure_cookies());
+        assert_eq!(c.password_hash_queue(), 64 * c.password_hash_concurrency);
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail wants its own error type
+    fn the_hashing_queue_follows_the_concurrency_unless_set() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LATCHKEY_PASSWORD_HASH_CONCURRENCY", "3");
+            let c = Config::load(None).map_err(figment::Error::from)?;
+            assert_eq!(c.password_hash_queue(), 192);
+            jail.set_env("LATCHKEY_PASSWORD_HASH_QUEUE", "0");
+            let c = Config::load(None).map_err(figment::Error::from)?;
+            assert_eq!(c.password_hash_queue, Some(0));
+            assert_eq!(c.password_hash_queue(), 0);
+            jail.set_env("LATCHKEY_PASSWORD_HASH_QUEUE", "2000000");
+            assert!(Config::load(None)
+                .unwrap_err()
+                .contains("password_hash_queue"));
+            Ok(())
+        });
     }
 
     #[test]

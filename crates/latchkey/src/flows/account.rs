@@ -5,6 +5,7 @@ use crate::app::AppState;
 use crate::metrics::OutcomeLabels;
 use crate::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use crate::store::{Created, User};
+use crate::web::error::page_error;
 use crate::web::pages;
 use crate::web::session::{self, Browser};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -237,10 +238,7 @@ pub async fn signin(
         .await
     {
         Ok(ok) => ok,
-        Err(e) => {
-            tracing::error!(error = %e, "password check failed");
-            return pages::unavailable();
-        }
+        Err(e) => return page_error(e.into()),
     };
     match (ok, user) {
         (true, Some(user)) => {
@@ -347,10 +345,7 @@ pub async fn register(state: &AppState, browser: &Browser, form: AccountForm) ->
     }
     let password_hash = match state.passwords.hash(&form.password).await {
         Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "password hashing failed");
-            return pages::unavailable();
-        }
+        Err(e) => return page_error(e.into()),
     };
     let user = User {
         id: ids::new_internal_id(&mut rand::thread_rng()),

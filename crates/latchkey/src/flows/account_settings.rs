@@ -5,6 +5,7 @@
 use super::account::{check_password, check_profile, expired_form, signin_first, too_many};
 use crate::app::AppState;
 use crate::store::ProfileUpdate;
+use crate::web::error::page_error;
 use crate::web::pages::{self, AccountSettings, SessionRow};
 use crate::web::session::{self, Browser, SignedIn};
 use axum::http::{header, StatusCode};
@@ -251,17 +252,11 @@ pub async fn change_password(state: &AppState, browser: &Browser, form: Settings
             )
             .await
         }
-        Err(e) => {
-            tracing::error!(error = %e, "password check failed");
-            return pages::unavailable();
-        }
+        Err(e) => return page_error(e.into()),
     }
     let new_hash = match state.passwords.hash(&form.new_password).await {
         Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "password hashing failed");
-            return pages::unavailable();
-        }
+        Err(e) => return page_error(e.into()),
     };
     match state
         .store

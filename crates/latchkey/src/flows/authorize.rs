@@ -4,6 +4,7 @@
 
 use crate::app::AppState;
 use crate::store::{Client, NewAuthCode, User};
+use crate::web::error::{self, Failure};
 use crate::web::pages::{self, ConsentItem};
 use crate::web::session::{Browser, SignedIn};
 use axum::http::{header, StatusCode};
@@ -61,10 +62,8 @@ async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthorizeReq
     let client = match state.store.find_client(client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return Err(page_error(PageError::UnknownClient)),
-        Err(e) => {
-            tracing::error!(error = %e, "client lookup failed");
-            return Err(pages::unavailable());
-        }
+        // The return URL is not known to be the app's yet: a page, never a redirect.
+        Err(e) => return Err(error::page_error(e.into())),
     };
     let requested = params.get("redirect_uri").ok().flatten();
     let client = super::sdk::with_relay(&state.issuer, client, requested);
@@ -145,17 +144,7 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
             .await
         {
             Ok(c) => c.is_some_and(|c| req.scopes.is_subset(&Scopes::from_stored(&c.scopes))),
-            Err(e) => {
-                tracing::error!(error = %e, "consent lookup failed");
-                return redirect_with(
-                    state,
-                    &req,
-                    OAuthError::new(
-                        ErrorCode::ServerError,
-                        "The server could not complete the request",
-                    ),
-                );
-            }
+            Err(e) => return store_failed(state, &req, e),
         };
         if !remembered || req.prompt.consent {
             if req.prompt.none {
@@ -371,16 +360,10 @@ pub async fn consent(state: &AppState, browser: &Browser, form: ConsentForm) -> 
     complete(state, &client, &req, signed_in, &scopes).await
 }
 
+/// A storage failure once the return URL is known: redirected, as `temporarily_unavailable` when the database is
+/// unreachable or overloaded and `server_error` otherwise (the one mapping decides and logs).
 fn store_failed(state: &AppState, req: &AuthorizeRequest, e: crate::store::StoreError) -> Response {
-    tracing::error!(error = %e, "authorization storage failure");
-    redirect_with(
-        state,
-        req,
-        OAuthError::new(
-            ErrorCode::ServerError,
-            "The server could not complete the request",
-        ),
-    )
+    redirect_with(state, req, Failure::Store(e).into_oauth())
 }
 
 /// Issues the code (or, for implicit, the token) and redirects back to the app.

@@ -16,7 +16,8 @@ use latchkey_core::refresh;
 use latchkey_core::secret::Digest;
 use latchkey_core::Timestamp;
 
-/// A storage failure. Never shown to clients; flows log it with the request id and answer `server_error`.
+/// A storage failure. Never shown to clients; flows log it with the request id and answer
+/// `temporarily_unavailable` when it [is transient](StoreError::is_transient), `server_error` otherwise.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -25,6 +26,19 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the database is unreachable or overloaded, so that the same request may well succeed in a few
+    /// seconds (or on another node): no connection came free in time, the pool is closing (shutdown), the
+    /// connection failed, or the database said it cannot take the work now. Anything else (a failing statement,
+    /// inconsistent data) is a fault that retrying does not cure.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(e) => sql::is_transient(e),
+            StoreError::Migrate(_) | StoreError::Corrupt(_) => false,
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -524,4 +538,50 @@ pub trait Store: Send + Sync + 'static {
     async fn update_client(&self, client: &Client) -> StoreResult<bool>;
     /// The app's usage counts at `now`, read in one statement.
     async fn client_usage(&self, client_id: &str, now: Timestamp) -> StoreResult<ClientUsage>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::{ConnectOptions as _, Executor as _};
+    use std::str::FromStr as _;
+
+    #[test]
+    fn an_unreachable_or_overloaded_database_is_transient_and_nothing_else() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(refused),
+        ] {
+            assert!(StoreError::from(e).is_transient());
+        }
+        for e in [
+            sqlx::Error::RowNotFound,
+            sqlx::Error::Protocol("unexpected message".into()),
+            sqlx::Error::ColumnNotFound("x".into()),
+        ] {
+            assert!(!StoreError::from(e).is_transient());
+        }
+        assert!(!StoreError::Corrupt("a stored hash is not 32 bytes".into()).is_transient());
+    }
+
+    #[tokio::test]
+    async fn sqlite_busy_past_its_timeout_is_transient_a_missing_table_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::from_str(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("busy.db").display()
+        ))
+        .unwrap()
+        .busy_timeout(std::time::Duration::ZERO);
+        let mut writer = options.connect().await.unwrap();
+        let mut other = options.connect().await.unwrap();
+        writer.execute("BEGIN IMMEDIATE").await.unwrap();
+        let busy = other.execute("BEGIN IMMEDIATE").await.unwrap_err();
+        assert!(StoreError::from(busy).is_transient());
+        let missing = other.execute("SELECT * FROM nowhere").await.unwrap_err();
+        assert!(!StoreError::from(missing).is_transient());
+    }
 }

@@ -31,6 +31,31 @@ impl Engine {
     }
 }
 
+/// See [`StoreError::is_transient`]; what each engine says when it cannot take the work now.
+pub(super) fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                // Class 08: connection exception; 53200 out_of_memory, 53300 too_many_connections;
+                // 57P01-57P03: admin_shutdown, crash_shutdown, cannot_connect_now (a restart or failover).
+                let code = pg.code();
+                code.starts_with("08")
+                    || matches!(code, "53200" | "53300" | "57P01" | "57P02" | "57P03")
+            } else if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // SQLITE_BUSY in any of its extended forms: locked by another writer for longer than
+                // busy_timeout.
+                sqlx::error::DatabaseError::code(sqlite)
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .is_some_and(|c| c & 0xff == 5)
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
 /// SQLite or PostgreSQL. Every write, and every read inside a write, goes through `pool`; the hot paths' plain
 /// reads (tokens, clients, sessions) through `reader`. On PostgreSQL they are one pool. On SQLite, which has one
 /// writer at a time, `pool` is a single connection, so writers queue in the process instead of contending for

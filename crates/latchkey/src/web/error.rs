@@ -1,9 +1,12 @@
 //! The one mapping from errors to HTTP. Flows return [`Failure`]; each endpoint family renders it in its own
 //! shape (token JSON, resource JSON, HTML page), and [`status`] is the single exhaustive table of status codes.
-//! Internal causes are logged (inside the request's span, so with its request id) and never sent.
+//! Internal causes are logged (inside the request's span, so with its request id) and never sent. A failure that
+//! passes by itself (a full hashing queue, a database that is unreachable or overloaded) is
+//! `temporarily_unavailable`, a 503 with `Retry-After`; any other internal failure is `server_error`.
 
 use crate::password::PasswordError;
 use crate::store::StoreError;
+use crate::web::pages;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -45,27 +48,68 @@ pub fn status(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// What `Retry-After` says with `temporarily_unavailable`: long enough for a queue to move.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+fn server_error() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::ServerError,
+        "The server could not complete the request; try again",
+    )
+}
+
+fn busy() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::TemporarilyUnavailable,
+        format!("The server is busy; try again in {RETRY_AFTER_SECS} seconds"),
+    )
+}
+
 impl Failure {
-    /// The error to show the client; an internal cause is logged here and replaced by `server_error`.
+    /// The error to show the client; an internal cause is logged here and replaced by `temporarily_unavailable`
+    /// when it passes by itself, by `server_error` otherwise.
     pub fn into_oauth(self) -> OAuthError {
         match self {
             Failure::OAuth(e) => e,
+            Failure::Store(e) if e.is_transient() => {
+                tracing::error!(error = %e, "storage unavailable");
+                busy()
+            }
             Failure::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
-                OAuthError::new(
-                    ErrorCode::ServerError,
-                    "The server could not complete the request; try again",
-                )
+                server_error()
             }
-            Failure::Password(e) => {
+            Failure::Password(PasswordError::Busy) => {
+                tracing::warn!("password hashing queue full; request refused");
+                busy()
+            }
+            Failure::Password(e @ (PasswordError::Hash(_) | PasswordError::Join)) => {
                 tracing::error!(error = %e, "password hashing failure");
-                OAuthError::new(
-                    ErrorCode::ServerError,
-                    "The server could not complete the request; try again",
-                )
+                server_error()
             }
         }
     }
+}
+
+/// Adds `Retry-After` to a `temporarily_unavailable` answer.
+fn add_retry_after(res: &mut Response, code: ErrorCode) {
+    if code == ErrorCode::TemporarilyUnavailable {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+    }
+}
+
+/// Page shape, for a failure on our side behind a page (sign-in, sign-up, the account page, an authorization
+/// request that cannot be redirected yet): 503, with
+/// `Retry-After` and a page that says to wait a little when it passes by itself.
+pub fn page_error(failure: Failure) -> Response {
+    let e = failure.into_oauth();
+    if e.code != ErrorCode::TemporarilyUnavailable {
+        return pages::unavailable();
+    }
+    let mut res = pages::busy(RETRY_AFTER_SECS);
+    add_retry_after(&mut res, e.code);
+    res
 }
 
 #[derive(serde::Serialize)]
@@ -85,6 +129,7 @@ pub fn token_error(failure: Failure) -> Response {
         }),
     )
         .into_response();
+    add_retry_after(&mut res, e.code);
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -122,6 +167,7 @@ pub fn resource_error(failure: Failure) -> Response {
         }),
     )
         .into_response();
+    add_retry_after(&mut res, e.code);
     let challenge = format!("Bearer realm=\"latchkey\", error=\"{}\"", e.code.as_str());
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         res.headers_mut().insert(header::WWW_AUTHENTICATE, v);

@@ -102,6 +102,18 @@ pub fn unavailable() -> Response {
     )
 }
 
+/// The page shown when the server is too busy to take the request now (503); nothing was done.
+pub fn busy(retry_after_secs: u32) -> Response {
+    let wait = format!(
+        "Latchkey is very busy right now, so nothing was done. Please try again in {retry_after_secs} seconds."
+    );
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Latchkey is busy",
+        &[&wait],
+    )
+}
+
 #[derive(Template)]
 #[template(path = "code_entry.html")]
 pub struct CodeEntry {

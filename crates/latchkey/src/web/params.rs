@@ -1,5 +1,7 @@
 //! Reading OAuth parameters from a request body: `application/x-www-form-urlencoded` (with or without a
-//! charset) or, on LWA paths, a flat JSON object (SPEC 2). Anything else is `invalid_request`.
+//! charset) or, on LWA paths, a flat JSON object (SPEC 2). Anything else is `invalid_request`. A JSON object's
+//! members are kept as sent, repeated names included, so that a name given twice is the same `invalid_request`
+//! as a repeated form parameter (RFC 6749 3.1) rather than silently the last value.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -12,31 +14,54 @@ use super::error::{token_error, Failure};
 /// The parameters of a POSTed API request.
 pub struct BodyParams(pub Params);
 
+/// A JSON object's members in the order sent, repeated names included (`serde_json::Value` would keep only the
+/// last of them).
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 fn parse_json(bytes: &[u8]) -> Result<Params, OAuthError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| {
-        OAuthError::new(
-            latchkey_core::error::ErrorCode::InvalidRequest,
-            "The request body is not valid JSON",
-        )
+    let members: Members = serde_json::from_slice(bytes).map_err(|e| {
+        let description = if e.is_data() {
+            "The request body must be a JSON object"
+        } else {
+            "The request body is not valid JSON"
+        };
+        OAuthError::new(latchkey_core::error::ErrorCode::InvalidRequest, description)
     })?;
-    let obj = value.as_object().ok_or_else(|| {
-        OAuthError::new(
-            latchkey_core::error::ErrorCode::InvalidRequest,
-            "The request body must be a JSON object",
-        )
-    })?;
-    let mut pairs = Vec::with_capacity(obj.len());
-    for (k, v) in obj {
+    let mut pairs = Vec::with_capacity(members.0.len());
+    for (k, v) in members.0 {
         let s = match v {
-            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::String(s) => s,
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
             serde_json::Value::Null => String::new(),
             // `scope_data` may be sent as an object; everything else must be flat.
             serde_json::Value::Object(_) if k == "scope_data" => v.to_string(),
-            _ => return Err(OAuthError::invalid(k)),
+            _ => return Err(OAuthError::invalid(&k)),
         };
-        pairs.push((k.clone(), s));
+        pairs.push((k, s));
     }
     Params::new(pairs)
 }
@@ -113,5 +138,70 @@ mod tests {
         assert!(parse_body(Some("application/json"), br#"{"a":[1]}"#).is_err());
         assert!(parse_body(Some("text/plain"), b"a=1").is_err());
         assert!(parse_body(Some("application/x-www-form-urlencoded"), b"a=\xff").is_err());
+    }
+
+    fn json(body: &str) -> Result<Params, OAuthError> {
+        parse_body(Some("application/json"), body.as_bytes())
+    }
+
+    #[test]
+    fn a_repeated_json_member_is_a_duplicate_parameter_like_a_repeated_form_field() {
+        let from_json = json(r#"{"grant_type":"refresh_token","code":"a","code":"b"}"#).unwrap();
+        let from_form = parse_body(
+            Some("application/x-www-form-urlencoded"),
+            b"grant_type=refresh_token&code=a&code=b",
+        )
+        .unwrap();
+        for p in [from_json, from_form] {
+            assert_eq!(p.get("grant_type").unwrap(), Some("refresh_token"));
+            assert_eq!(
+                p.get("code").unwrap_err().description,
+                "The request has a duplicate parameter : code"
+            );
+        }
+        // The same value twice, or of another type, is still twice.
+        for body in [
+            r#"{"client_id":"x","client_id":"x"}"#,
+            r#"{"client_id":"1","client_id":1}"#,
+            r#"{"scope_data":{"a":{}},"scope_data":"{}"}"#,
+        ] {
+            let p = json(body).unwrap();
+            let name = p.pairs()[0].0.clone();
+            assert_eq!(
+                p.get(&name).unwrap_err().description,
+                format!("The request has a duplicate parameter : {name}"),
+                "{body}"
+            );
+        }
+        // As in a form, an empty (null) member counts as absent, and a repeated scope is joined.
+        let p =
+            json(r#"{"code":null,"code":"b","scope":"profile","scope":"postal_code"}"#).unwrap();
+        assert_eq!(p.get("code").unwrap(), Some("b"));
+        assert_eq!(p.joined("scope").as_deref(), Some("profile postal_code"));
+    }
+
+    #[test]
+    fn json_that_is_not_one_flat_object_is_refused_with_its_reason() {
+        let description = |body: &str| json(body).unwrap_err().description;
+        for body in ["[1]", r#""grant_type""#, "null", "5"] {
+            assert_eq!(
+                description(body),
+                "The request body must be a JSON object",
+                "{body}"
+            );
+        }
+        for body in ["{", r#"{"a":"1"} {"b":"2"}"#, r#"{"a":"1",}"#, ""] {
+            assert_eq!(
+                description(body),
+                "The request body is not valid JSON",
+                "{body}"
+            );
+        }
+        assert_eq!(
+            description(r#"{"code":["a"]}"#),
+            "The request has an invalid parameter : code"
+        );
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(500), "]".repeat(500));
+        assert!(json(&deep).is_err());
     }
 }

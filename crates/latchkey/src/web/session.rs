@@ -9,10 +9,8 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Request};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use latchkey_core::secret::{self, Digest, Kind};
-
-use super::pages;
 
 /// Tokens we mint are 43 base64url characters; anything else in a cookie is ignored.
 fn plausible_token(v: &str) -> bool {
@@ -107,10 +105,7 @@ impl FromRequestParts<AppState> for Browser {
                 let id_hash = state.hasher.token(Kind::Session, token);
                 match state.store.find_session(&id_hash, state.clock.now()).await {
                     Ok(found) => found.map(|session| SignedIn { id_hash, session }),
-                    Err(e) => {
-                        tracing::error!(error = %e, "session lookup failed");
-                        return Err(pages::unavailable().into_response());
-                    }
+                    Err(e) => return Err(super::error::page_error(e.into())),
                 }
             }
         };

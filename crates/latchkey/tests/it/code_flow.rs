@@ -1207,6 +1207,56 @@ async fn response_modes_we_do_not_serve_and_query_for_tokens_are_invalid_request
         .starts_with("Atza|"));
 }
 
+/// SPEC 2.1: every authorization response is a 303 See Other, so that the browser follows it with a GET and
+/// never re-sends the consent form to the app: the code, the implicit token, and errors, from `GET /ap/oa` and
+/// from the consent form's POST.
+#[tokio::test]
+async fn authorization_responses_are_303_see_other() {
+    let w = world(|input| input.allow_implicit = true).await;
+    let see_other = |label: &str, res: &reqwest::Response, carries: &str| {
+        assert_eq!(res.status(), 303, "{label}");
+        let location = res.headers()["location"].to_str().unwrap();
+        assert!(
+            location.starts_with(&w.shop.redirect_uri),
+            "{label}: {location}"
+        );
+        assert!(location.contains(carries), "{label}: {location}");
+    };
+    let get = |url: String| async { w.browser.http.get(url).send().await.unwrap() };
+
+    // GET /ap/oa: the code (profile:user_id needs no consent), the implicit token, an error.
+    let (url, _, _) = pkce_request(&w.client, "profile:user_id", &[]);
+    see_other("code", &get(url).await, "?code=");
+    let (url, _) = w
+        .client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("profile:user_id".into()))
+        .use_implicit_flow()
+        .url();
+    see_other("implicit", &get(url.to_string()).await, "#access_token=");
+    let (url, _, _) = pkce_request(&w.client, "bogus", &[]);
+    see_other("error", &get(url).await, "?error=invalid_scope");
+
+    // POST /ap/oa/consent: Allow and Cancel.
+    for (decision, carries) in [("allow", "?code="), ("cancel", "?error=access_denied")] {
+        let (url, _, _) = pkce_request(&w.client, "profile", &[("prompt", "consent")]);
+        let (status, page_url, html) = w.browser.open(&url).await.page();
+        assert_eq!(status, 200, "consent page");
+        let res = w
+            .browser
+            .submit_answer(
+                &page_url,
+                &html,
+                "/ap/oa/consent",
+                &[],
+                Some(("decision", decision)),
+                &[],
+            )
+            .await;
+        see_other(decision, &res, carries);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // 11. Client authentication
 
@@ -1600,7 +1650,7 @@ async fn max_age_zero_does_not_send_a_customer_who_just_signed_in_back_to_sign_i
         .send()
         .await
         .unwrap();
-    assert!(res.status().is_redirection(), "{}", res.status());
+    assert_eq!(res.status(), 303, "a form answers with 303 See Other");
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     w.app.state.clock.advance(1);
     let back = w.browser.open(&location).await.left_to();

@@ -6,6 +6,7 @@
 use crate::support::*;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
@@ -400,7 +401,7 @@ async fn authorize_request_errors_redirect_with_state_and_iss() {
             let url = app.url(&format!("{path}?{}", form(&all)));
             let res = client.get(&url).send().await.unwrap();
             let label = format!("{path} {label}");
-            assert!(res.status().is_redirection(), "{label}: {}", res.status());
+            assert_eq!(res.status(), 303, "{label}: SPEC 2.1 redirects with 303");
             let location = header(res.headers(), "location");
             check_error_redirect(
                 &label,
@@ -426,6 +427,7 @@ async fn authorize_request_errors_redirect_with_state_and_iss() {
         ])
     ));
     let res = client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 303, "state twice");
     check_error_redirect(
         "state twice",
         &header(res.headers(), "location"),
@@ -453,6 +455,7 @@ async fn implicit_errors_come_back_in_the_fragment() {
         ])
     ));
     let res = app.api().get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 303);
     let location = header(res.headers(), "location");
     let (before, fragment) = location
         .split_once('#')
@@ -542,7 +545,7 @@ async fn authorize_login_required_consent_required_and_access_denied() {
     );
 }
 
-/// A storage failure while issuing the code is `server_error` at the app, never a 5xx page.
+/// A broken store (a table gone) while issuing the code is `server_error` at the app, never a 5xx page.
 #[tokio::test]
 async fn authorize_storage_failure_is_server_error_redirect() {
     let w = world().await;
@@ -567,6 +570,108 @@ async fn authorize_storage_failure_is_server_error_redirect() {
         Says::Mentions("could not complete"),
         Some("st"),
     );
+}
+
+/// SPEC 2.1: a database that goes away while the code is issued (here PostgreSQL terminating the connection in
+/// the middle of the INSERT, as in a restart or failover) is `temporarily_unavailable` at the app, with the
+/// `state` and `iss`; once it is back, the same request gets a code.
+#[tokio::test]
+async fn authorize_with_the_database_unavailable_is_temporarily_unavailable_redirect() {
+    let Some(db) = postgres_db().await else {
+        return;
+    };
+    let w = world_on(spawn_app_on(Arc::new(db)).await).await;
+    assert!(!w.code(&w.shop, &[]).await.is_empty());
+    use sqlx::{Connection, Executor};
+    let mut admin = sqlx::PgConnection::connect(&w.app.db.url).await.unwrap();
+    admin
+        .execute(
+            "CREATE FUNCTION lk_test_go_away() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$; \
+             CREATE TRIGGER lk_test_go_away BEFORE INSERT ON auth_codes \
+             FOR EACH ROW EXECUTE FUNCTION lk_test_go_away()",
+        )
+        .await
+        .unwrap();
+    let url = w.authorize_url(&w.shop, &[("scope", "profile"), ("state", "st 1")]);
+    let to = w.browser.open(&url).await.left_to();
+    check_error_redirect(
+        "temporarily_unavailable",
+        to.as_str(),
+        &w.shop.redirect_uri,
+        &w.app.base,
+        "temporarily_unavailable",
+        Says::Mentions("try again"),
+        Some("st 1"),
+    );
+    admin
+        .execute("DROP TRIGGER lk_test_go_away ON auth_codes")
+        .await
+        .unwrap();
+    let back = w.browser.open(&url).await.left_to();
+    assert!(Step::param(&back, "code").is_some(), "{back}");
+}
+
+/// SPEC 2.2: at the token endpoint a broken database is 500 `server_error`, but one that cannot be reached (its
+/// pool closed under the server) is 503 `temporarily_unavailable` with `Retry-After`, in the endpoint's shape;
+/// the resource endpoints answer alike.
+#[tokio::test]
+async fn token_endpoint_with_the_database_unavailable_is_503_temporarily_unavailable() {
+    let db = Arc::new(sqlite_db());
+    let store = latchkey::store::SqlStore::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    let app = spawn_app_over(db, Arc::new(store.clone())).await;
+    let machine = app
+        .register_app(|i| i.allow_client_credentials = true)
+        .await;
+    let body = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &machine.client_id),
+        ("client_secret", machine.secret.as_deref().unwrap()),
+    ]);
+    let res = post_form(&app, "/auth/o2/token", &body, None).await;
+    assert_eq!(res.status(), 200);
+
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query("DROP TABLE access_tokens")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let res = post_form(&app, "/auth/o2/token", &body, None).await;
+    assert!(res.headers().get("retry-after").is_none());
+    expect_token_error(
+        "broken database",
+        res,
+        500,
+        "server_error",
+        Says::Mentions("could not complete"),
+    )
+    .await;
+
+    store.close().await;
+    for path in ["/auth/o2/token", "/oauth2/token"] {
+        let res = post_form(&app, path, &body, None).await;
+        assert_eq!(header(res.headers(), "retry-after"), "5", "{path}");
+        expect_token_error(
+            path,
+            res,
+            503,
+            "temporarily_unavailable",
+            Says::Mentions("try again"),
+        )
+        .await;
+    }
+    let res = tokeninfo(&app, "Atza|anything").await;
+    assert_eq!(header(res.headers(), "retry-after"), "5");
+    expect_resource_error(
+        "tokeninfo",
+        res,
+        503,
+        "temporarily_unavailable",
+        Says::Mentions("try again"),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -628,6 +733,32 @@ async fn token_request_and_client_authentication_errors() {
             expect_token_error(&format!("{path} {label}"), res, *status, error, *says).await;
         }
     }
+
+    // SPEC 2: in a JSON body a repeated member is a duplicate parameter too, never silently its last value (here
+    // the right secret, after a wrong one); the last member alone succeeds.
+    let post_json = |body: String| async move {
+        app.api()
+            .post(app.url("/auth/o2/token"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    };
+    let machine_json = |members: &str| {
+        format!(r#"{{"grant_type":"client_credentials","client_id":"{m_id}",{members}}}"#)
+    };
+    #[rustfmt::skip]
+    let json_rows = [
+        ("JSON client_secret twice", machine_json(&format!(r#""client_secret":"wrong","client_secret":"{m_secret}""#)), "The request has a duplicate parameter : client_secret"),
+        ("JSON grant_type twice", format!(r#"{{"grant_type":"authorization_code","grant_type":"client_credentials","client_id":"{m_id}","client_secret":"{m_secret}"}}"#), "The request has a duplicate parameter : grant_type"),
+    ];
+    for (label, body, says) in json_rows {
+        let res = post_json(body).await;
+        expect_token_error(label, res, 400, "invalid_request", Exactly(says)).await;
+    }
+    let res = post_json(machine_json(&format!(r#""client_secret":"{m_secret}""#))).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
 
     // Authorization headers that are not usable Basic credentials are invalid_client, not ignored.
     #[rustfmt::skip]
@@ -1599,7 +1730,7 @@ async fn security_headers_on_pages_and_api_and_no_store_on_tokens() {
         .send()
         .await
         .unwrap();
-    assert!(res.status().is_redirection(), "{}", res.status());
+    assert_eq!(res.status(), 303, "the code comes back with 303 (SPEC 2.1)");
     assert!(header(res.headers(), "location").contains("code="));
     check_security_headers("redirect with code", res.headers());
     assert_eq!(header(res.headers(), "cache-control"), "no-store");

@@ -1,6 +1,7 @@
 //! SPEC 4's defences that cut across endpoints: the token endpoints' failure throttle, NUL bytes on both
 //! engines, `return_to` that cannot become a header, `Secure` cookies off loopback, sign-in throttling with
-//! `Retry-After`, consent bound to the session that saw it, and no secret stored in the clear.
+//! `Retry-After`, the bounded password-hashing queue, consent bound to the session that saw it, and no secret
+//! stored in the clear.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::*;
@@ -350,6 +351,76 @@ async fn too_many_sign_ins_are_refused_with_429_and_retry_after() {
     assert!((1..=300).contains(&wait), "{wait}");
     // Even the right password waits for the window.
     assert!(res.text().await.unwrap().contains("Too many attempts"));
+}
+
+/// Asserts a "Latchkey is busy" answer, given at once: 503 with a `Retry-After` of a few seconds.
+async fn assert_busy(label: &str, res: impl std::future::Future<Output = reqwest::Response>) {
+    let res = tokio::time::timeout(std::time::Duration::from_secs(20), res)
+        .await
+        .unwrap_or_else(|_| panic!("{label}: the request waited in line instead of being refused"));
+    assert_eq!(res.status(), 503, "{label}");
+    let wait: u32 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{label}: {wait}");
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Latchkey is busy"), "{label}:\n{html}");
+}
+
+/// SPEC 4: with every hashing slot taken and the line full, sign-in, sign-up and password changes are refused
+/// at once with 503 and `Retry-After` instead of waiting; they work again as soon as the queue moves.
+#[tokio::test]
+async fn past_the_password_hashing_queue_sign_in_register_and_password_change_answer_503() {
+    let app = spawn_app_with(Arc::new(sqlite_db()), |c| {
+        c.password_hash_concurrency = 1;
+        c.password_hash_queue = Some(0);
+    })
+    .await;
+    let ada = app.create_user("ada@example.com", "Ada", None).await;
+    let signed_in = app.browser();
+    let (status, _, _) = signed_in.sign_in("ada@example.com", PASSWORD).await.page();
+    assert_eq!(status, 200);
+
+    // The one hashing slot is taken and no one may wait for it.
+    let turn = app.state.passwords.turn().await.unwrap();
+    let browser = app.browser();
+    let (_, url, html) = browser.open("/ap/signin").await.page();
+    let fields = [("email", "ada@example.com"), ("password", PASSWORD)];
+    let res = browser.submit_answer(&url, &html, "/ap/signin", &fields, None, &[]);
+    assert_busy("sign-in", res).await;
+    let (_, url, html) = browser.open("/ap/register").await.page();
+    let new_account = [
+        ("name", "Bob"),
+        ("email", "bob@example.com"),
+        ("password", "long enough password"),
+    ];
+    let res = browser.submit_answer(&url, &html, "/ap/register", &new_account, None, &[]);
+    assert_busy("register", res).await;
+    let (status, url, html) = signed_in.open("/account").await.page();
+    assert_eq!(status, 200);
+    let change = [
+        ("current_password", PASSWORD),
+        ("new_password", "another long password"),
+    ];
+    let res = signed_in.submit_answer(&url, &html, "/account/password", &change, None, &[]);
+    assert_busy("password change", res).await;
+    // Nothing was done.
+    assert!(app
+        .store()
+        .find_user_by_email("bob@example.com")
+        .await
+        .unwrap()
+        .is_none());
+    let stored = app.store().find_user(&ada.id).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, ada.password_hash);
+
+    // Once the hash in progress finishes, the same sign-in goes through.
+    drop(turn);
+    let (status, url, _) = browser.sign_in("ada@example.com", PASSWORD).await.page();
+    assert_eq!(status, 200);
+    assert!(!url.contains("/ap/signin"), "{url}");
 }
 
 /// A consent page for `browser`, signed in as `email`, and its URL.

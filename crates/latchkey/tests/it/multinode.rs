@@ -247,6 +247,7 @@ async fn a_consent_form_from_one_node_is_accepted_by_the_other_and_sign_out_ends
         }
     };
     let before = replay(cookies.clone()).await;
+    assert_eq!(before.status(), 303);
     let location = before.headers()["location"].to_str().unwrap();
     assert!(
         location.starts_with(&shop.redirect_uri) && location.contains("code="),

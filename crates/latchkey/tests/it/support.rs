@@ -117,13 +117,30 @@ pub async fn spawn_app_on(db: Arc<TestDb>) -> TestApp {
 
 /// Like [`spawn_app_on`], with the configuration adjusted by `tweak`.
 pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(db, None, tweak).await
+}
+
+/// Like [`spawn_app_on`], serving from `store` (already migrated, on `db`): a test keeps its own handle to the
+/// store, e.g. to close its pool under the running server.
+pub async fn spawn_app_over(db: Arc<TestDb>, store: Arc<dyn Store>) -> TestApp {
+    spawn(db, Some(store), |_| {}).await
+}
+
+async fn spawn(
+    db: Arc<TestDb>,
+    store: Option<Arc<dyn Store>>,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut config = test_config(&db.url);
     config.listen = listener.local_addr().unwrap();
     config.issuer = Some(base.clone());
     tweak(&mut config);
-    let state = App::build(config).await.unwrap();
+    let state = match store {
+        Some(store) => App::with_store(config, store).await.unwrap(),
+        None => App::build(config).await.unwrap(),
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let serving = state.clone();
     tokio::spawn(async move {
@@ -271,7 +288,7 @@ pub enum Step {
         url: String,
         html: String,
     },
-    /// A redirect away from Latchkey (back to the app), not followed.
+    /// A redirect away from Latchkey (back to the app), not followed; Latchkey's are checked to be 303.
     LeftTo(Url),
 }
 
@@ -333,6 +350,15 @@ impl Browser {
                     .to_owned();
                 let next = url.join(&location).unwrap();
                 if next.origin() != self.base.origin() {
+                    // Latchkey sends a browser back to an app only with an authorization response: 303 See
+                    // Other, whatever the request's method (SPEC 2.1).
+                    if url.origin() == self.base.origin() {
+                        assert_eq!(
+                            res.status().as_u16(),
+                            303,
+                            "the authorization response to {next} must be a 303 See Other"
+                        );
+                    }
                     return Step::LeftTo(next);
                 }
                 res = self.http.get(next).send().await.unwrap();
@@ -367,6 +393,22 @@ impl Browser {
         button: Option<(&str, &str)>,
         untick: &[&str],
     ) -> Step {
+        let res = self
+            .submit_answer(page_url, html, action, fields, button, untick)
+            .await;
+        self.settle(res).await
+    }
+
+    /// Like [`Browser::submit`], but returns the answer to the POST itself (status and headers), unfollowed.
+    pub async fn submit_answer(
+        &self,
+        page_url: &str,
+        html: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+        button: Option<(&str, &str)>,
+        untick: &[&str],
+    ) -> reqwest::Response {
         let (target, pairs) = {
             let doc = Html::parse_document(html);
             let form_sel = Selector::parse("form").unwrap();
@@ -435,15 +477,13 @@ impl Browser {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish();
-        let res = self
-            .http
+        self.http
             .post(target)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
             .await
-            .unwrap();
-        self.settle(res).await
+            .unwrap()
     }
 
     /// On a sign-in page, signs in; returns where the browser ends up.
