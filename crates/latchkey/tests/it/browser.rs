@@ -5,16 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
@@ -49,31 +40,7 @@ async fn a_customer_a_developer_and_the_sdk_sample_in_headless_chromium() {
         }
     };
     let data = tempfile::tempdir().unwrap();
-    let (lk_port, site_port) = (free_port(), free_port());
-    let base = format!("http://127.0.0.1:{lk_port}");
-    let sample = format!("http://127.0.0.1:{site_port}");
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(["demo", "--app-listen", &format!("127.0.0.1:{site_port}")])
-        .env("LATCHKEY_DATA_DIR", data.path())
-        .env("LATCHKEY_LISTEN", format!("127.0.0.1:{lk_port}"))
-        .env("LATCHKEY_LOG_LEVEL", "warn")
-        .env("LATCHKEY_PASSWORD_HASH_CONCURRENCY", "2")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        let lk = http.get(format!("{base}/healthz")).send().await;
-        let site = http.get(format!("{sample}/sample")).send().await;
-        if lk.is_ok_and(|r| r.status().is_success()) && site.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "latchkey demo did not start");
+    let (mut server, base, sample) = crate::demo::start_demo(data.path()).await;
 
     let mut story = tokio::process::Command::new("node");
     story

@@ -21,7 +21,7 @@ fn free_port() -> u16 {
 }
 
 /// `latchkey demo` in a fresh data directory, up and answering; with Latchkey's and the demo site's base URLs.
-async fn start_demo(data: &std::path::Path) -> (tokio::process::Child, String, String) {
+pub async fn start_demo(data: &std::path::Path) -> (tokio::process::Child, String, String) {
     let (lk_port, site_port) = (free_port(), free_port());
     let base = format!("http://127.0.0.1:{lk_port}");
     let site = format!("http://127.0.0.1:{site_port}");
