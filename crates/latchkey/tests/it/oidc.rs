@@ -453,9 +453,9 @@ async fn key_rotation_keeps_old_tokens_verifiable_and_both_nodes_publish_the_sam
     verify_against(&ja, &after, now() - 3_600).expect("the new key still verifies its tokens");
 }
 
-#[tokio::test]
-async fn discovery_lists_only_endpoints_that_answer() {
-    let app = spawn_app().await;
+/// Both discovery documents (OpenID Connect Discovery, RFC 8414), by path.
+async fn discovery_documents(app: &TestApp) -> Vec<(&'static str, Value)> {
+    let mut docs = Vec::new();
     for path in [
         "/.well-known/openid-configuration",
         "/.well-known/oauth-authorization-server",
@@ -469,6 +469,15 @@ async fn discovery_lists_only_endpoints_that_answer() {
             .json()
             .await
             .unwrap();
+        docs.push((path, meta));
+    }
+    docs
+}
+
+#[tokio::test]
+async fn discovery_lists_only_endpoints_that_answer() {
+    let app = spawn_app().await;
+    for (_, meta) in discovery_documents(&app).await {
         assert_eq!(meta["issuer"], app.base);
         assert_eq!(
             meta["subject_types_supported"],
@@ -545,19 +554,7 @@ async fn discovery_claims_exactly_the_capabilities_that_are_tested() {
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
     });
-    for path in [
-        "/.well-known/openid-configuration",
-        "/.well-known/oauth-authorization-server",
-    ] {
-        let meta: Value = app
-            .api()
-            .get(app.url(path))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    for (path, meta) in discovery_documents(&app).await {
         let mut claims = meta.as_object().unwrap().clone();
         claims.retain(|k, _| k != "issuer" && !k.ends_with("_endpoint") && k != "jwks_uri");
         assert_eq!(Value::Object(claims), expected, "{path}");
