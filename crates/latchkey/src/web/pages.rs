@@ -228,7 +228,21 @@ pub struct AccountSettings {
 
 #[cfg(test)]
 mod tests {
-    use super::utc;
+    use super::{duration_words, utc};
+
+    #[test]
+    fn durations_read_in_rounded_units() {
+        for (secs, words) in [
+            (3600, "about 60 minutes"),
+            (3590, "about 60 minutes"),
+            (3500, "about 58 minutes"),
+            (119, "less than 2 minutes"),
+            (86_400, "about 24 hours"),
+            (7 * 86_400 - 5, "about 7 days"),
+        ] {
+            assert_eq!(duration_words(secs), words, "{secs}");
+        }
+    }
 
     #[test]
     fn times_read_as_utc_dates() {
@@ -281,11 +295,14 @@ pub struct AppSummary {
     pub previous_secret: Option<String>,
 }
 
+/// "about N units", rounded to the nearest unit (a grace period of an hour, a second later, is still "about 60
+/// minutes").
 fn duration_words(secs: i64) -> String {
+    let about = |unit: i64| (secs + unit / 2) / unit;
     match secs {
-        s if s >= 2 * 86_400 => format!("about {} days", s / 86_400),
-        s if s >= 2 * 3600 => format!("about {} hours", s / 3600),
-        s if s >= 120 => format!("about {} minutes", s / 60),
+        s if s >= 2 * 86_400 => format!("about {} days", about(86_400)),
+        s if s >= 2 * 3600 => format!("about {} hours", about(3600)),
+        s if s >= 120 => format!("about {} minutes", about(60)),
         _ => "less than 2 minutes".to_owned(),
     }
 }
