@@ -140,8 +140,7 @@ async fn start_session(state: &AppState, user_id: &str, return_to: &str) -> Resp
         .create_session(&hash, user_id, now, now + state.config.session_ttl)
         .await
     {
-        tracing::error!(error = %e, "session creation failed");
-        return pages::unavailable();
+        return page_error(e.into());
     }
     let mut res = Redirect::to(return_to).into_response();
     res.headers_mut().append(
@@ -218,15 +217,13 @@ pub async fn signin(
         }
         (Ok(_), Ok(_)) => {}
         (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "rate limit check failed");
-            return pages::unavailable();
+            return page_error(e.into());
         }
     }
     let user = match state.store.find_user_by_email(&form.email).await {
         Ok(u) => u.filter(|u| !u.disabled),
         Err(e) => {
-            tracing::error!(error = %e, "user lookup failed");
-            return pages::unavailable();
+            return page_error(e.into());
         }
     };
     let ok = match state
@@ -367,10 +364,7 @@ pub async fn register(state: &AppState, browser: &Browser, form: AccountForm) ->
             Some("An account with this email address already exists. Sign in instead.".into()),
             StatusCode::CONFLICT,
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "account creation failed");
-            pages::unavailable()
-        }
+        Err(e) => page_error(e.into()),
     }
 }
 
@@ -381,8 +375,7 @@ pub async fn signout(state: &AppState, browser: &Browser, csrf: Option<&str>) ->
     }
     if let Some(s) = &browser.signed_in {
         if let Err(e) = state.store.delete_session(&s.id_hash).await {
-            tracing::error!(error = %e, "session deletion failed");
-            return pages::unavailable();
+            return page_error(e.into());
         }
     }
     let mut res = pages::message(

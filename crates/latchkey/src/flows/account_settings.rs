@@ -101,8 +101,7 @@ async fn page(
     {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "session listing failed");
-            return pages::unavailable();
+            return page_error(e.into());
         }
     };
     let sessions = sessions
@@ -190,10 +189,7 @@ pub async fn update_profile(state: &AppState, browser: &Browser, form: SettingsF
             .await
         }
         Ok(ProfileUpdate::UnknownUser) => signin_first(PAGE),
-        Err(e) => {
-            tracing::error!(error = %e, "profile update failed");
-            pages::unavailable()
-        }
+        Err(e) => page_error(e.into()),
     }
 }
 
@@ -235,8 +231,7 @@ pub async fn change_password(state: &AppState, browser: &Browser, form: Settings
         Ok(n) if n > state.config.signin_limit => return too_many(state),
         Ok(_) => {}
         Err(e) => {
-            tracing::error!(error = %e, "rate limit check failed");
-            return pages::unavailable();
+            return page_error(e.into());
         }
     }
     match state
@@ -277,8 +272,7 @@ pub async fn change_password(state: &AppState, browser: &Browser, form: Settings
             .await
         }
         Err(e) => {
-            tracing::error!(error = %e, "password change failed");
-            pages::unavailable()
+            page_error(e.into())
         }
     }
 }
@@ -303,8 +297,7 @@ pub async fn end_session(state: &AppState, browser: &Browser, form: SettingsForm
     let sessions = match state.store.list_sessions(user_id, state.clock.now()).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "session listing failed");
-            return pages::unavailable();
+            return page_error(e.into());
         }
     };
     let Some(target) = sessions.iter().find(|s| {
@@ -322,8 +315,7 @@ pub async fn end_session(state: &AppState, browser: &Browser, form: SettingsForm
         .delete_user_session(user_id, &target.id_hash)
         .await
     {
-        tracing::error!(error = %e, "session deletion failed");
-        return pages::unavailable();
+        return page_error(e.into());
     }
     if target.id_hash == signed_in.id_hash {
         return signed_out_here(state);
@@ -344,8 +336,7 @@ pub async fn end_all_sessions(state: &AppState, browser: &Browser, form: Setting
         .delete_user_sessions(&signed_in.session.user.id)
         .await
     {
-        tracing::error!(error = %e, "session deletion failed");
-        return pages::unavailable();
+        return page_error(e.into());
     }
     signed_out_here(state)
 }

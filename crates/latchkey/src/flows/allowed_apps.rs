@@ -7,6 +7,7 @@ use super::account::{expired_form, signin_first};
 use super::authorize::consent_items;
 use crate::app::AppState;
 use crate::store::User;
+use crate::web::error::page_error;
 use crate::web::pages::{self, AllowedApp, AllowedApps, ConsentItem};
 use crate::web::session::Browser;
 use axum::http::StatusCode;
@@ -58,8 +59,7 @@ pub async fn show(
     let consents = match state.store.list_consents(&user.id).await {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, "consent listing failed");
-            return pages::unavailable();
+            return page_error(e.into());
         }
     };
     let mut apps = Vec::with_capacity(consents.len());
@@ -68,8 +68,7 @@ pub async fn show(
             Ok(Some(c)) => c,
             Ok(None) => continue,
             Err(e) => {
-                tracing::error!(error = %e, "client lookup failed");
-                return pages::unavailable();
+                return page_error(e.into());
             }
         };
         apps.push(AllowedApp {
@@ -94,8 +93,7 @@ pub async fn show(
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::error!(error = %e, "client lookup failed");
-                return pages::unavailable();
+                return page_error(e.into());
             }
         }
     }
@@ -137,8 +135,7 @@ pub async fn remove(
         .revoke_consent(&user.id, &form.client_id, state.clock.now())
         .await
     {
-        tracing::error!(error = %e, "consent revocation failed");
-        return pages::unavailable();
+        return page_error(e.into());
     }
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("removed", &form.client_id)

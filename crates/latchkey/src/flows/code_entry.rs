@@ -90,8 +90,7 @@ fn expired_form() -> Response {
 }
 
 fn store_failed(e: crate::store::StoreError) -> Response {
-    tracing::error!(error = %e, "code entry storage failure");
-    pages::unavailable()
+    crate::web::error::page_error(e.into())
 }
 
 /// `GET /code` (and `verification_uri_complete`, which pre-fills the code).

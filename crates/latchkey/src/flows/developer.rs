@@ -214,9 +214,8 @@ fn expired() -> Response {
     pages::message(StatusCode::BAD_REQUEST, "This form has expired", &[EXPIRED])
 }
 
-fn store_failed(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "developer console storage failed");
-    pages::unavailable()
+fn store_failed(e: crate::store::StoreError) -> Response {
+    crate::web::error::page_error(e.into())
 }
 
 /// Why a console request is not served, and so what the browser gets instead.

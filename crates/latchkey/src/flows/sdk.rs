@@ -4,6 +4,7 @@
 
 use crate::app::AppState;
 use crate::store::Client;
+use crate::web::error::page_error;
 use crate::web::pages;
 use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -47,8 +48,7 @@ pub async fn relay(state: &AppState, client_id: &str) -> Response {
             )
         }
         Err(e) => {
-            tracing::error!(error = %e, "relay client lookup failed");
-            return pages::unavailable();
+            return page_error(e.into());
         }
     };
     let page = Relay {

@@ -672,6 +672,37 @@ async fn token_endpoint_with_the_database_unavailable_is_503_temporarily_unavail
         Says::Mentions("try again"),
     )
     .await;
+    // Pages answer in their own shape through the same mapping: a sign-in (its rate limit is in the store) and the
+    // code-entry page of a signed-in browser fail alike, with a page that says to wait.
+    let page = app.api().get(app.url("/ap/signin")).send().await.unwrap();
+    let cookies: Vec<String> = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let res = app
+        .api()
+        .post(app.url("/ap/signin"))
+        .header("cookie", cookies.join("; "))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "a@example.com"),
+            ("password", "a password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(header(res.headers(), "retry-after"), "5");
+    assert!(res.text().await.unwrap().contains("try again in 5 seconds"));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
