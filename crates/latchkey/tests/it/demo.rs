@@ -47,21 +47,26 @@ pub async fn start_demo(data: &std::path::Path) -> (tokio::process::Child, Strin
     panic!("latchkey demo did not start");
 }
 
+/// The body of a page on the demo site, fetched with the browser's cookies.
+async fn text_at(browser: &Browser, url: &str) -> String {
+    browser
+        .http
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_demo_site_signs_in_through_latchkey_and_shows_the_profile_and_tokeninfo() {
     let data = tempfile::tempdir().unwrap();
     let (mut demo, base, site) = start_demo(data.path()).await;
     // One cookie jar for both origins, as a browser has (cookies are per host, not per port).
     let browser = Browser::new(&base);
-    let home = browser
-        .http
-        .get(format!("{site}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = text_at(&browser, &format!("{site}/")).await;
     assert!(home.contains("Login with Latchkey"), "{home}");
     let login = browser
         .http
@@ -88,15 +93,7 @@ async fn the_demo_site_signs_in_through_latchkey_and_shows_the_profile_and_token
         "{back}"
     );
 
-    let page = browser
-        .http
-        .get(back.as_str())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text_at(&browser, back.as_str()).await;
     assert!(page.contains("Signed in"), "{page}");
     assert!(
         page.contains("Demo Customer") && page.contains(DEMO_EMAIL),
