@@ -2,6 +2,7 @@
 //! values, identifiers and tokens minted. Nothing here does I/O: the current time, randomness and keys are
 //! arguments, so every rule can be tested with a table.
 
+pub mod address;
 pub mod authorize;
 pub mod client;
 pub mod code;

@@ -68,13 +68,14 @@ pub fn parse_basic(header: &str) -> Result<(String, Secret), OAuthError> {
     let (id, secret) = decoded
         .split_once(':')
         .ok_or_else(|| OAuthError::invalid_client("Authorization"))?;
-    let unescape = |s: &str| -> String {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
+    // `application/x-www-form-urlencoded` decoding of each part on its own: `+` is a space, `%XX` a byte.
+    let unescape = |s: &str| -> Result<String, OAuthError> {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .map(|v| v.into_owned())
+            .map_err(|_| OAuthError::invalid_client("Authorization"))
     };
-    Ok((unescape(id), Secret::new(unescape(secret))))
+    Ok((unescape(id)?, Secret::new(unescape(secret)?)))
 }
 
 /// The client's credentials from the body or HTTP Basic; `None` only if `optional` and none were sent.
@@ -323,5 +324,20 @@ mod tests {
         )
         .unwrap();
         assert!(r.client.unwrap().basic);
+    }
+
+    #[test]
+    fn basic_auth_decodes_every_character_on_its_own() {
+        // RFC 6749 2.3.1: `&`, `=` and `%` are data here, not form syntax.
+        let header = format!("Basic {}", STANDARD.encode("a%26b:c&d=e%25"));
+        let (id, secret) = parse_basic(&header).unwrap();
+        assert_eq!(id, "a&b");
+        assert_eq!(secret.expose(), "c&d=e%");
+        // A percent-escape that is not UTF-8 is refused, not mangled.
+        let header = format!("Basic {}", STANDARD.encode("a%FF:b"));
+        assert_eq!(
+            parse_basic(&header).unwrap_err().code,
+            ErrorCode::InvalidClient
+        );
     }
 }
