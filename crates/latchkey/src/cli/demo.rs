@@ -60,8 +60,21 @@ async fn put_app(
     Ok(secret)
 }
 
-/// Seeds the demo data and returns the demo app's secret.
+/// Seeds the demo data and returns the demo app's secret. A database that holds other accounts and was not made
+/// by `latchkey demo` is refused: the demo customer's password is public, and it must not end up in a real one.
 async fn seed(state: &AppState, app_base: &str) -> anyhow::Result<Secret> {
+    let others = state
+        .store
+        .list_users()
+        .await?
+        .iter()
+        .any(|u| u.email != DEMO_EMAIL);
+    if others && state.store.find_client(DEMO_CLIENT_ID).await?.is_none() {
+        anyhow::bail!(
+            "this database already holds accounts that latchkey demo did not make; the demo adds a customer whose \
+             password is public, so it runs only on its own database (set LATCHKEY_DATA_DIR to an empty directory)"
+        );
+    }
     let now = state.clock.now();
     if state.store.find_user_by_email(DEMO_EMAIL).await?.is_none() {
         let user = User {

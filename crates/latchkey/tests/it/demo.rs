@@ -189,3 +189,52 @@ async fn device_login_with_its_defaults_prints_the_profile_once_the_code_is_appr
     );
     demo.kill().await.ok();
 }
+
+/// `latchkey demo` seeds a customer with a public password: it refuses a database that already holds accounts it
+/// did not make, and leaves it untouched.
+#[tokio::test]
+async fn the_demo_refuses_a_database_that_holds_other_accounts() {
+    let data = tempfile::tempdir().unwrap();
+    let mut add = std::process::Command::new(BIN)
+        .args([
+            "user",
+            "add",
+            "--email",
+            "real@example.com",
+            "--name",
+            "Real Customer",
+            "--password-stdin",
+        ])
+        .env("LATCHKEY_DATA_DIR", data.path())
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"a real customer's password\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+    let out = std::process::Command::new(BIN)
+        .args([
+            "demo",
+            "--app-listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .env("LATCHKEY_DATA_DIR", data.path())
+        .env("LATCHKEY_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already holds accounts"), "{stderr}");
+    let list = std::process::Command::new(BIN)
+        .args(["user", "list", "--json"])
+        .env("LATCHKEY_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.contains("real@example.com"), "{listed}");
+    assert!(!listed.contains(DEMO_EMAIL), "{listed}");
+}
