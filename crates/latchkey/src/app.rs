@@ -49,6 +49,8 @@ pub struct App {
     pub keys: KeyRing,
     /// Addresses refused at the token endpoints for too many failures.
     pub token_throttle: crate::throttle::Throttle,
+    /// Peers whose forwarding headers name the client (SPEC 4).
+    pub trusted_proxies: latchkey_core::address::TrustedProxies,
 }
 
 /// Cheap to clone; handlers receive it as axum state.
@@ -92,6 +94,7 @@ impl App {
             .await?
             .try_into()
             .map_err(|_| StoreError::Corrupt("the stored hash key is not 32 bytes".into()))?;
+        let trusted_proxies = config.trusted_proxies().map_err(StoreError::Corrupt)?;
         let clock = Clock::default();
         let keys = KeyRing::open(store.as_ref(), clock.now(), config.id_token_ttl).await?;
         Ok(AppState(Arc::new(App {
@@ -108,6 +111,7 @@ impl App {
             clock,
             known_scopes: latchkey_core::scope::STANDARD_SCOPES.to_vec(),
             token_throttle: Default::default(),
+            trusted_proxies,
             config,
         })))
     }

@@ -44,6 +44,54 @@ pub struct Config {
     pub log_format: String,
     /// Tracing filter, e.g. `info` or `latchkey=debug`.
     pub log_level: String,
+    /// Reverse proxies (CIDR blocks or addresses) whose `X-Forwarded-For` / `Forwarded` headers name the client
+    /// (SPEC 4). Env: comma-separated. Empty: the TCP peer is the client, and headers are ignored.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub trusted_proxies: Vec<String>,
+    /// Sign-ups allowed per address in `signup_window` seconds.
+    pub signup_limit: i64,
+    pub signup_window: i64,
+    /// Device code pairs an app may request per address in `codepair_window` seconds.
+    pub codepair_limit: i64,
+    pub codepair_window: i64,
+    /// PEM files: with both set, Latchkey serves HTTPS itself (HTTP/1.1 and HTTP/2), rereading them on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Open connections at most; past it, new connections wait in the listen backlog.
+    pub max_connections: usize,
+    /// Where `/metrics` is served (never on the public listener); `off` serves it nowhere.
+    #[serde(deserialize_with = "address_or_off")]
+    pub admin_listen: Option<SocketAddr>,
+}
+
+/// A list from TOML, or a comma-separated string (an environment variable).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(list) => list,
+        Either::Commas(s) => s
+            .split(',')
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect(),
+    })
+}
+
+/// `host:port`, or `off`.
+fn address_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    match s.as_deref().map(str::trim) {
+        None | Some("off") | Some("") => Ok(None),
+        Some(addr) => addr
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{addr}` is not host:port or off"))),
+    }
 }
 
 impl Default for Config {
@@ -68,6 +116,15 @@ impl Default for Config {
             token_failure_window: 60,
             log_format: "json".into(),
             log_level: "info".into(),
+            trusted_proxies: Vec::new(),
+            signup_limit: 10,
+            signup_window: 3600,
+            codepair_limit: 30,
+            codepair_window: 600,
+            tls_cert: None,
+            tls_key: None,
+            max_connections: 10_000,
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9480))),
         }
     }
 }
@@ -151,10 +208,35 @@ impl Config {
         if !(1..=86_400).contains(&self.token_failure_window) {
             return Err("token_failure_window must be between 1 and 86400 seconds".into());
         }
+        self.trusted_proxies()?;
+        for (name, limit, window) in [
+            ("signup", self.signup_limit, self.signup_window),
+            ("codepair", self.codepair_limit, self.codepair_window),
+        ] {
+            if limit < 1 {
+                return Err(format!("{name}_limit must be positive"));
+            }
+            if !(1..=86_400).contains(&window) {
+                return Err(format!("{name}_window must be between 1 and 86400 seconds"));
+            }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("tls_cert and tls_key must be set together".into());
+        }
+        if self.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err("log_format must be json or pretty".into());
         }
         Ok(())
+    }
+
+    /// The proxies whose forwarding headers are believed.
+    pub fn trusted_proxies(&self) -> Result<latchkey_core::address::TrustedProxies, String> {
+        latchkey_core::address::TrustedProxies::parse(
+            self.trusted_proxies.iter().map(String::as_str),
+        )
     }
 
     /// The database URL in force.

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod flows;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod password;
 pub mod store;

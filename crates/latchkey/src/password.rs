@@ -20,6 +20,9 @@ pub struct Passwords {
     places: Arc<Semaphore>,
     /// One per hash running (`concurrency`).
     hashing: Arc<Semaphore>,
+    /// Places new passwords (sign-up, password changes) may take: half of them, so that a flood of sign-ups
+    /// cannot keep customers from signing in.
+    new_places: Arc<Semaphore>,
     /// A real hash of a random password, verified when the account does not exist so that timing does not tell.
     dummy: Arc<OnceCell<String>>,
 }
@@ -67,6 +70,7 @@ impl Passwords {
             .saturating_add(queue)
             .min(Semaphore::MAX_PERMITS);
         Passwords {
+            new_places: Arc::new(Semaphore::new(places.div_ceil(2))),
             places: Arc::new(Semaphore::new(places)),
             hashing: Arc::new(Semaphore::new(concurrency)),
             dummy: Arc::new(OnceCell::new()),
@@ -110,8 +114,16 @@ impl Passwords {
         .map_err(|_| PasswordError::Join)
     }
 
-    /// Hashes a new password (Argon2id, random salt, PHC string).
+    /// Hashes a new password (Argon2id, random salt, PHC string), in one of the places new passwords may take.
     pub async fn hash(&self, password: &Secret) -> Result<String, PasswordError> {
+        let _new = self
+            .new_places
+            .clone()
+            .try_acquire_owned()
+            .map_err(|e| match e {
+                TryAcquireError::NoPermits => PasswordError::Busy,
+                TryAcquireError::Closed => PasswordError::Join,
+            })?;
         let password = password.clone();
         self.in_turn(move || hash_blocking(password.expose()))
             .await?

@@ -334,9 +334,38 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<(AppState, tokio::ne
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let admin_listen = config.admin_listen;
     let (state, listener) = start(config).await?;
-    tracing::info!(listen = %listener.local_addr()?, issuer = %state.issuer, "latchkey is listening");
-    crate::web::serve(listener, state, shutdown_signal()).await?;
+    let admin = match admin_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (admin_listen): {e}"))?,
+        ),
+        None => None,
+    };
+    let admin_addr = match &admin {
+        Some(l) => l.local_addr()?.to_string(),
+        None => "off".into(),
+    };
+    let scheme = if state.config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(listen = %listener.local_addr()?, scheme, admin = %admin_addr, issuer = %state.issuer, "latchkey is listening");
+    let public = crate::web::serve(listener, state.clone(), shutdown_signal());
+    match admin {
+        Some(admin) => {
+            let (a, b) = tokio::join!(
+                public,
+                crate::web::serve_admin(admin, state, shutdown_signal())
+            );
+            a?;
+            b?;
+        }
+        None => public.await?,
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! address in the shared store, passwords are Argon2id, and a new session id is minted at every sign-in.
 
 use crate::app::AppState;
+use crate::limits::{self, Bucket};
 use crate::metrics::OutcomeLabels;
 use crate::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use crate::store::{Created, User};
@@ -150,15 +151,14 @@ async fn start_session(state: &AppState, user_id: &str, return_to: &str) -> Resp
     res
 }
 
-pub(crate) fn too_many(state: &AppState) -> Response {
+pub(crate) fn too_many(wait: i64) -> Response {
     let mut res = pages::message(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many attempts",
         &["There have been too many sign-in attempts. Wait a few minutes, then try again."],
     );
-    if let Ok(v) = HeaderValue::from_str(&state.config.signin_window.to_string()) {
-        res.headers_mut().insert(header::RETRY_AFTER, v);
-    }
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
     res
 }
 
@@ -193,19 +193,24 @@ pub async fn signin(
             StatusCode::BAD_REQUEST,
         );
     }
-    let now = state.clock.now();
-    let window = state.config.signin_window;
-    let limit = state.config.signin_limit;
-    let by_account = state
-        .store
-        .hit_rate_limit(&format!("signin:account:{}", form.email), window, now)
-        .await;
-    let by_address = state
-        .store
-        .hit_rate_limit(&format!("signin:ip:{client_ip}"), window, now)
-        .await;
-    match (by_account, by_address) {
-        (Ok(a), Ok(b)) if a > limit || b > limit * 5 => {
+    // Counted before the (costly) check, so parallel guesses cannot pass the limit together; refunded when the
+    // password was right, so that only failures count. Per account *and* address, so that a stranger's wrong
+    // guesses never lock the owner out, and per address.
+    let (window, limit) = (state.config.signin_window, state.config.signin_limit);
+    let buckets = [
+        Bucket::new(
+            format!(
+                "signin:account-ip:{}|{client_ip}",
+                form.email.to_lowercase()
+            ),
+            limit,
+            window,
+        ),
+        Bucket::new(format!("signin:ip:{client_ip}"), limit * 5, window),
+    ];
+    match limits::hit(state, &buckets).await {
+        Ok(None) => {}
+        Ok(Some(wait)) => {
             state
                 .metrics
                 .signins
@@ -213,12 +218,9 @@ pub async fn signin(
                     outcome: "throttled",
                 })
                 .inc();
-            return too_many(state);
+            return too_many(wait);
         }
-        (Ok(_), Ok(_)) => {}
-        (Err(e), _) | (_, Err(e)) => {
-            return page_error(e.into());
-        }
+        Err(e) => return page_error(e.into()),
     }
     let user = match state.store.find_user_by_email(&form.email).await {
         Ok(u) => u.filter(|u| !u.disabled),
@@ -244,6 +246,9 @@ pub async fn signin(
                 .signins
                 .get_or_create(&OutcomeLabels { outcome: "success" })
                 .inc();
+            if let Err(e) = limits::refund(state, &buckets).await {
+                return page_error(e.into());
+            }
             start_session(state, &user.id, &safe_return_to(form.return_to.as_deref())).await
         }
         _ => {
@@ -316,7 +321,12 @@ fn check_postal_code(postal_code: &str) -> Result<(), &'static str> {
 }
 
 /// `POST /ap/register`.
-pub async fn register(state: &AppState, browser: &Browser, form: AccountForm) -> Response {
+pub async fn register(
+    state: &AppState,
+    browser: &Browser,
+    client_ip: &str,
+    form: AccountForm,
+) -> Response {
     if !browser.csrf_ok(state, form.csrf.as_deref()) {
         return register_page(
             state,
@@ -339,6 +349,26 @@ pub async fn register(state: &AppState, browser: &Browser, form: AccountForm) ->
             Some(why.into()),
             StatusCode::BAD_REQUEST,
         );
+    }
+    // Every sign-up costs a password hash: counted per address before it is computed (SPEC 4).
+    let bucket = [Bucket::new(
+        format!("signup:ip:{client_ip}"),
+        state.config.signup_limit,
+        state.config.signup_window,
+    )];
+    match limits::hit(state, &bucket).await {
+        Ok(None) => {}
+        Ok(Some(wait)) => {
+            let mut res = pages::message(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many new accounts",
+                &["Too many accounts have been created from this network. Wait a while, then try again."],
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return res;
+        }
+        Err(e) => return page_error(e.into()),
     }
     let password_hash = match state.passwords.hash(&form.password).await {
         Ok(h) => h,

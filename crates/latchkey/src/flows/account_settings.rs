@@ -4,6 +4,7 @@
 
 use super::account::{check_password, check_profile, expired_form, signin_first, too_many};
 use crate::app::AppState;
+use crate::limits::{self, Bucket};
 use crate::store::ProfileUpdate;
 use crate::web::error::page_error;
 use crate::web::pages::{self, AccountSettings, SessionRow};
@@ -217,22 +218,16 @@ pub async fn change_password(state: &AppState, browser: &Browser, form: Settings
     if let Err(why) = check_password(form.new_password.expose()) {
         return refuse(why, StatusCode::BAD_REQUEST).await;
     }
-    // Guessing the current password here counts like guessing it at sign-in.
-    let now = state.clock.now();
-    match state
-        .store
-        .hit_rate_limit(
-            &format!("signin:account:{}", user.email),
-            state.config.signin_window,
-            now,
-        )
-        .await
-    {
-        Ok(n) if n > state.config.signin_limit => return too_many(state),
-        Ok(_) => {}
-        Err(e) => {
-            return page_error(e.into());
-        }
+    // Guessing the current password here is limited per account: only whoever holds this session can guess.
+    let bucket = [Bucket::new(
+        format!("password:account:{}", user.id),
+        state.config.signin_limit,
+        state.config.signin_window,
+    )];
+    match limits::hit(state, &bucket).await {
+        Ok(None) => {}
+        Ok(Some(wait)) => return too_many(wait),
+        Err(e) => return page_error(e.into()),
     }
     match state
         .passwords
@@ -248,6 +243,9 @@ pub async fn change_password(state: &AppState, browser: &Browser, form: Settings
             .await
         }
         Err(e) => return page_error(e.into()),
+    }
+    if let Err(e) = limits::refund(state, &bucket).await {
+        return page_error(e.into());
     }
     let new_hash = match state.passwords.hash(&form.new_password).await {
         Ok(h) => h,

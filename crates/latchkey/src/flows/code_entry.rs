@@ -4,6 +4,7 @@
 
 use super::authorize::{consent_items, remember_consent, shared_scopes};
 use crate::app::AppState;
+use crate::limits::{self, Bucket};
 use crate::store::{Client, DeviceDecision, DeviceRequest};
 use crate::web::pages::{self, CodeConfirm, CodeEntry};
 use crate::web::session::{Browser, SignedIn};
@@ -102,55 +103,31 @@ pub async fn show(state: &AppState, browser: &Browser, user_code: Option<&str>) 
     entry_page(state, browser, signed_in, typed, None, StatusCode::OK)
 }
 
-/// The throttle buckets of this browser session and address.
-fn buckets(signed_in: &SignedIn, client_ip: &str) -> [String; 2] {
+/// The throttle buckets of this browser session and address: every code entered is counted before it is looked
+/// up (so parallel guesses cannot pass the limit together), and refunded when it was right.
+fn buckets(state: &AppState, signed_in: &SignedIn, client_ip: &str) -> [Bucket; 2] {
     let session: String = signed_in
         .id_hash
         .iter()
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect();
+    let (limit, window) = (state.config.user_code_limit, state.config.user_code_window);
     [
-        format!("user-code:session:{session}"),
-        format!("user-code:ip:{client_ip}"),
+        Bucket::new(format!("user-code:session:{session}"), limit, window),
+        Bucket::new(format!("user-code:ip:{client_ip}"), limit * 4, window),
     ]
 }
 
-fn too_many(state: &AppState) -> Response {
+fn too_many(wait: i64) -> Response {
     let mut res = pages::message(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many wrong codes",
         &["Too many codes entered here were not right. Wait a few minutes, check the code on your device, and try again."],
     );
-    if let Ok(v) = HeaderValue::from_str(&state.config.user_code_window.to_string()) {
-        res.headers_mut().insert(header::RETRY_AFTER, v);
-    }
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
     res
-}
-
-/// Whether this session or address is past its allowance of wrong codes.
-async fn throttled(state: &AppState, buckets: &[String; 2]) -> Result<bool, Response> {
-    let (window, limit) = (state.config.user_code_window, state.config.user_code_limit);
-    let now = state.clock.now();
-    let session = state.store.peek_rate_limit(&buckets[0], window, now).await;
-    let address = state.store.peek_rate_limit(&buckets[1], window, now).await;
-    match (session, address) {
-        (Ok(s), Ok(a)) => Ok(s >= limit || a >= limit * 4),
-        (Err(e), _) | (_, Err(e)) => Err(store_failed(e)),
-    }
-}
-
-/// Counts a wrong code against this session and address.
-async fn count_failure(state: &AppState, buckets: &[String; 2]) -> Result<(), Response> {
-    let now = state.clock.now();
-    for bucket in buckets {
-        state
-            .store
-            .hit_rate_limit(bucket, state.config.user_code_window, now)
-            .await
-            .map_err(store_failed)?;
-    }
-    Ok(())
 }
 
 /// A code pair that can still be confirmed, with its app; or the page explaining why not.
@@ -205,13 +182,17 @@ pub async fn submit(
     let Some(signed_in) = &browser.signed_in else {
         return signin_first(&form.user_code);
     };
-    let buckets = buckets(signed_in, client_ip);
-    match throttled(state, &buckets).await {
-        Ok(true) => return too_many(state),
-        Ok(false) => {}
-        Err(res) => return res,
+    let buckets = buckets(state, signed_in, client_ip);
+    match limits::hit(state, &buckets).await {
+        Ok(None) => {}
+        Ok(Some(wait)) => return too_many(wait),
+        Err(e) => return store_failed(e),
     }
     let Some(code) = device::normalize(&form.user_code) else {
+        // Not a guess at any code: it does not count.
+        if let Err(e) = limits::refund(state, &buckets).await {
+            return store_failed(e);
+        }
         return entry_page(
             state,
             browser,
@@ -224,9 +205,6 @@ pub async fn submit(
     let (request, client) = match live_request(state, &code).await {
         Ok(Some(found)) => found,
         Ok(None) => {
-            if let Err(res) = count_failure(state, &buckets).await {
-                return res;
-            }
             return entry_page(
                 state,
                 browser,
@@ -238,6 +216,9 @@ pub async fn submit(
         }
         Err(res) => return res,
     };
+    if let Err(e) = limits::refund(state, &buckets).await {
+        return store_failed(e);
+    }
     let optional: Vec<String> = Scopes::from_stored(&request.optional_scopes)
         .iter()
         .map(str::to_owned)

@@ -3,6 +3,7 @@
 
 use super::client_auth;
 use crate::app::AppState;
+use crate::limits::{self, Bucket};
 use crate::store::{Created, NewDeviceCode};
 use crate::web::error::Failure;
 use latchkey_core::device::{self, Endpoint};
@@ -28,6 +29,7 @@ pub async fn create(
     params: &Params,
     authorization: Option<&str>,
     endpoint: Endpoint,
+    client_ip: &str,
 ) -> Result<CodePair, Failure> {
     let auth = token_request::client_auth(params, authorization, false)?
         .ok_or_else(|| OAuthError::missing("client_id"))?;
@@ -40,6 +42,15 @@ pub async fn create(
         .into());
     }
     let request = device::parse_codepair(params, endpoint, &state.known_scopes)?;
+    // Each pair is a stored row: counted per app and address before it is made (SPEC 4).
+    let bucket = [Bucket::new(
+        format!("codepair:{}|{client_ip}", caller.client.policy.client_id),
+        state.config.codepair_limit,
+        state.config.codepair_window,
+    )];
+    if let Some(wait) = limits::hit(state, &bucket).await? {
+        return Err(Failure::Limited(wait));
+    }
     let now = state.clock.now();
     let device_code = secret::mint(&mut rand::thread_rng(), "");
     // A user code is drawn again in the unlikely event that a live pair already has it.

@@ -9,6 +9,9 @@ use serde::Serialize;
 
 #[derive(Debug, Serialize)]
 pub struct Profile {
+    /// The app the token was issued to (for CORS); not part of the answer.
+    #[serde(skip)]
+    pub client_id: String,
     pub user_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -35,6 +38,7 @@ pub async fn profile(state: &AppState, token: &str) -> Result<Profile, Failure> 
     }
     let profile = scopes.contains("profile");
     Ok(Profile {
+        client_id: found.token.client_id,
         user_id: found.token.subject.unwrap_or_default(),
         name: profile.then_some(found.name),
         email: profile.then_some(found.email),

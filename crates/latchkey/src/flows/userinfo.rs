@@ -11,6 +11,9 @@ use serde::Serialize;
 
 #[derive(Debug, Serialize)]
 pub struct UserInfo {
+    /// The app the token was issued to (for CORS); not part of the answer.
+    #[serde(skip)]
+    pub client_id: String,
     pub sub: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -37,6 +40,7 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<UserInfo, Failure
     }
     let email = scopes.contains("email") || scopes.contains("profile");
     Ok(UserInfo {
+        client_id: found.token.client_id,
         sub: found.token.subject.unwrap_or_default(),
         name: scopes.contains("profile").then_some(found.name),
         email: email.then_some(found.email),

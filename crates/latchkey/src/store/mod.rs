@@ -435,6 +435,15 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<i64>;
 
+    /// Takes back one hit of `bucket`'s current window (an attempt that turned out not to count, e.g. a correct
+    /// password); never below zero.
+    async fn refund_rate_limit(
+        &self,
+        bucket: &str,
+        window_secs: i64,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
     /// Deletes expired codes, sessions, access tokens, rate-limit windows and dead token families.
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64>;
 
@@ -499,8 +508,9 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         now: Timestamp,
     ) -> StoreResult<bool>;
-    /// Whether some registered app lists exactly `origin` among its allowed origins (CORS, SPEC 2.7).
-    async fn origin_allowed(&self, origin: &str) -> StoreResult<bool>;
+    /// Whether app `client_id` (or, with `None`, some registered app) lists exactly `origin` among its allowed
+    /// origins (CORS, SPEC 2.7). An index lookup.
+    async fn origin_allowed(&self, origin: &str, client_id: Option<&str>) -> StoreResult<bool>;
     /// Changes a customer's name, email (lower-cased) and postal code at once; `EmailTaken`, with nothing
     /// changed, when another account has that email.
     async fn update_user_profile(

@@ -109,6 +109,24 @@ const CLIENT_COLUMNS: &str = "client_id, app_id, owner, name, description, priva
     allowed_origins, confidential, allow_implicit, allow_plain_pkce, allow_device, allow_client_credentials, \
     development, secret_hash, prev_secret_hash, prev_secret_expires_at, created_at, id_token_alg";
 
+/// Makes `client_origins` hold exactly `origins` for `client_id` (inside the caller's transaction).
+async fn put_origins(tx: &mut Tx<'_>, client_id: &str, origins: &[String]) -> StoreResult<()> {
+    sqlx::query("DELETE FROM client_origins WHERE client_id = $1")
+        .bind(client_id)
+        .execute(&mut **tx)
+        .await?;
+    for origin in origins {
+        sqlx::query(
+            "INSERT INTO client_origins (origin, client_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(origin)
+        .bind(client_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 fn client_from(row: &AnyRow) -> StoreResult<Client> {
     let b = |name: &str| -> StoreResult<bool> { Ok(row.try_get::<i64, _>(name)? != 0) };
     Ok(Client {
@@ -449,6 +467,7 @@ impl Store for SqlStore {
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT DO NOTHING"
         );
         let p = &c.policy;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(&sql)
             .bind(&p.client_id)
             .bind(&c.app_id)
@@ -470,13 +489,14 @@ impl Store for SqlStore {
             .bind(c.prev_secret_expires_at)
             .bind(c.created_at)
             .bind(c.id_token_alg.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(if done.rows_affected() == 1 {
-            Created::Created
-        } else {
-            Created::AlreadyExists
-        })
+        if done.rows_affected() != 1 {
+            return Ok(Created::AlreadyExists);
+        }
+        put_origins(&mut tx, &p.client_id, &c.allowed_origins).await?;
+        tx.commit().await?;
+        Ok(Created::Created)
     }
 
     async fn find_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
@@ -530,6 +550,7 @@ impl Store for SqlStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
+        put_origins(&mut tx, client_id, &[]).await?;
         for sql in [
             "DELETE FROM consents WHERE client_id = $1",
             "UPDATE access_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
@@ -892,6 +913,22 @@ impl Store for SqlStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get("count")?)
+    }
+
+    async fn refund_rate_limit(
+        &self,
+        bucket: &str,
+        window_secs: i64,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE rate_limits SET count = count - 1 WHERE bucket = $1 AND count > 0 AND window_start > $2",
+        )
+        .bind(bucket)
+        .bind(now - window_secs)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
@@ -1322,23 +1359,25 @@ impl Store for SqlStore {
         Ok(true)
     }
 
-    async fn origin_allowed(&self, origin: &str) -> StoreResult<bool> {
-        // The LIKE only narrows the scan (it may over-match on `_` or `%`); the parsed lists decide.
-        let quoted = serde_json::to_string(origin)
-            .map_err(|_| StoreError::Corrupt("an origin could not be encoded".into()))?;
-        let rows = sqlx::query("SELECT allowed_origins FROM clients WHERE allowed_origins LIKE $1")
-            .bind(format!("%{quoted}%"))
-            .fetch_all(&self.reader)
-            .await?;
-        for row in rows {
-            if parse_list(&row.try_get::<String, _>("allowed_origins")?)?
-                .iter()
-                .any(|o| o == origin)
-            {
-                return Ok(true);
+    async fn origin_allowed(&self, origin: &str, client_id: Option<&str>) -> StoreResult<bool> {
+        let row = match client_id {
+            Some(client_id) => {
+                sqlx::query(
+                    "SELECT 1 AS one FROM client_origins WHERE origin = $1 AND client_id = $2",
+                )
+                .bind(origin)
+                .bind(client_id)
+                .fetch_optional(&self.reader)
+                .await?
             }
-        }
-        Ok(false)
+            None => {
+                sqlx::query("SELECT 1 AS one FROM client_origins WHERE origin = $1 LIMIT 1")
+                    .bind(origin)
+                    .fetch_optional(&self.reader)
+                    .await?
+            }
+        };
+        Ok(row.is_some())
     }
 
     async fn list_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<SessionInfo>> {
@@ -1415,6 +1454,7 @@ impl Store for SqlStore {
 
     async fn update_client(&self, c: &Client) -> StoreResult<bool> {
         let p = &c.policy;
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE clients SET name = $3, description = $4, privacy_url = $5, logo_url = $6, \
                redirect_uris = $7, allowed_origins = $8, allow_implicit = $9, allow_plain_pkce = $10, \
@@ -1435,9 +1475,14 @@ impl Store for SqlStore {
         .bind(flag(p.allow_client_credentials))
         .bind(flag(p.development))
         .bind(c.id_token_alg.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        put_origins(&mut tx, &p.client_id, &c.allowed_origins).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn client_usage(&self, client_id: &str, now: Timestamp) -> StoreResult<ClientUsage> {

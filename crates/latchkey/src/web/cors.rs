@@ -1,7 +1,9 @@
 //! CORS for the endpoints a browser app calls from its own pages (SPEC 2.7, 3): the token endpoints, tokeninfo,
-//! profile, userinfo, discovery and the JWKS. Only origins some registered app lists among its allowed origins are
-//! answered, each with its own origin (never `*`, never credentials); any other origin gets no CORS headers and
-//! its preflight is refused. Pages (`/ap/oa`, sign-in, consent) never get this layer.
+//! profile, userinfo, discovery and the JWKS. A successful answer about one app (tokens for the app a token
+//! request names, what a token issued to it reads: the handler marks the response with [`ForApp`]) is shared only
+//! with that app's allowed origins; any other answer (discovery, the JWKS, an error, which carries nothing) and a
+//! preflight (which carries no body to name an app) only with origins some app lists. Each origin is answered with itself (never `*`, never credentials); any other
+//! gets no CORS headers and its preflight is refused. Pages (`/ap/oa`, sign-in, consent) never get this layer.
 
 use crate::app::AppState;
 use axum::body::Body;
@@ -24,14 +26,23 @@ pub fn cross_origin(router: Router<AppState>, state: &AppState) -> Router<AppSta
     router.route_layer(middleware::from_fn_with_state(state.clone(), cors))
 }
 
-/// The request's origin if some app allows it. A store failure is logged and refuses the origin (fail closed).
-async fn allowed_origin(state: &AppState, headers: &HeaderMap) -> Option<HeaderValue> {
+/// A response extension: the answer is about this app's token or request.
+#[derive(Clone)]
+pub struct ForApp(pub String);
+
+/// The request's origin if `app` (or, with `None`, some app) allows it. A store failure is logged and refuses the
+/// origin (fail closed).
+async fn allowed_origin(
+    state: &AppState,
+    headers: &HeaderMap,
+    app: Option<&str>,
+) -> Option<HeaderValue> {
     let value = headers.get(header::ORIGIN)?;
     let origin = value.to_str().ok()?;
     if origin.is_empty() || origin.len() > MAX_ORIGIN_LEN {
         return None;
     }
-    match state.store.origin_allowed(origin).await {
+    match state.store.origin_allowed(origin, app).await {
         Ok(true) => Some(value.clone()),
         Ok(false) => None,
         Err(e) => {
@@ -47,12 +58,12 @@ async fn cors(State(state): State<AppState>, req: Request<Body>, next: Next) -> 
         vary_origin(&mut res);
         return res;
     }
-    let allowed = allowed_origin(&state, req.headers()).await;
     let preflight = req.method() == Method::OPTIONS
         && req
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if preflight {
+        let allowed = allowed_origin(&state, req.headers(), None).await;
         let mut res = match &allowed {
             Some(_) => StatusCode::NO_CONTENT.into_response(),
             None => StatusCode::FORBIDDEN.into_response(),
@@ -76,9 +87,11 @@ async fn cors(State(state): State<AppState>, req: Request<Body>, next: Next) -> 
         }
         return res;
     }
+    let headers = req.headers().clone();
     let mut res = next.run(req).await;
     vary_origin(&mut res);
-    if let Some(origin) = allowed {
+    let app = res.extensions().get::<ForApp>().map(|a| a.0.clone());
+    if let Some(origin) = allowed_origin(&state, &headers, app.as_deref()).await {
         let h = res.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.insert(

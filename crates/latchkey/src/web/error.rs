@@ -22,6 +22,9 @@ pub enum Failure {
     Store(#[from] StoreError),
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// Past an abuse limit (SPEC 4): 429, to try again after this many seconds.
+    #[error("too many requests; retry after {0} s")]
+    Limited(i64),
 }
 
 /// HTTP status of each error code (RFC 6749 5.2, RFC 6750 3.1).
@@ -87,6 +90,10 @@ impl Failure {
                 tracing::error!(error = %e, "password hashing failure");
                 server_error()
             }
+            Failure::Limited(wait) => OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                format!("Too many requests from this address; try again in {wait} seconds"),
+            ),
         }
     }
 }
@@ -120,6 +127,10 @@ struct ErrorBody<'a> {
 
 /// Token-endpoint shape (RFC 6749 5.2): JSON, `no-store`, and a `WWW-Authenticate` challenge with 401.
 pub fn token_error(failure: Failure) -> Response {
+    let limited = match failure {
+        Failure::Limited(wait) => Some(wait),
+        _ => None,
+    };
     let e = failure.into_oauth();
     let mut res = (
         status(e.code),
@@ -139,21 +150,18 @@ pub fn token_error(failure: Failure) -> Response {
             HeaderValue::from_static("Basic realm=\"latchkey\""),
         );
     }
+    if let Some(wait) = limited {
+        *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    }
     res
 }
 
-/// Too many failed client-authenticated requests from one address (`crate::throttle`): 429 with `Retry-After`,
-/// in the token endpoint's JSON shape.
+/// Too many failed client-authenticated requests (`crate::throttle`): 429 with `Retry-After`, in the token
+/// endpoint's JSON shape.
 pub fn too_many_failures(retry_after: i64) -> Response {
-    let mut res = token_error(Failure::OAuth(OAuthError::new(
-        ErrorCode::TemporarilyUnavailable,
-        format!("Too many failed requests from this address; try again in {retry_after} seconds"),
-    )));
-    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-        res.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    res
+    token_error(Failure::Limited(retry_after))
 }
 
 /// Resource-endpoint shape (tokeninfo, profile): JSON, plus a Bearer challenge (RFC 6750 3).

@@ -19,21 +19,51 @@ use latchkey_core::device::Endpoint;
 use latchkey_core::error::OAuthError;
 use latchkey_core::params::Params;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-/// The peer address (for per-address rate limits); "unknown" when served without connect info.
-pub struct ClientIp(pub String);
+/// Who is asking (SPEC 4): the TCP peer, or the client a trusted proxy forwards for
+/// (`latchkey_core::address`). Per-address limits count it by [`ClientIp::key`].
+pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl ClientIp {
+    /// The key per-address limits count under (the IPv6 /64).
+    pub fn key(&self) -> String {
+        latchkey_core::address::limit_key(self.0)
+    }
+}
+
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        if state.trusted_proxies.is_empty() {
+            return Ok(ClientIp(peer));
+        }
+        // Lossy: bytes a client put in its own part of the header must not hide the part our proxy appended.
+        let values = |name: &str| -> Vec<std::borrow::Cow<'_, str>> {
             parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string())
-                .unwrap_or_else(|| "unknown".into()),
-        ))
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                .collect()
+        };
+        let (xff, fwd) = (values("x-forwarded-for"), values("forwarded"));
+        let xff: Vec<&str> = xff.iter().map(|c| c.as_ref()).collect();
+        let fwd: Vec<&str> = fwd.iter().map(|c| c.as_ref()).collect();
+        Ok(ClientIp(latchkey_core::address::client_address(
+            peer,
+            &state.trusted_proxies,
+            &xff,
+            &fwd,
+        )))
     }
 }
 
@@ -112,10 +142,16 @@ pub async fn signin_page(
 pub async fn signin(
     State(state): State<AppState>,
     browser: Browser,
-    ClientIp(ip): ClientIp,
+    ip: ClientIp,
     body: Bytes,
 ) -> Response {
-    account::signin(&state, &browser, &ip, account::AccountForm::parse(&body)).await
+    account::signin(
+        &state,
+        &browser,
+        &ip.key(),
+        account::AccountForm::parse(&body),
+    )
+    .await
 }
 
 pub async fn register_page(
@@ -126,8 +162,19 @@ pub async fn register_page(
     account::register_form(&state, &browser, q.get("return_to").map(String::as_str))
 }
 
-pub async fn register(State(state): State<AppState>, browser: Browser, body: Bytes) -> Response {
-    account::register(&state, &browser, account::AccountForm::parse(&body)).await
+pub async fn register(
+    State(state): State<AppState>,
+    browser: Browser,
+    ip: ClientIp,
+    body: Bytes,
+) -> Response {
+    account::register(
+        &state,
+        &browser,
+        &ip.key(),
+        account::AccountForm::parse(&body),
+    )
+    .await
 }
 
 pub async fn signout_page(State(state): State<AppState>, browser: Browser) -> Response {
@@ -262,10 +309,16 @@ pub async fn code_page(
 pub async fn code_submit(
     State(state): State<AppState>,
     browser: Browser,
-    ClientIp(ip): ClientIp,
+    ip: ClientIp,
     body: Bytes,
 ) -> Response {
-    code_entry::submit(&state, &browser, &ip, code_entry::CodeForm::parse(&body)).await
+    code_entry::submit(
+        &state,
+        &browser,
+        &ip.key(),
+        code_entry::CodeForm::parse(&body),
+    )
+    .await
 }
 
 pub async fn code_confirm(
@@ -381,32 +434,39 @@ pub async fn developer_delete(
 }
 
 /// `POST /auth/o2/create/codepair` (LWA shape).
-pub async fn codepair(state: State<AppState>, headers: HeaderMap, params: BodyParams) -> Response {
-    create_codepair(state, headers, params, Endpoint::Lwa).await
+pub async fn codepair(
+    state: State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    params: BodyParams,
+) -> Response {
+    create_codepair(state, ip, headers, params, Endpoint::Lwa).await
 }
 
 /// `POST /oauth2/device_authorization` (RFC 8628 shape).
 pub async fn device_authorization(
     state: State<AppState>,
+    ip: ClientIp,
     headers: HeaderMap,
     params: BodyParams,
 ) -> Response {
-    create_codepair(state, headers, params, Endpoint::Rfc).await
+    create_codepair(state, ip, headers, params, Endpoint::Rfc).await
 }
 
 async fn create_codepair(
     State(state): State<AppState>,
+    ip: ClientIp,
     headers: HeaderMap,
     BodyParams(params): BodyParams,
     endpoint: Endpoint,
 ) -> Response {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match flows::codepair::create(&state, &params, authorization, endpoint).await {
-        Ok(pair) => no_store(Json(pair).into_response()),
-        Err(failure) => token_error(failure),
-    }
+    client_api(&state, &ip, &params, &headers, async {
+        let authorization = authorization_header(&headers)?;
+        let pair =
+            flows::codepair::create(&state, &params, authorization, endpoint, &ip.key()).await?;
+        Ok(Json(pair).into_response())
+    })
+    .await
 }
 
 fn no_store(mut res: Response) -> Response {
@@ -418,11 +478,11 @@ fn no_store(mut res: Response) -> Response {
 
 pub async fn token(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ip: ClientIp,
     headers: HeaderMap,
     BodyParams(params): BodyParams,
 ) -> Response {
-    client_api(&state, &ip, async {
+    client_api(&state, &ip, &params, &headers, async {
         let authorization = authorization_header(&headers)?;
         let result = flows::token::token(&state, &params, authorization).await;
         if let Err(Failure::OAuth(e)) = &result {
@@ -439,39 +499,75 @@ pub async fn token(
     .await
 }
 
-/// A client-authenticated API call (token, introspection, revocation) under the per-address failure throttle
-/// (`crate::throttle`): refused with 429 and `Retry-After` while the address is over its limit; every answer is
-/// `no-store`, every error in the token endpoint's shape.
+/// A client-authenticated API call (token, introspection, revocation, code pairs) under the failure throttle
+/// (`crate::throttle`, per app and address): refused with 429 and `Retry-After` while a bucket is over its limit;
+/// every answer is `no-store`, every error in the token endpoint's shape, and a cross-origin one is about the app
+/// the request names (`web::cors`).
 async fn client_api(
     state: &AppState,
-    ip: &str,
+    ip: &ClientIp,
+    params: &Params,
+    headers: &HeaderMap,
     call: impl std::future::Future<Output = Result<Response, Failure>>,
 ) -> Response {
-    if let Some(wait) = state.token_throttle.wait(ip, state.clock.now()) {
-        return crate::web::error::too_many_failures(wait);
-    }
-    match call.await {
-        Ok(res) => no_store(res),
-        Err(failure) => {
-            if let Failure::OAuth(e) = &failure {
-                if crate::throttle::counts(e.code) {
-                    if let Some(wait) = state.token_throttle.failed(state, ip).await {
-                        return crate::web::error::too_many_failures(wait);
+    // The client id the request presents, read only when a bucket or an origin needs it (never on the hot path).
+    let presented = || {
+        params
+            .get("client_id")
+            .ok()
+            .flatten()
+            .map(str::to_owned)
+            .or_else(|| {
+                headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| latchkey_core::token_request::parse_basic(v).ok())
+                    .map(|(id, _)| id)
+            })
+    };
+    let res = 'answer: {
+        if state.token_throttle.refusing() {
+            let (address, client) = (ip.key(), presented());
+            let buckets = crate::throttle::Buckets::new(&address, client.as_deref());
+            if let Some(wait) = state.token_throttle.wait(&buckets, state.clock.now()) {
+                break 'answer crate::web::error::too_many_failures(wait);
+            }
+        }
+        match call.await {
+            Ok(res) => no_store(res),
+            Err(failure) => {
+                if let Failure::OAuth(e) = &failure {
+                    if crate::throttle::counts(e.code) {
+                        let (address, client) = (ip.key(), presented());
+                        let buckets = crate::throttle::Buckets::new(&address, client.as_deref());
+                        if let Some(wait) = state.token_throttle.failed(state, &buckets).await {
+                            break 'answer crate::web::error::too_many_failures(wait);
+                        }
                     }
                 }
+                token_error(failure)
             }
-            token_error(failure)
         }
+    };
+    // Tokens are for the page of the app they were issued to; an error, which carries nothing, is readable by any
+    // registered origin.
+    let success = res.status().is_success();
+    match (success && headers.contains_key(header::ORIGIN))
+        .then(presented)
+        .flatten()
+    {
+        Some(client_id) => for_app(res, client_id),
+        None => res,
     }
 }
 
 pub async fn introspect(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ip: ClientIp,
     headers: HeaderMap,
     BodyParams(params): BodyParams,
 ) -> Response {
-    client_api(&state, &ip, async {
+    client_api(&state, &ip, &params, &headers, async {
         let authorization = authorization_header(&headers)?;
         let body = flows::introspect::introspect(&state, &params, authorization).await?;
         Ok(Json(body).into_response())
@@ -482,11 +578,11 @@ pub async fn introspect(
 /// `POST /oauth2/revoke` (RFC 7009): 200 with an empty body whether or not there was anything to revoke.
 pub async fn revoke(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ip: ClientIp,
     headers: HeaderMap,
     BodyParams(params): BodyParams,
 ) -> Response {
-    client_api(&state, &ip, async {
+    client_api(&state, &ip, &params, &headers, async {
         let authorization = authorization_header(&headers)?;
         flows::revoke::revoke(&state, &params, authorization).await?;
         Ok(StatusCode::OK.into_response())
@@ -569,9 +665,19 @@ pub async fn tokeninfo(
         Err(e) => Err(Failure::OAuth(e)),
     };
     match result {
-        Ok(info) => no_store(Json(info).into_response()),
+        Ok(info) => {
+            let app = info.aud.clone();
+            for_app(no_store(Json(info).into_response()), app)
+        }
         Err(f) => resource_error(f),
     }
+}
+
+/// Marks a response as being about `client_id`'s token: CORS answers only that app's origins (`web::cors`).
+fn for_app(mut res: Response, client_id: String) -> Response {
+    res.extensions_mut()
+        .insert(crate::web::cors::ForApp(client_id));
+    res
 }
 
 pub async fn profile(
@@ -584,7 +690,10 @@ pub async fn profile(
         Err(e) => Err(Failure::OAuth(e)),
     };
     match result {
-        Ok(p) => no_store(Json(p).into_response()),
+        Ok(p) => {
+            let app = p.client_id.clone();
+            for_app(no_store(Json(p).into_response()), app)
+        }
         Err(f) => resource_error(f),
     }
 }
@@ -620,7 +729,10 @@ pub async fn userinfo(
         Err(e) => Err(Failure::OAuth(e)),
     };
     match result {
-        Ok(info) => no_store(Json(info).into_response()),
+        Ok(info) => {
+            let app = info.client_id.clone();
+            for_app(no_store(Json(info).into_response()), app)
+        }
         Err(f) => bearer_error(f),
     }
 }

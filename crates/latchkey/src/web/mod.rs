@@ -6,22 +6,23 @@ pub mod error;
 mod handlers;
 pub mod pages;
 pub mod params;
+pub mod server;
 pub mod session;
 
 use crate::app::AppState;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, State};
-use axum::http::{header, HeaderValue, Request, Response};
+use axum::http::{header, HeaderName, HeaderValue, Request, Response};
 use axum::middleware::{self, Next};
 use axum::routing::{get, post};
 use axum::Router;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 /// The largest request body any endpoint reads.
@@ -135,7 +136,6 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(handlers::metrics))
         .route("/static/latchkey.css", get(handlers::stylesheet))
         .route("/sdk/login1.js", get(handlers::sdk_script))
         .route("/sdk/relay.js", get(handlers::relay_script))
@@ -151,6 +151,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(handlers::not_found)
         .layer(
             ServiceBuilder::new()
+                // The request id is always the server's own: one sent by the client is dropped, not logged.
+                .map_request(|mut req: Request<Body>| {
+                    req.headers_mut().remove("x-request-id");
+                    req
+                })
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
@@ -166,6 +171,11 @@ pub fn router(state: AppState) -> Router {
                 .layer(middleware::from_fn_with_state(
                     state.clone(),
                     security_headers,
+                ))
+                // A request, its body included, within 30 s (SPEC 4): a client trickling its body is cut off.
+                .layer(TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    server::REQUEST_TIMEOUT,
                 ))
                 // Enforced where bodies are read, so that each endpoint family answers in its own shape
                 // (token JSON, page) instead of a bare plain-text 413.
@@ -284,12 +294,22 @@ async fn record_metrics(
     res
 }
 
+/// Pages a popup opened by another site goes through on its way to the SDK's relay (`/sdk/relay/…`): they keep
+/// their opener, so they send no `Cross-Origin-Opener-Policy` (it would sever the popup from the app's page).
+fn keeps_opener(path: &str) -> bool {
+    matches!(
+        path,
+        "/ap/oa" | "/oauth2/authorize" | "/ap/oa/consent" | "/ap/signin" | "/ap/register"
+    ) || path.starts_with("/sdk/relay/")
+}
+
 /// SPEC 4's headers on every response; `Cache-Control: no-store` unless the handler chose otherwise.
 async fn security_headers(
     State(state): State<AppState>,
     req: Request<Body>,
     next: Next,
 ) -> Response<Body> {
+    let isolate = !keeps_opener(req.uri().path());
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(
@@ -306,8 +326,14 @@ async fn security_headers(
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'none'; style-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'",
+                "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
             ),
+        );
+    }
+    if isolate {
+        h.insert(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
         );
     }
     if state.secure_cookies {
@@ -322,17 +348,59 @@ async fn security_headers(
     res
 }
 
-/// Serves `router(state)` on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Serves `router(state)` on `listener` until `shutdown` completes, then drains in-flight requests: HTTPS when
+/// `tls_cert` and `tls_key` are set (reread on SIGHUP), plain HTTP otherwise, under SPEC 4's connection limits.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let tls = match (&state.config.tls_cert, &state.config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = std::sync::Arc::new(server::Tls::load(cert, key)?);
+            reload_on_sighup(tls.clone());
+            Some(tls)
+        }
+        _ => None,
+    };
+    let max = state.config.max_connections;
+    server::run(listener, router(state), tls, max, shutdown).await
 }
+
+/// The operator's listener (`admin_listen`, SPEC 5): `/metrics`, never served on the public one.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(handlers::metrics))
+        .with_state(state)
+}
+
+/// Serves [`admin_router`] on `listener` until `shutdown`.
+pub async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::run(listener, admin_router(state), None, 64, shutdown).await
+}
+
+#[cfg(unix)]
+fn reload_on_sighup(tls: std::sync::Arc<server::Tls>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: the TLS certificate will not be reread");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reread"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate not reread; the old one stays in use")
+                }
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn reload_on_sighup(_tls: std::sync::Arc<server::Tls>) {}

@@ -684,8 +684,9 @@ async fn guessing_the_current_password_is_rate_limited_like_signing_in() {
             .page();
         statuses.push(status);
     }
-    // The sign-in counted once; three guesses reach the limit; the next is refused before checking.
-    assert_eq!(statuses, [400, 400, 429, 429]);
+    // Three guesses reach the limit (the correct sign-in before them did not count); the next is refused
+    // before checking.
+    assert_eq!(statuses, [400, 400, 400, 429]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ fn cli_json(dir: &Path, args: &[&str], stdin: &str) -> serde_json::Value {
 struct Server {
     child: tokio::process::Child,
     base: String,
+    /// The admin listener's base URL (`/metrics`).
+    admin: String,
     output: Arc<Mutex<Vec<String>>>,
 }
 
@@ -90,7 +92,17 @@ fn collect(
 /// Starts `latchkey serve` in `dir`; with `listen`, sets only `LATCHKEY_LISTEN`. Waits for the "listening" log
 /// line (so that we never talk to some other program on the port), or returns the output if it exited instead.
 async fn serve(dir: &Path, listen: Option<SocketAddr>) -> Result<Server, Vec<String>> {
+    serve_env(dir, listen, &[]).await
+}
+
+/// [`serve`], with `env` set too.
+async fn serve_env(
+    dir: &Path,
+    listen: Option<SocketAddr>,
+    env: &[(&str, &str)],
+) -> Result<Server, Vec<String>> {
     let mut cmd = tokio::process::Command::from(command(dir));
+    cmd.envs(env.iter().copied());
     cmd.arg("serve")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -98,6 +110,7 @@ async fn serve(dir: &Path, listen: Option<SocketAddr>) -> Result<Server, Vec<Str
         .kill_on_drop(true);
     if let Some(addr) = listen {
         cmd.env("LATCHKEY_LISTEN", addr.to_string());
+        cmd.env("LATCHKEY_ADMIN_LISTEN", free_port().to_string());
     }
     let mut child = cmd.spawn().unwrap();
     let output = Arc::new(Mutex::new(Vec::new()));
@@ -112,9 +125,11 @@ async fn serve(dir: &Path, listen: Option<SocketAddr>) -> Result<Server, Vec<Str
             .find(|v| v["message"] == "latchkey is listening");
         if let Some(line) = listening {
             let addr = line["listen"].as_str().unwrap().to_owned();
+            let scheme = line["scheme"].as_str().unwrap_or("http").to_owned();
             return Ok(Server {
+                admin: format!("http://{}", line["admin"].as_str().unwrap()),
                 child,
-                base: format!("http://{addr}"),
+                base: format!("{scheme}://{addr}"),
                 output,
             });
         }
@@ -145,6 +160,7 @@ async fn serve_unconfigured(dir: &Path) -> Server {
         match serve(dir, None).await {
             Ok(server) => {
                 assert_eq!(server.base, "http://127.0.0.1:8080");
+                assert_eq!(server.admin, "http://127.0.0.1:9480");
                 return server;
             }
             Err(output) => {
@@ -290,8 +306,14 @@ async fn serve_with_no_configuration_logs_json_without_secrets_and_stops_on_sigt
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"], "unsupported_grant_type");
 
-    // Metrics in the Prometheus text format, counting what just happened.
+    // Metrics in the Prometheus text format, counting what just happened, on the admin listener only.
     let res = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 404, "/metrics is not on the public listener");
+    let res = http
+        .get(format!("{}/metrics", server.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(
@@ -679,4 +701,123 @@ async fn keys_rotate_adds_keys_that_keys_list_and_the_server_publish() {
     let mut expected: Vec<&str> = listed.iter().map(|k| k["kid"].as_str().unwrap()).collect();
     expected.sort();
     assert_eq!(served, expected);
+}
+
+/// A client that trusts only `cert_pem` (and no built-in roots).
+fn tls_client(cert_pem: &str, http1: bool) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .timeout(Duration::from_secs(10));
+    if http1 {
+        builder = builder.http1_only();
+    }
+    builder.build().unwrap()
+}
+
+/// SPEC 5: with `tls_cert` and `tls_key`, `latchkey serve` speaks HTTPS itself (HTTP/1.1 and HTTP/2 by ALPN) with
+/// a certificate a verifying client accepts, and rereads the files on SIGHUP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_speaks_https_itself_and_rereads_its_certificate_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let make = || {
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        (c.cert.pem(), c.key_pair.serialize_pem())
+    };
+    let (first_cert, first_key) = make();
+    let (cert_path, key_path) = (d.join("cert.pem"), d.join("key.pem"));
+    std::fs::write(&cert_path, &first_cert).unwrap();
+    std::fs::write(&key_path, &first_key).unwrap();
+    let listen = free_port();
+    let issuer = format!("https://{listen}");
+    let server = serve_env(
+        d,
+        Some(listen),
+        &[
+            ("LATCHKEY_TLS_CERT", cert_path.to_str().unwrap()),
+            ("LATCHKEY_TLS_KEY", key_path.to_str().unwrap()),
+            ("LATCHKEY_ISSUER", &issuer),
+        ],
+    )
+    .await
+    .unwrap_or_else(|out| panic!("latchkey serve failed:\n{}", out.join("\n")));
+    assert_eq!(server.base, issuer);
+
+    for (http1, version) in [
+        (true, reqwest::Version::HTTP_11),
+        (false, reqwest::Version::HTTP_2),
+    ] {
+        let res = tls_client(&first_cert, http1)
+            .get(format!("{issuer}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.version(), version);
+        let discovery: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(discovery["issuer"], issuer.as_str());
+    }
+    // Plain HTTP on the TLS port gets no answer, and a client that trusts another certificate refuses it.
+    assert!(http_client()
+        .get(format!("http://{listen}/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true));
+    let (second_cert, second_key) = make();
+    assert!(tls_client(&second_cert, true)
+        .get(format!("{issuer}/healthz"))
+        .send()
+        .await
+        .is_err());
+
+    // A new certificate in the files, then SIGHUP: new connections get it, without a restart.
+    std::fs::write(&cert_path, &second_cert).unwrap();
+    std::fs::write(&key_path, &second_key).unwrap();
+    let pid = server.child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut reread = false;
+    for _ in 0..50 {
+        if let Ok(res) = tls_client(&second_cert, true)
+            .get(format!("{issuer}/healthz"))
+            .send()
+            .await
+        {
+            assert_eq!(res.status(), 200);
+            reread = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reread, "the new certificate was not served after SIGHUP");
+    assert!(tls_client(&first_cert, true)
+        .get(format!("{issuer}/healthz"))
+        .send()
+        .await
+        .is_err());
+    // A broken file on SIGHUP keeps the certificate in use.
+    std::fs::write(&key_path, "not a key").unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let res = tls_client(&second_cert, true)
+        .get(format!("{issuer}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(server
+        .lines()
+        .iter()
+        .any(|l| l.contains("TLS certificate not reread")));
 }

@@ -854,6 +854,60 @@ async fn registered_origins_get_cors_on_the_api_and_others_do_not() {
     assert!(p.header("access-control-allow-origin").is_none());
 }
 
+/// SPEC 2.7: a token, and what it reads, are shared only with the pages of the app it was issued to; another
+/// app's registered origin gets no CORS headers on them (review L7).
+#[tokio::test]
+async fn an_answer_about_one_app_is_shared_only_with_that_apps_origins() {
+    let w = world(|i| i.allow_client_credentials = true).await;
+    w.app
+        .register_app(|i| i.allowed_origins = vec!["https://other.example".into()])
+        .await;
+    let token = access(&tokens(&w, "profile").await);
+    for path in ["/auth/o2/tokeninfo", "/user/profile"] {
+        for (origin, shared) in [(SHOP_ORIGIN, true), ("https://other.example", false)] {
+            let res = w
+                .app
+                .api()
+                .get(w.app.url(path))
+                .header("x-amz-access-token", &token)
+                .header("origin", origin)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            assert_eq!(
+                res.headers()
+                    .get("access-control-allow-origin")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+                shared.then(|| origin.to_owned()),
+                "{path} from {origin}"
+            );
+        }
+    }
+    // A token request: its answer goes only to the origins of the app it names.
+    for (origin, shared) in [(SHOP_ORIGIN, true), ("https://other.example", false)] {
+        let res = w
+            .app
+            .api()
+            .post(w.app.url("/auth/o2/token"))
+            .header("origin", origin)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", w.shop.client_id.as_str()),
+                ("client_secret", w.shop.secret.as_deref().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            res.headers().contains_key("access-control-allow-origin"),
+            shared,
+            "token from {origin}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn pages_and_server_to_server_endpoints_never_send_cors_headers() {
     let w = world(|_| {}).await;

@@ -1735,7 +1735,10 @@ async fn origins_are_allowed_only_when_some_app_lists_them_exactly() {
             "https://a.example:8443",
             "http://127.0.0.1:3000",
         ] {
-            assert!(s.origin_allowed(allowed).await.unwrap(), "{e}: {allowed}");
+            assert!(
+                s.origin_allowed(allowed, None).await.unwrap(),
+                "{e}: {allowed}"
+            );
         }
         for refused in [
             "https://shop.example/",
@@ -1751,16 +1754,33 @@ async fn origins_are_allowed_only_when_some_app_lists_them_exactly() {
             "%",
         ] {
             assert!(
-                !s.origin_allowed(refused).await.unwrap(),
+                !s.origin_allowed(refused, None).await.unwrap(),
                 "{e}: {refused:?}"
             );
         }
+        // Asked about one app, only that app's origins count.
+        let id = second.policy.client_id.clone();
         assert!(s
-            .delete_client(&second.policy.client_id, NOW)
+            .origin_allowed("https://a.example:8443", Some(&id))
             .await
             .unwrap());
         assert!(
-            !s.origin_allowed("https://a.example:8443").await.unwrap(),
+            !s.origin_allowed("https://shop.example", Some(&id))
+                .await
+                .unwrap(),
+            "{e}: another app's origin"
+        );
+        // Editing the list replaces the app's origins.
+        second.allowed_origins = vec!["https://b.example".into()];
+        assert!(s.update_client(&second).await.unwrap());
+        assert!(!s
+            .origin_allowed("https://a.example:8443", Some(&id))
+            .await
+            .unwrap());
+        assert!(s.origin_allowed("https://b.example", None).await.unwrap());
+        assert!(s.delete_client(&id, NOW).await.unwrap());
+        assert!(
+            !s.origin_allowed("https://b.example", None).await.unwrap(),
             "{e}: a deleted app's origins"
         );
     }

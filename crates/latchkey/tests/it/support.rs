@@ -268,6 +268,15 @@ pub type OAuthClient = oauth2::Client<
     EndpointSet,
 >;
 
+/// An HTTP client whose connections come from `local` (see [`Browser::from_address`]).
+pub fn http_client_from(local: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(local)
+        .build()
+        .unwrap()
+}
+
 /// An HTTP client that follows no redirects (the oauth2 crate requires that too).
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -326,9 +335,16 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
+        Browser::from_address(base, None)
+    }
+
+    /// A browser whose connections come from `local` (any 127.0.0.0/8 address on loopback): another customer,
+    /// as far as per-address limits can tell.
+    pub fn from_address(base: &str, local: Option<std::net::IpAddr>) -> Browser {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
+            .local_address(local)
             .build()
             .unwrap();
         Browser {
@@ -540,4 +556,76 @@ pub async fn login_through(browser: &Browser, authorize_url: &str, email: &str) 
         }
     }
     step.left_to()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// A real reverse proxy
+
+/// nginx (Debian's package, installed by `.ci/run`) in front of a server, as operators deploy it: it appends the
+/// client's address to `X-Forwarded-For`. Stopped when dropped.
+pub struct Nginx {
+    pub base: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    pub async fn start(upstream: &str) -> Nginx {
+        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("nginx is not installed (.ci/run installs Debian's nginx-light)");
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = root.display();
+        let upstream = upstream.trim_start_matches("http://");
+        let conf = format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 512; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+                 proxy_pass http://{upstream};\n      proxy_set_header Host $http_host;\n\
+                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    }}\n  }}\n}}\n"
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = std::process::Command::new(binary)
+            .args(["-e", &format!("{d}/error.log"), "-p"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-g", "daemon off;"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let nginx = Nginx {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return nginx;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(format!("{d}/error.log")).unwrap_or_default();
+        panic!("nginx did not start on port {port}:\n{log}");
+    }
 }

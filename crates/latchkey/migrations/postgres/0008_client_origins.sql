@@ -1,0 +1,10 @@
+-- CORS (SPEC 2.7): each app's allowed origins, one row each, so that "which apps allow this origin" is an index
+-- lookup instead of a scan of every app's list. `clients.allowed_origins` stays the list the app is edited with.
+CREATE TABLE client_origins (
+    origin TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    PRIMARY KEY (origin, client_id)
+);
+INSERT INTO client_origins (origin, client_id)
+    SELECT DISTINCT j.value, c.client_id FROM clients c, json_array_elements_text(c.allowed_origins::json) j(value)
+    ON CONFLICT DO NOTHING;
