@@ -44,6 +44,11 @@ pub struct Config {
     pub log_format: String,
     /// Tracing filter, e.g. `info` or `latchkey=debug`.
     pub log_level: String,
+    /// The master key that seals the keys stored in the database (`LATCHKEY_MASTER_KEY`: base64 of 32 bytes).
+    /// Over `master_key_file`; with neither, `<data_dir>/master.key` (created on first start).
+    pub master_key: Option<SecretSetting>,
+    /// A file holding the master key, as `master.key` does (`LATCHKEY_MASTER_KEY_FILE`); it must exist.
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -68,7 +73,29 @@ impl Default for Config {
             token_failure_window: 60,
             log_format: "json".into(),
             log_level: "info".into(),
+            master_key: None,
+            master_key_file: None,
         }
+    }
+}
+
+/// A setting that is a secret: `Debug` prints `[redacted]`.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct SecretSetting(String);
+
+impl SecretSetting {
+    pub fn new(value: impl Into<String>) -> Self {
+        SecretSetting(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
     }
 }
 

@@ -7,6 +7,7 @@ pub mod flows;
 pub mod keys;
 pub mod metrics;
 pub mod password;
+pub mod seal;
 pub mod store;
 pub mod throttle;
 pub mod web;
