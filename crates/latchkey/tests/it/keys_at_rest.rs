@@ -437,3 +437,57 @@ async fn a_revoked_key_is_unpublished_at_the_next_reload_and_a_published_success
         .unwrap();
     assert!(revoked.successor.is_none());
 }
+
+#[tokio::test]
+async fn after_a_rewrap_a_node_still_on_the_old_key_keeps_serving_the_keys_it_holds() {
+    let db = Arc::new(sqlite_db());
+    let app = spawn_app_on(db.clone()).await;
+    let store = app.store().as_ref();
+    let before = app
+        .state
+        .keys
+        .jwks(store, app.state.clock.now())
+        .await
+        .unwrap();
+    let new = MasterKey::generate();
+    assert_eq!(keys::rewrap(store, &test_key(), &new).await.unwrap(), 3);
+    assert_eq!(
+        keys::rewrap(store, &test_key(), &new).await.unwrap(),
+        0,
+        "nothing left to do"
+    );
+    for k in store.list_signing_keys().await.unwrap() {
+        assert_eq!(seal::sealed_by(&k.sealed_key), Some(new.id()));
+    }
+
+    // The running node reloads: it cannot open the rows any more, but keeps publishing and signing.
+    app.state.clock.advance(keys::RELOAD_SECS);
+    let now = app.state.clock.now();
+    let after = app.state.keys.jwks(store, now).await.unwrap();
+    assert_eq!(after.keys.len(), before.keys.len());
+    let claims = latchkey_core::oidc::IdTokenClaims {
+        iss: app.base.clone(),
+        sub: "amzn1.account.X".into(),
+        aud: "app".into(),
+        exp: now + 600,
+        iat: now,
+        auth_time: now,
+        nonce: None,
+        at_hash: String::new(),
+    };
+    app.state
+        .keys
+        .sign(store, SigningAlg::Es256, &claims, now)
+        .await
+        .unwrap();
+
+    // A restart needs the new key: the old one is refused, the new one opens everything.
+    assert!(App::build(test_config(&db.url)).await.is_err());
+    let mut config = test_config(&db.url);
+    config.master_key = Some(SecretSetting::new(new.encode().as_str()));
+    let restarted = App::build(config).await.unwrap();
+    assert_eq!(
+        restarted.keys.jwks(store, now).await.unwrap().keys.len(),
+        before.keys.len()
+    );
+}
