@@ -145,12 +145,7 @@ impl App {
         let (master, source) = MasterKey::load(&config).map_err(StoreError::Corrupt)?;
         let key = zeroize::Zeroizing::new(hash_key(store.as_ref(), &master, &source).await?);
         let clock = Clock::default();
-        let keys = KeyRing::open(store.as_ref(), clock.now(), config.id_token_ttl, master)
-            .await
-            .map_err(|e| match e {
-                StoreError::Corrupt(why) => StoreError::Corrupt(format!("{why} (from {source})")),
-                other => other,
-            })?;
+        let keys = KeyRing::open(store.as_ref(), clock.now(), config.id_token_ttl, master).await?;
         Ok(AppState(Arc::new(App {
             keys,
             issuer: config.issuer(),
