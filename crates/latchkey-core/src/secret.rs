@@ -1,6 +1,7 @@
 //! Secrets in memory and at rest: a redacting newtype, random token minting, and the keyed hash (HMAC-SHA-256)
 //! under which tokens, codes, sessions and client secrets are stored. High-entropy values need no slow hash;
-//! the key keeps a stolen database from being used to test guesses offline.
+//! the key keeps a stolen database from being used to test guesses offline, because the application stores the key
+//! only sealed under a master key that is not in the database.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;

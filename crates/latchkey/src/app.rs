@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::password::Passwords;
+use crate::seal::{KeySource, MasterKey, OpenError, Row};
 use crate::store::{SqlStore, Store, StoreError};
 use latchkey_core::secret::KeyedHasher;
 use latchkey_core::Timestamp;
@@ -65,12 +66,68 @@ impl Deref for AppState {
 }
 
 /// The name of the stored secret that keys every hash and MAC.
-const HASH_KEY: &str = "hash-key-v1";
+pub const HASH_KEY: &str = "hash-key-v1";
+
+/// The server's hashing key: created by the first node to start, stored sealed under the master key. A key stored
+/// in the clear (before keys were sealed) is sealed now; the key itself does not change, so every token, code and
+/// session hashed under it stays valid. Fails, naming both key ids, if the stored key is sealed under another master
+/// key: a node never makes itself new keys because it was given the wrong master key.
+async fn hash_key(
+    store: &dyn Store,
+    master: &MasterKey,
+    source: &KeySource,
+) -> Result<[u8; 32], StoreError> {
+    let row = Row::ServerSecret(HASH_KEY);
+    let mut candidate = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(&mut candidate[..]);
+    let sealed = master
+        .seal(row, &candidate[..])
+        .map_err(StoreError::Corrupt)?;
+    for _ in 0..3 {
+        let stored = store.server_secret(HASH_KEY, &sealed).await?;
+        match master.open(row, &stored) {
+            Ok(key) => {
+                return key.as_slice().try_into().map_err(|_| {
+                    StoreError::Corrupt("the stored hash key is not 32 bytes".into())
+                })
+            }
+            Err(OpenError::NotSealed) if stored.len() == 32 => {
+                // Stored in the clear by an earlier version: seal it in place (another node may race us to it).
+                let resealed = master.seal(row, &stored).map_err(StoreError::Corrupt)?;
+                store
+                    .replace_server_secret(HASH_KEY, &stored, &resealed)
+                    .await?;
+            }
+            Err(OpenError::OtherKey(other)) => {
+                return Err(StoreError::Corrupt(format!(
+                    "the database's keys are sealed under master key {other}, but this node's master key \
+                     (from {source}) is {}: give every node of one service the same master key (an \
+                     interrupted `latchkey keys rewrap` is finished by running it again)",
+                    master.id()
+                )))
+            }
+            Err(e) => {
+                return Err(StoreError::Corrupt(format!(
+                    "the stored hash key does not open with the master key from {source} ({e})"
+                )))
+            }
+        }
+    }
+    Err(StoreError::Corrupt(
+        "the stored hash key kept changing while it was being sealed".into(),
+    ))
+}
 
 impl App {
     /// Opens the database named by `config` (creating the data directory for SQLite), migrates it, and loads or
     /// creates the server key.
     pub async fn build(config: Config) -> Result<AppState, StoreError> {
+        let store = Self::open_store(&config).await?;
+        Self::with_store(config, Arc::new(store)).await
+    }
+
+    /// Opens and migrates the database named by `config` (creating the data directory for SQLite).
+    pub async fn open_store(config: &Config) -> Result<SqlStore, StoreError> {
         let url = config.database_url();
         if config.database_url.is_none() {
             std::fs::create_dir_all(&config.data_dir).map_err(|e| {
@@ -82,21 +139,16 @@ impl App {
         }
         let store = SqlStore::connect(&url).await?;
         store.migrate().await?;
-        Self::with_store(config, Arc::new(store)).await
+        Ok(store)
     }
 
-    /// Builds the state around an already migrated store.
+    /// Builds the state around an already migrated store, with the master key the configuration names.
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<AppState, StoreError> {
-        let mut candidate = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut candidate);
-        let key: [u8; 32] = store
-            .server_secret(HASH_KEY, &candidate)
-            .await?
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("the stored hash key is not 32 bytes".into()))?;
+        let (master, source) = MasterKey::load(&config).map_err(StoreError::Corrupt)?;
+        let key = zeroize::Zeroizing::new(hash_key(store.as_ref(), &master, &source).await?);
         let trusted_proxies = config.trusted_proxies().map_err(StoreError::Corrupt)?;
         let clock = Clock::default();
-        let keys = KeyRing::open(store.as_ref(), clock.now(), config.id_token_ttl).await?;
+        let keys = KeyRing::open(store.as_ref(), clock.now(), config.id_token_ttl, master).await?;
         Ok(AppState(Arc::new(App {
             keys,
             issuer: config.issuer(),

@@ -62,6 +62,11 @@ pub struct Config {
     /// Where `/metrics` is served (never on the public listener); `off` serves it nowhere.
     #[serde(deserialize_with = "address_or_off")]
     pub admin_listen: Option<SocketAddr>,
+    /// The master key that seals the keys stored in the database (`LATCHKEY_MASTER_KEY`: base64 of 32 bytes).
+    /// Over `master_key_file`; with neither, `<data_dir>/master.key` (created on first start).
+    pub master_key: Option<SecretSetting>,
+    /// A file holding the master key, as `master.key` does (`LATCHKEY_MASTER_KEY_FILE`); it must exist.
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// A list from TOML, or a comma-separated string (an environment variable).
@@ -125,7 +130,29 @@ impl Default for Config {
             tls_key: None,
             max_connections: 10_000,
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9480))),
+            master_key: None,
+            master_key_file: None,
         }
+    }
+}
+
+/// A setting that is a secret: `Debug` prints `[redacted]`.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct SecretSetting(String);
+
+impl SecretSetting {
+    pub fn new(value: impl Into<String>) -> Self {
+        SecretSetting(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
     }
 }
 

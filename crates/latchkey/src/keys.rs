@@ -5,7 +5,11 @@
 //! every ID token it could have signed has expired. `latchkey keys rotate` adds keys that activate after
 //! [`ROTATION_DELAY_SECS`]: by then every node has reloaded and publishes them, so no relying party ever sees a
 //! `kid` it cannot find.
+//!
+//! Private keys are stored sealed under the master key ([`crate::seal`]); a node opens them when it loads them.
+//! `latchkey keys revoke` withdraws a key at once (see [`revoke`]).
 
+use crate::seal::{MasterKey, OpenError, Row};
 use crate::store::{SigningKeyRecord, Store, StoreError, StoreResult};
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -80,29 +84,55 @@ pub fn generate(alg: SigningAlg) -> Result<Vec<u8>, StoreError> {
     }
 }
 
-/// A new key record, random `kid`.
+/// A new key record, random `kid`, its private key sealed under `master`.
 pub async fn new_record(
     alg: SigningAlg,
     now: Timestamp,
     activate_at: Timestamp,
+    master: &MasterKey,
 ) -> StoreResult<SigningKeyRecord> {
-    let private_der = tokio::task::spawn_blocking(move || generate(alg))
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("key generation stopped: {e}")))??;
+    let private_der = zeroize::Zeroizing::new(
+        tokio::task::spawn_blocking(move || generate(alg))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("key generation stopped: {e}")))??,
+    );
+    let kid = format!(
+        "{}-{}",
+        alg.as_str().to_ascii_lowercase(),
+        latchkey_core::ids::new_internal_id(&mut rand::thread_rng())
+    );
     Ok(SigningKeyRecord {
-        kid: format!(
-            "{}-{}",
-            alg.as_str().to_ascii_lowercase(),
-            latchkey_core::ids::new_internal_id(&mut rand::thread_rng())
-        ),
+        sealed_key: master
+            .seal(Row::SigningKey(&kid), &private_der)
+            .map_err(StoreError::Corrupt)?,
+        kid,
         alg,
-        private_der,
         created_at: now,
         activate_at,
+        revoked_at: None,
     })
 }
 
+/// Why a stored key cannot be used by this node.
+fn unopenable(kid: &str, e: &OpenError, master: &MasterKey) -> StoreError {
+    StoreError::Corrupt(match e {
+        OpenError::OtherKey(other) => format!(
+            "signing key {kid} is sealed under master key {other}, but this node's master key is {}: every node \
+             of one service needs the same master key",
+            master.id()
+        ),
+        _ => format!("signing key {kid} does not open with this node's master key ({e})"),
+    })
+}
+
+/// Whether a key counts in choosing which key signs and which are superseded: not revoked, or revoked only after
+/// it had started signing (its tokens still supersede the key before it).
+fn has_signed(k: &SigningKeyRecord, now: Timestamp) -> bool {
+    k.activate_at <= now && k.revoked_at.is_none_or(|r| k.activate_at < r)
+}
+
 /// One key, ready to sign and to publish.
+#[derive(Clone)]
 struct Loaded {
     kid: String,
     alg: SigningAlg,
@@ -118,13 +148,45 @@ struct KeySet {
     keys: Vec<Loaded>,
 }
 
-fn load(records: Vec<SigningKeyRecord>, now: Timestamp) -> StoreResult<KeySet> {
+/// Opens and parses the keys. Revoked keys are left out. A key that does not open is an error when `previous` is
+/// `None` (a node starting); on a reload, the node keeps the copy it already holds (e.g. after `keys rewrap`, until
+/// it restarts with the new master key) and otherwise leaves the key out, with a warning.
+fn load(
+    records: Vec<SigningKeyRecord>,
+    now: Timestamp,
+    master: &MasterKey,
+    previous: Option<&KeySet>,
+) -> StoreResult<KeySet> {
     let mut keys: Vec<Loaded> = Vec::with_capacity(records.len());
-    for r in records {
+    for r in &records {
+        if r.revoked_at.is_some() {
+            continue;
+        }
+        let der = match master.open(Row::SigningKey(&r.kid), &r.sealed_key) {
+            Ok(der) => der,
+            Err(e) => {
+                let Some(previous) = previous else {
+                    return Err(unopenable(&r.kid, &e, master));
+                };
+                match previous.keys.iter().find(|k| k.kid == r.kid) {
+                    Some(held) => {
+                        let mut held = held.clone();
+                        held.activate_at = r.activate_at;
+                        keys.push(held);
+                    }
+                    None => tracing::warn!(
+                        kid = %r.kid,
+                        error = %unopenable(&r.kid, &e, master),
+                        "a signing key is left out until this node restarts with the right master key"
+                    ),
+                }
+                continue;
+            }
+        };
         let encoding = match r.alg {
-            SigningAlg::Es256 => EncodingKey::from_ec_der(&r.private_der),
-            SigningAlg::EdDsa => EncodingKey::from_ed_der(&r.private_der),
-            SigningAlg::Rs256 => EncodingKey::from_rsa_der(&r.private_der),
+            SigningAlg::Es256 => EncodingKey::from_ec_der(&der),
+            SigningAlg::EdDsa => EncodingKey::from_ed_der(&der),
+            SigningAlg::Rs256 => EncodingKey::from_rsa_der(&der),
         };
         let mut public = Jwk::from_encoding_key(&encoding, jws_alg(r.alg))
             .map_err(|e| StoreError::Corrupt(format!("signing key {} is unusable: {e}", r.kid)))?;
@@ -132,7 +194,7 @@ fn load(records: Vec<SigningKeyRecord>, now: Timestamp) -> StoreResult<KeySet> {
         public.common.public_key_use = Some(PublicKeyUse::Signature);
         public.common.key_algorithm = Some(key_alg(r.alg));
         keys.push(Loaded {
-            kid: r.kid,
+            kid: r.kid.clone(),
             alg: r.alg,
             encoding,
             public,
@@ -140,14 +202,17 @@ fn load(records: Vec<SigningKeyRecord>, now: Timestamp) -> StoreResult<KeySet> {
             superseded_at: None,
         });
     }
-    // Records come oldest first: each key is superseded when the next of its algorithm activates.
-    for i in 0..keys.len() {
-        let next = keys[i + 1..]
+    // Each key is superseded when the next of its algorithm activates (a revoked one included if it had signed).
+    for key in &mut keys {
+        key.superseded_at = records
             .iter()
-            .filter(|k| k.alg == keys[i].alg && k.activate_at <= now)
+            .filter(|k| {
+                k.alg == key.alg
+                    && has_signed(k, now)
+                    && (k.activate_at, k.kid.as_str()) > (key.activate_at, key.kid.as_str())
+            })
             .map(|k| k.activate_at)
             .min();
-        keys[i].superseded_at = next;
     }
     Ok(KeySet {
         loaded_at: now,
@@ -159,30 +224,59 @@ fn load(records: Vec<SigningKeyRecord>, now: Timestamp) -> StoreResult<KeySet> {
 pub struct KeyRing {
     set: RwLock<Arc<KeySet>>,
     id_token_ttl: i64,
+    master: MasterKey,
 }
 
 impl KeyRing {
-    /// Loads the keys, creating the first ones if the database has none.
+    /// Loads the keys, creating the first ones if the database has none, and seals under `master` any key
+    /// stored before keys were sealed. Fails if a key does not open with `master`.
     pub async fn open(
         store: &dyn Store,
         now: Timestamp,
         id_token_ttl: i64,
+        master: MasterKey,
     ) -> StoreResult<KeyRing> {
-        let mut records = store.list_signing_keys().await?;
-        for alg in EAGER {
-            if !records.iter().any(|r| r.alg == alg) {
+        let mut changed = false;
+        for r in store.list_signing_keys().await? {
+            if r.revoked_at.is_none()
+                && r.sealed_key.first() == Some(&0x30)
+                && crate::seal::sealed_by(&r.sealed_key).is_none()
+            {
+                // A bare DER key from before sealing. If another node seals it first, its copy is read below.
+                let sealed = master
+                    .seal(Row::SigningKey(&r.kid), &r.sealed_key)
+                    .map_err(StoreError::Corrupt)?;
                 store
-                    .insert_signing_key(&new_record(alg, now, now).await?)
+                    .replace_signing_key(&r.kid, &r.sealed_key, &sealed)
                     .await?;
+                changed = true;
             }
         }
-        if records.len() < EAGER.len() {
+        let mut records = store.list_signing_keys().await?;
+        for alg in EAGER {
+            if !records
+                .iter()
+                .any(|r| r.alg == alg && r.revoked_at.is_none())
+            {
+                store
+                    .insert_signing_key(&new_record(alg, now, now, &master).await?)
+                    .await?;
+                changed = true;
+            }
+        }
+        if changed {
             records = store.list_signing_keys().await?;
         }
         Ok(KeyRing {
-            set: RwLock::new(Arc::new(load(records, now)?)),
+            set: RwLock::new(Arc::new(load(records, now, &master, None)?)),
             id_token_ttl,
+            master,
         })
+    }
+
+    /// The master key this node seals and opens keys with.
+    pub fn master_key(&self) -> &MasterKey {
+        &self.master
     }
 
     fn current(&self) -> Arc<KeySet> {
@@ -194,7 +288,9 @@ impl KeyRing {
 
     /// Rereads the keys now.
     pub async fn reload(&self, store: &dyn Store, now: Timestamp) -> StoreResult<()> {
-        let fresh = Arc::new(load(store.list_signing_keys().await?, now)?);
+        let records = store.list_signing_keys().await?;
+        let held = self.current();
+        let fresh = Arc::new(load(records, now, &self.master, Some(held.as_ref()))?);
         match self.set.write() {
             Ok(mut set) => *set = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
@@ -222,10 +318,10 @@ impl KeyRing {
             .list_signing_keys()
             .await?
             .iter()
-            .any(|k| k.alg == alg)
+            .any(|k| k.alg == alg && k.revoked_at.is_none())
         {
             store
-                .insert_signing_key(&new_record(alg, now, now).await?)
+                .insert_signing_key(&new_record(alg, now, now, &self.master).await?)
                 .await?;
         }
         self.reload(store, now).await
@@ -277,6 +373,7 @@ impl KeyRing {
 /// `latchkey keys rotate`: a new key for each algorithm in use, signing from `now + delay`.
 pub async fn rotate(
     store: &dyn Store,
+    master: &MasterKey,
     now: Timestamp,
     delay: i64,
 ) -> StoreResult<Vec<SigningKeyRecord>> {
@@ -284,10 +381,153 @@ pub async fn rotate(
     let mut added = Vec::new();
     for alg in SigningAlg::ALL {
         if EAGER.contains(&alg) || existing.iter().any(|k| k.alg == alg) {
-            let record = new_record(alg, now, now + delay).await?;
+            let record = new_record(alg, now, now + delay, master).await?;
             store.insert_signing_key(&record).await?;
             added.push(record);
         }
     }
     Ok(added)
+}
+
+/// What `keys revoke` did.
+#[derive(Debug)]
+pub struct Revoked {
+    pub alg: SigningAlg,
+    /// The key that signs for `alg` from now on, if the revoked key was the one signing.
+    pub successor: Option<String>,
+    /// Whether the successor was already published (a key from `keys rotate` waiting to sign), rather than new.
+    pub successor_was_published: bool,
+}
+
+/// `latchkey keys revoke <kid>`: withdraws a compromised key at once. It is marked revoked and its private key
+/// erased; every node stops publishing it and signing with it at its next reload (within [`RELOAD_SECS`]).
+///
+/// If it was the key signing for its algorithm, a successor signs from now: a key from `keys rotate` still
+/// waiting to activate if there is one (already published), otherwise a new key. A new key breaks SPEC 3's
+/// "published before used" for up to one reload: a relying party that fetched the JWKS from a node that has not
+/// reloaded yet may meet an unknown `kid` and must fetch it again. That is the lesser harm: the alternative is to
+/// keep signing with a compromised key, or to sign nothing for that algorithm for two minutes.
+pub async fn revoke(
+    store: &dyn Store,
+    master: &MasterKey,
+    kid: &str,
+    now: Timestamp,
+) -> StoreResult<Option<Revoked>> {
+    let all = store.list_signing_keys().await?;
+    let Some(target) = all.iter().find(|k| k.kid == kid && k.revoked_at.is_none()) else {
+        return Ok(None);
+    };
+    let alg = target.alg;
+    let signer = all
+        .iter()
+        .filter(|k| k.alg == alg && k.revoked_at.is_none() && k.activate_at <= now)
+        .max_by_key(|k| (k.activate_at, k.kid.as_str()));
+    let was_signing = signer.is_some_and(|k| k.kid == kid);
+    if !store.revoke_signing_key(kid, now).await? {
+        return Ok(None);
+    }
+    let mut revoked = Revoked {
+        alg,
+        successor: None,
+        successor_was_published: false,
+    };
+    if was_signing {
+        let waiting = all
+            .iter()
+            .filter(|k| k.alg == alg && k.revoked_at.is_none() && k.activate_at > now)
+            .min_by_key(|k| (k.activate_at, k.kid.clone()));
+        // Published keys of a rotation less than one reload old may not be on every node yet: no better than new.
+        match waiting.filter(|k| k.created_at + RELOAD_SECS <= now) {
+            Some(k) => {
+                store.activate_signing_key(&k.kid, now).await?;
+                revoked.successor = Some(k.kid.clone());
+                revoked.successor_was_published = true;
+            }
+            None => {
+                let fresh = new_record(alg, now, now, master).await?;
+                store.insert_signing_key(&fresh).await?;
+                revoked.successor = Some(fresh.kid);
+            }
+        }
+    }
+    Ok(Some(revoked))
+}
+
+/// Opens a stored key for `keys rewrap`: `None` if `new` already seals it, the plaintext if `old` does (or if it
+/// is a key stored before sealing, recognised by `legacy`).
+fn open_for_rewrap(
+    old: &MasterKey,
+    new: &MasterKey,
+    row: Row<'_>,
+    stored: &[u8],
+    legacy: bool,
+) -> StoreResult<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    if new.open(row, stored).is_ok() {
+        return Ok(None);
+    }
+    match old.open(row, stored) {
+        Ok(plain) => Ok(Some(plain)),
+        Err(OpenError::NotSealed) if legacy => Ok(Some(zeroize::Zeroizing::new(stored.to_vec()))),
+        Err(e) => Err(StoreError::Corrupt(format!(
+            "{row} opens with neither the current master key {} nor the new one {} ({e})",
+            old.id(),
+            new.id()
+        ))),
+    }
+}
+
+/// `latchkey keys rewrap`: seals every stored key (the signing keys and the hash key) under `new` instead of `old`,
+/// one row at a time, each only if nobody changed it meanwhile. Rows already under `new` are left alone, so an
+/// interrupted run is finished by running it again. Returns how many rows were re-sealed; on success every key
+/// opens with `new`.
+pub async fn rewrap(store: &dyn Store, old: &MasterKey, new: &MasterKey) -> StoreResult<usize> {
+    let hash_row = Row::ServerSecret(crate::app::HASH_KEY);
+    let mut count = 0;
+    for _ in 0..3 {
+        let mut lost_race = false;
+        // The hash key (if the database has never been started, a new one is stored under `new`).
+        let mut fresh = zeroize::Zeroizing::new([0u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut fresh[..]);
+        let candidate = new
+            .seal(hash_row, &fresh[..])
+            .map_err(StoreError::Corrupt)?;
+        let stored = store
+            .server_secret(crate::app::HASH_KEY, &candidate)
+            .await?;
+        if let Some(plain) = open_for_rewrap(old, new, hash_row, &stored, stored.len() == 32)? {
+            let sealed = new.seal(hash_row, &plain).map_err(StoreError::Corrupt)?;
+            if store
+                .replace_server_secret(crate::app::HASH_KEY, &stored, &sealed)
+                .await?
+            {
+                count += 1;
+            } else {
+                lost_race = true;
+            }
+        }
+        for r in store.list_signing_keys().await? {
+            if r.revoked_at.is_some() {
+                continue;
+            }
+            let row = Row::SigningKey(&r.kid);
+            let legacy = r.sealed_key.first() == Some(&0x30);
+            if let Some(plain) = open_for_rewrap(old, new, row, &r.sealed_key, legacy)? {
+                let sealed = new.seal(row, &plain).map_err(StoreError::Corrupt)?;
+                if store
+                    .replace_signing_key(&r.kid, &r.sealed_key, &sealed)
+                    .await?
+                {
+                    count += 1;
+                } else {
+                    lost_race = true;
+                }
+            }
+        }
+        if !lost_race {
+            return Ok(count);
+        }
+    }
+    Err(StoreError::Corrupt(
+        "the stored keys kept changing during the rewrap: run it again".into(),
+    ))
 }

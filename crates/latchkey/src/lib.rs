@@ -8,6 +8,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod password;
+pub mod seal;
 pub mod store;
 pub mod throttle;
 pub mod web;

@@ -8,6 +8,7 @@ use crate::app::{App, AppState};
 use crate::config::Config;
 use crate::flows::registration::{self, AppInput};
 use crate::keys;
+use crate::seal;
 use crate::store::{Client, Created, User};
 use clap::{Args, Parser, Subcommand};
 use latchkey_core::oidc::SigningAlg;
@@ -196,6 +197,23 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Withdraw a (compromised) key at once: no node publishes or signs with it after its next reload (30 s). If
+    /// it was signing, a key waiting from `keys rotate` takes over now, or else a new key does.
+    Revoke {
+        kid: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-seal every stored key (signing keys, hash key) under a new master key.
+    Rewrap {
+        /// The new master key file; if it does not exist, a new random key is written there (mode 0600). The
+        /// current key file is left alone: install the new one on every node. Without this option the new key is
+        /// written beside the master key file in force (`<file>.new`) and replaces it once every key is re-sealed.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -271,6 +289,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::User(cmd) => user(App::build(config).await?, cmd).await,
         Command::Client(cmd) => client(App::build(config).await?, cmd).await,
         Command::Config(ConfigCommand::Check) => config_check(config).await,
+        Command::Keys(KeysCommand::Rewrap { new_key_file, json }) => {
+            keys_rewrap(config, new_key_file, json).await
+        }
         Command::Keys(cmd) => keys_command(App::build(config).await?, cmd).await,
         Command::Demo { app_listen } => demo::run(config, app_listen).await,
         Command::DeviceLogin {
@@ -467,7 +488,7 @@ async fn user(state: AppState, cmd: UserCommand) -> anyhow::Result<()> {
 
 async fn keys_command(state: AppState, cmd: KeysCommand) -> anyhow::Result<()> {
     let now = state.clock.now();
-    let key_json = |k: &crate::store::SigningKeyRecord| json!({"kid": k.kid, "alg": k.alg.as_str(), "created_at": k.created_at, "activate_at": k.activate_at});
+    let key_json = |k: &crate::store::SigningKeyRecord| json!({"kid": k.kid, "alg": k.alg.as_str(), "created_at": k.created_at, "activate_at": k.activate_at, "revoked_at": k.revoked_at});
     match cmd {
         KeysCommand::List { json } => {
             let all = state.store.list_signing_keys().await?;
@@ -490,7 +511,9 @@ async fn keys_command(state: AppState, cmd: KeysCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 for k in &all {
-                    let when = if k.activate_at > now {
+                    let when = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else if k.activate_at > now {
                         "signs later"
                     } else {
                         "active"
@@ -506,7 +529,8 @@ async fn keys_command(state: AppState, cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Rotate { delay, json } => {
             anyhow::ensure!(delay >= 0, "--delay cannot be negative");
-            let added = keys::rotate(state.store.as_ref(), now, delay).await?;
+            let added =
+                keys::rotate(state.store.as_ref(), state.keys.master_key(), now, delay).await?;
             if json {
                 let list: Vec<_> = added.iter().map(key_json).collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
@@ -519,6 +543,105 @@ async fn keys_command(state: AppState, cmd: KeysCommand) -> anyhow::Result<()> {
                     );
                 }
             }
+        }
+        KeysCommand::Revoke { kid, json } => {
+            let revoked = keys::revoke(state.store.as_ref(), state.keys.master_key(), &kid, now)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("no signing key {kid} (or it is already revoked)")
+                })?;
+            if json {
+                print_json(json!({
+                    "kid": kid, "alg": revoked.alg.as_str(), "revoked": true,
+                    "successor": revoked.successor, "successor_was_published": revoked.successor_was_published,
+                }));
+            } else {
+                println!(
+                    "revoked {kid}: every node stops publishing and signing with it within {} s",
+                    keys::RELOAD_SECS
+                );
+                if let Some(successor) = &revoked.successor {
+                    let how = if revoked.successor_was_published {
+                        "it was already published"
+                    } else {
+                        "a new key: relying parties may need to fetch the JWKS again"
+                    };
+                    println!(
+                        "{successor} signs {} ID tokens from now ({how})",
+                        revoked.alg.as_str()
+                    );
+                }
+            }
+        }
+        // Handled by `keys_rewrap`, before any app is built.
+        KeysCommand::Rewrap { .. } => anyhow::bail!("keys rewrap runs without starting the app"),
+    }
+    Ok(())
+}
+
+/// `latchkey keys rewrap`: works on the store directly, since a half-finished earlier run leaves keys that open
+/// only with the new master key, which a normal start refuses.
+async fn keys_rewrap(
+    config: Config,
+    new_key_file: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (old, source) = seal::MasterKey::load(&config).map_err(anyhow::Error::msg)?;
+    let (target, replaces) = match (new_key_file, &source) {
+        (Some(path), _) => (path, None),
+        (None, seal::KeySource::File(current)) => {
+            let mut name = current.file_name().unwrap_or_default().to_os_string();
+            name.push(".new");
+            (current.with_file_name(name), Some(current.clone()))
+        }
+        (None, seal::KeySource::Setting) => anyhow::bail!(
+            "the master key comes from LATCHKEY_MASTER_KEY: name the file for the new key with --new-key-file"
+        ),
+    };
+    let new = seal::read_or_create_key_file(&target).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        new.id() != old.id(),
+        "{} holds the master key already in force ({})",
+        target.display(),
+        old.id()
+    );
+    let store = App::open_store(&config).await?;
+    let count = keys::rewrap(&store, &old, &new).await?;
+    store.close().await;
+    if let Some(current) = &replaces {
+        std::fs::rename(&target, current).map_err(|e| {
+            anyhow::anyhow!(
+                "every key is sealed under the new master key in {}, but it could not replace {}: {e}; move it \
+                 there yourself before starting Latchkey",
+                target.display(),
+                current.display()
+            )
+        })?;
+    }
+    let key_file = replaces.as_ref().unwrap_or(&target);
+    if json {
+        print_json(json!({
+            "rewrapped": count, "old_master_key_id": old.id().to_string(),
+            "master_key_id": new.id().to_string(), "master_key_file": key_file.display().to_string(),
+        }));
+    } else {
+        println!(
+            "re-sealed {count} keys: every stored key is now sealed under master key {} (was {})",
+            new.id(),
+            old.id()
+        );
+        if replaces.is_some() {
+            println!(
+                "{} now holds the new key; restart Latchkey. Backups made before now open only with the old key.",
+                key_file.display()
+            );
+        } else {
+            println!(
+                "install {} as the master key of every node (master_key_file, or its contents as \
+                 LATCHKEY_MASTER_KEY) and restart them; a node still on the old key keeps the keys it has loaded but \
+                 cannot start again",
+                key_file.display()
+            );
         }
     }
     Ok(())
@@ -684,6 +807,8 @@ async fn config_check(config: Config) -> anyhow::Result<()> {
     println!("database:      {}", redacted_url(&config.database_url()));
     println!("data_dir:      {}", config.data_dir.display());
     println!("token ttl:     {} s", config.access_token_ttl);
+    let (master, source) = seal::MasterKey::load(&config).map_err(anyhow::Error::msg)?;
+    println!("master key:    {} from {source}", master.id());
     App::build(config).await?;
     println!("database reachable and migrated: ok");
     Ok(())

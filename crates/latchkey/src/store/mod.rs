@@ -297,11 +297,15 @@ pub enum PollOutcome {
 pub struct SigningKeyRecord {
     pub kid: String,
     pub alg: SigningAlg,
-    /// PKCS#8 DER (ES256, EdDSA) or PKCS#1 DER (RS256).
-    pub private_der: Vec<u8>,
+    /// The private key, PKCS#8 DER (ES256, EdDSA) or PKCS#1 DER (RS256), sealed under the master key
+    /// (`crate::seal`, row `signing_keys/<kid>`). Rows written before keys were sealed hold the bare DER until
+    /// the next start seals them.
+    pub sealed_key: Vec<u8>,
     pub created_at: Timestamp,
     /// It signs from this time until a newer key of its algorithm activates.
     pub activate_at: Timestamp,
+    /// Set by `keys revoke`: neither published nor used again; `sealed_key` is then empty.
+    pub revoked_at: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
@@ -310,6 +314,7 @@ impl std::fmt::Debug for SigningKeyRecord {
             .field("kid", &self.kid)
             .field("alg", &self.alg)
             .field("activate_at", &self.activate_at)
+            .field("revoked_at", &self.revoked_at)
             .finish_non_exhaustive()
     }
 }
@@ -332,6 +337,9 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
     /// The server secret called `name`, storing `candidate` if there is none yet. Every node gets the same value.
     async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+    /// Replaces a server secret's stored value with `new` only if it is still `old` (sealing or re-sealing it
+    /// under a master key); false, with nothing changed, if another writer changed it first.
+    async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
 
     async fn create_user(&self, user: &User) -> StoreResult<Created>;
     async fn find_user(&self, id: &str) -> StoreResult<Option<User>>;
@@ -490,6 +498,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every signing key, oldest first.
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    /// Replaces a signing key's sealed private key with `new` only if it is still `old`; false, with nothing
+    /// changed, if it is not (another writer got there first, or the key is gone).
+    async fn replace_signing_key(&self, kid: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
+    /// Revokes a signing key (`keys revoke`) and erases its private key: every node stops publishing and signing
+    /// with it at its next reload. False if there is no such key or it was already revoked.
+    async fn revoke_signing_key(&self, kid: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Moves a key's `activate_at` to `at` (a key that was to sign later takes over now).
+    async fn activate_signing_key(&self, kid: &str, at: Timestamp) -> StoreResult<bool>;
 
     /// Revokes one access token of `client_id` (RFC 7009). False if it is unknown, another client's or already
     /// revoked; nothing changes then.

@@ -379,6 +379,17 @@ impl Store for SqlStore {
         Ok(row.try_get("value")?)
     }
 
+    async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE server_secrets SET value = $1 WHERE name = $2 AND value = $3")
+                .bind(new.to_vec())
+                .bind(name)
+                .bind(old.to_vec())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn create_user(&self, u: &User) -> StoreResult<Created> {
         let done = sqlx::query(
             "INSERT INTO users (id, email, name, postal_code, password_hash, disabled, created_at) \
@@ -1218,7 +1229,8 @@ impl Store for SqlStore {
 
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         let rows = sqlx::query(
-            "SELECT kid, alg, private_der, created_at, activate_at FROM signing_keys ORDER BY activate_at, kid",
+            "SELECT kid, alg, private_der, created_at, activate_at, revoked_at FROM signing_keys \
+             ORDER BY activate_at, kid",
         )
         .fetch_all(&self.reader)
         .await?;
@@ -1227,9 +1239,10 @@ impl Store for SqlStore {
                 Ok(SigningKeyRecord {
                     kid: row.try_get("kid")?,
                     alg: signing_alg(&row.try_get::<String, _>("alg")?)?,
-                    private_der: row.try_get("private_der")?,
+                    sealed_key: row.try_get("private_der")?,
                     created_at: row.try_get("created_at")?,
                     activate_at: row.try_get("activate_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
                 })
             })
             .collect()
@@ -1241,12 +1254,45 @@ impl Store for SqlStore {
         )
         .bind(&k.kid)
         .bind(k.alg.as_str())
-        .bind(&k.private_der)
+        .bind(&k.sealed_key)
         .bind(k.created_at)
         .bind(k.activate_at)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn replace_signing_key(&self, kid: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET private_der = $1 WHERE kid = $2 AND private_der = $3",
+        )
+        .bind(new.to_vec())
+        .bind(kid)
+        .bind(old.to_vec())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_signing_key(&self, kid: &str, now: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET revoked_at = $1, private_der = $2 WHERE kid = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(Vec::<u8>::new())
+        .bind(kid)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn activate_signing_key(&self, kid: &str, at: Timestamp) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE signing_keys SET activate_at = $1 WHERE kid = $2")
+            .bind(at)
+            .bind(kid)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn revoke_access_token(

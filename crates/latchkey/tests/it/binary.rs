@@ -821,3 +821,134 @@ async fn serve_speaks_https_itself_and_rereads_its_certificate_on_sighup() {
         .iter()
         .any(|l| l.contains("TLS certificate not reread")));
 }
+
+/// Like [`cli`] with no standard input, with the variables `env` set.
+fn cli_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = command(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[cfg(unix)]
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn keys_revoke_and_rewrap_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let first = list_keys(d);
+    // The first start made the master key beside the database, readable by its owner only.
+    let key_file = d.join("latchkey-data/master.key");
+    let original = std::fs::read_to_string(&key_file).unwrap();
+    #[cfg(unix)]
+    assert_eq!(mode_of(&key_file), 0o600);
+
+    // Revoking the signing ES256 key unpublishes it and makes a successor that signs from now.
+    let es256 = first.iter().find(|k| k["alg"] == "ES256").unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = cli_json(d, &["keys", "revoke", &es256, "--json"], "");
+    assert_eq!(revoked["revoked"], true, "{revoked}");
+    let successor = revoked["successor"].as_str().unwrap().to_owned();
+    assert_eq!(revoked["successor_was_published"], false, "{revoked}");
+    let listed = list_keys(d);
+    let row = |kid: &str| listed.iter().find(|k| k["kid"] == kid).unwrap().clone();
+    assert!(row(&es256)["revoked_at"].is_i64(), "{listed:?}");
+    assert_eq!(row(&es256)["published"], false, "{listed:?}");
+    assert_eq!(row(&successor)["published"], true, "{listed:?}");
+    assert!(row(&successor)["revoked_at"].is_null());
+    let (ok, text, _) = cli(d, &["keys", "list"], "");
+    assert!(ok);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&es256) && l.contains("revoked")),
+        "{text}"
+    );
+    let (ok, _, stderr) = cli(d, &["keys", "revoke", &es256], "");
+    assert!(!ok && stderr.contains("already revoked"), "{stderr}");
+
+    // `keys rewrap` with no option re-seals every key under a new master key, which then replaces master.key.
+    let rewrapped = cli_json(d, &["keys", "rewrap", "--json"], "");
+    assert_eq!(
+        rewrapped["rewrapped"], 3,
+        "hash key and two live signing keys: {rewrapped}"
+    );
+    let replaced = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(replaced, original);
+    assert!(!d.join("latchkey-data/master.key.new").exists());
+    #[cfg(unix)]
+    assert_eq!(mode_of(&key_file), 0o600);
+    let after: Vec<_> = list_keys(d).iter().map(|k| k["kid"].clone()).collect();
+    let before: Vec<_> = listed.iter().map(|k| k["kid"].clone()).collect();
+    assert_eq!(
+        after, before,
+        "the same keys, opened with the new master key"
+    );
+    // `config check` names the key in force by its id, so operators can compare nodes.
+    let (ok, text, stderr) = cli(d, &["config", "check"], "");
+    assert!(ok, "{stderr}");
+    let id = rewrapped["master_key_id"].as_str().unwrap();
+    assert!(text.contains(&format!("master key:    {id}")), "{text}");
+    assert!(
+        !text.contains(replaced.trim()),
+        "the key itself is never printed"
+    );
+
+    // With --new-key-file the key in force is left alone: until a node is given the new key it refuses to start.
+    let other = d.join("other.key");
+    let other_arg = other.to_str().unwrap();
+    let moved = cli_json(
+        d,
+        &["keys", "rewrap", "--new-key-file", other_arg, "--json"],
+        "",
+    );
+    assert_eq!(moved["rewrapped"], 3, "{moved}");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), replaced);
+    #[cfg(unix)]
+    assert_eq!(mode_of(&other), 0o600);
+    let (ok, _, stderr) = cli(d, &["keys", "list"], "");
+    assert!(!ok);
+    let new_id = moved["master_key_id"].as_str().unwrap();
+    assert!(
+        stderr.contains(&format!("sealed under master key {new_id}")),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = cli_with(
+        d,
+        &["keys", "list"],
+        &[("LATCHKEY_MASTER_KEY_FILE", other_arg)],
+    );
+    assert!(ok, "{stderr}");
+    let text = std::fs::read_to_string(&other).unwrap();
+    let (ok, _, stderr) = cli_with(
+        d,
+        &["keys", "list"],
+        &[("LATCHKEY_MASTER_KEY", text.trim())],
+    );
+    assert!(ok, "{stderr}");
+
+    // A malformed key is a clear error; so is a rewrap that does not say where the new key from a variable goes.
+    let (ok, _, stderr) = cli_with(d, &["keys", "list"], &[("LATCHKEY_MASTER_KEY", "abc")]);
+    assert!(
+        !ok && stderr.contains("LATCHKEY_MASTER_KEY") && stderr.contains("base64"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = cli_with(
+        d,
+        &["keys", "rewrap"],
+        &[("LATCHKEY_MASTER_KEY", text.trim())],
+    );
+    assert!(!ok && stderr.contains("--new-key-file"), "{stderr}");
+}

@@ -560,6 +560,29 @@ async fn no_token_code_secret_or_password_is_stored_in_the_clear() {
         ("client secret", secret.clone()),
         ("password", PASSWORD.to_owned()),
     ];
+    // Nor any key: the hash key and the private signing keys, as the master key opens them.
+    let master = latchkey::seal::MasterKey::parse(TEST_MASTER_KEY).unwrap();
+    let hash_key = app
+        .store()
+        .server_secret(latchkey::app::HASH_KEY, b"")
+        .await
+        .unwrap();
+    let mut key_needles: Vec<(String, Vec<u8>)> = vec![(
+        "hash key".into(),
+        master
+            .open(
+                latchkey::seal::Row::ServerSecret(latchkey::app::HASH_KEY),
+                &hash_key,
+            )
+            .unwrap()
+            .to_vec(),
+    )];
+    for k in app.store().list_signing_keys().await.unwrap() {
+        let der = master
+            .open(latchkey::seal::Row::SigningKey(&k.kid), &k.sealed_key)
+            .unwrap();
+        key_needles.push((format!("private key {}", k.kid), der.to_vec()));
+    }
     let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
     let tables: Vec<String> = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table'")
         .fetch_all(&mut conn)
@@ -589,6 +612,13 @@ async fn no_token_code_secret_or_password_is_stored_in_the_clear() {
                     });
                 let Some(bytes) = bytes else { continue };
                 cells += 1;
+                for (what, needle) in &key_needles {
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                        "the {what} is stored in the clear in {table}.{}",
+                        column.name()
+                    );
+                }
                 let text = String::from_utf8_lossy(&bytes);
                 for (what, needle) in &needles {
                     assert!(

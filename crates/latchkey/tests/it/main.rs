@@ -10,6 +10,7 @@ mod developer;
 mod device;
 mod errors;
 mod hardening;
+mod keys_at_rest;
 mod multinode;
 mod oidc;
 mod oidc_authlib;

@@ -355,6 +355,7 @@ async fn key_rotation_keeps_old_tokens_verifiable_and_both_nodes_publish_the_sam
     // they sign anything.
     let added = latchkey::keys::rotate(
         a.store().as_ref(),
+        a.state.keys.master_key(),
         a.state.clock.now(),
         latchkey::keys::ROTATION_DELAY_SECS,
     )

@@ -100,12 +100,17 @@ impl Drop for TestApp {
     }
 }
 
+/// The master key of every test server (base64 of 32 bytes).
+pub const TEST_MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LW9mLWxhdGNoa2V5LXRlc3Q=";
+
 pub fn test_config(database_url: &str) -> Config {
     Config {
         database_url: Some(database_url.to_owned()),
         password_hash_concurrency: 2,
         // The error tables send many failures from 127.0.0.1; `hardening.rs` tests the throttle with its own limit.
         token_failure_limit: 10_000,
+        // Never the developer's `latchkey-data/master.key`.
+        master_key: Some(latchkey::config::SecretSetting::new(TEST_MASTER_KEY)),
         ..Config::default()
     }
 }
