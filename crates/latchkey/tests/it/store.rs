@@ -2322,6 +2322,49 @@ async fn removing_an_app_revokes_a_code_redemption_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotation_that_starts_during_a_remove_waits_for_it_and_rotates_nothing() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let first = grant("fam-1", &fx.client, &fx.user, NOW, "first");
+        s.insert_grant(&first.grant).await.unwrap();
+        if e == "postgres" {
+            // This time the revocation is the slow one: it sleeps in its first token UPDATE.
+            use sqlx::{Connection, Executor};
+            let mut admin = sqlx::PgConnection::connect(&fx._db.url).await.unwrap();
+            admin
+                .execute(
+                    "CREATE FUNCTION lk_test_slow() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$; \
+                     CREATE TRIGGER lk_test_slow BEFORE UPDATE ON access_tokens \
+                     FOR EACH ROW EXECUTE FUNCTION lk_test_slow()",
+                )
+                .await
+                .unwrap();
+        }
+        let (store, user, client) = (
+            s.clone(),
+            fx.user.id.clone(),
+            fx.client.policy.client_id.clone(),
+        );
+        let removing =
+            tokio::spawn(
+                async move { store.revoke_consent(&user, &client, NOW + 1).await.unwrap() },
+            );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let rotated = grant("fam-1", &fx.client, &fx.user, NOW + 2, "rotated");
+        assert_eq!(
+            s.rotate_refresh_token(&first.refresh.unwrap(), &rotated.grant, NOW + 2, 10)
+                .await
+                .unwrap(),
+            Rotation::Refused,
+            "{e}: the rotation must wait for the Remove and then find its token revoked"
+        );
+        removing.await.unwrap();
+        nothing_survives(&fx, &rotated, "refresh during Remove").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn disabling_the_account_revokes_a_refresh_rotation_in_flight() {
     for fx in fixtures().await {
         let s = &fx.store;
