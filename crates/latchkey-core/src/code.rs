@@ -49,6 +49,28 @@ pub fn check_exchange(
     }
 }
 
+/// Whether presenting an already used code revokes what it issued (RFC 6749 4.1.2; SPEC 4): only when the
+/// replay comes from the app the code was issued to, proved as strongly as a redemption would prove it: with the
+/// app's secret (`authenticated`), or with the PKCE verifier of a PKCE-bound code. A used code that leaked
+/// (history, logs, a Referer) is then no way for anyone else, another app or someone holding only the code and a
+/// confidential app's public id, to end the customer's grant. Expiry and the return URL do not matter here: a
+/// late replay by the app itself still revokes.
+pub fn replay_revokes(
+    code: &IssuedCode,
+    client_id: &str,
+    authenticated: bool,
+    code_verifier: Option<&str>,
+) -> bool {
+    if code.client_id != client_id {
+        return false;
+    }
+    authenticated
+        || match (&code.challenge, code_verifier) {
+            (Some(ch), Some(v)) => pkce::is_valid_verifier(v) && ch.verify(v),
+            _ => false,
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +90,34 @@ mod tests {
                 method: Method::S256,
             }),
             expires_at: 1000,
+        }
+    }
+
+    #[test]
+    fn only_the_codes_own_app_revokes_by_replaying_it() {
+        // (PKCE-bound, caller, authenticated, verifier) -> revokes
+        let table: &[(bool, &str, bool, Option<&str>, bool)] = &[
+            (false, "c", true, None, true),
+            (true, "c", true, None, true),
+            (true, "c", false, Some(V), true),
+            // The right app's id without its secret, and no verifier (or a wrong one): not proof.
+            (false, "c", false, None, false),
+            (true, "c", false, None, false),
+            (true, "c", false, Some(C), false),
+            (false, "c", false, Some(V), false),
+            // Another app, however well it authenticated.
+            (false, "other", true, None, false),
+            (true, "other", false, Some(V), false),
+            (true, "other", true, Some(V), false),
+        ];
+        for (i, (pkce, client, authenticated, verifier, want)) in table.iter().enumerate() {
+            let mut c = code(*pkce, true);
+            c.expires_at = 0;
+            assert_eq!(
+                replay_revokes(&c, client, *authenticated, *verifier),
+                *want,
+                "row {i}"
+            );
         }
     }
 

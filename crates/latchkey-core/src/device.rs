@@ -114,6 +114,8 @@ pub enum Status {
     Issued,
     /// Too many wrong user codes were presented with this device code.
     Locked,
+    /// Approved, but the customer removed the app or the account was disabled before the device polled.
+    Revoked,
 }
 
 impl Status {
@@ -124,6 +126,7 @@ impl Status {
             Status::Denied => "denied",
             Status::Issued => "issued",
             Status::Locked => "locked",
+            Status::Revoked => "revoked",
         }
     }
     pub fn parse(s: &str) -> Option<Status> {
@@ -133,6 +136,7 @@ impl Status {
             "denied" => Status::Denied,
             "issued" => Status::Issued,
             "locked" => Status::Locked,
+            "revoked" => Status::Revoked,
             _ => return None,
         })
     }
@@ -172,7 +176,8 @@ pub enum Refusal {
     SlowDown,
     Denied,
     Expired,
-    /// Unknown device code, another client's, a user code that does not belong to it, already used or locked.
+    /// Unknown device code, another client's, a user code that does not belong to it, already used, locked or
+    /// revoked (RFC 6749 5.2: a revoked grant is `invalid_grant`).
     Invalid,
 }
 
@@ -180,7 +185,7 @@ pub enum Refusal {
 pub fn decide(poll: &Poll, now: Timestamp) -> Verdict {
     let refuse = Verdict::Refuse;
     match poll.status {
-        Status::Issued | Status::Locked => refuse(Refusal::Invalid),
+        Status::Issued | Status::Locked | Status::Revoked => refuse(Refusal::Invalid),
         _ if now >= poll.expires_at => refuse(Refusal::Expired),
         Status::Denied => refuse(Refusal::Denied),
         Status::Approved => Verdict::Issue,
@@ -358,6 +363,8 @@ mod tests {
             (at(Status::Denied, false), 10, Verdict::Refuse(Denied)),
             (at(Status::Issued, false), 10, Verdict::Refuse(Invalid)),
             (at(Status::Locked, false), 10, Verdict::Refuse(Invalid)),
+            (at(Status::Revoked, false), 10, Verdict::Refuse(Invalid)),
+            (at(Status::Revoked, true), 10, Verdict::Refuse(Invalid)),
             (at(Status::Pending, false), 1_000, Verdict::Refuse(Expired)),
             (at(Status::Approved, false), 1_000, Verdict::Refuse(Expired)),
             (at(Status::Denied, false), 2_000, Verdict::Refuse(Expired)),

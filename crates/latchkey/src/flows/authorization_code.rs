@@ -1,6 +1,6 @@
 //! The authorization code grant's token leg (RFC 6749 4.1.3, RFC 7636 4.6, RFC 9700 4.2.4; SPEC 2.2). All checks
-//! run before the one atomic write that consumes the code and stores the tokens. A code presented again revokes
-//! everything it issued.
+//! run before the one atomic write that consumes the code and stores the tokens. A code presented again by the app
+//! it was issued to revokes everything it issued; presented by anyone else it is only `invalid_grant`.
 
 use super::client_auth::Caller;
 use super::{mint_grant, GrantSubject, TokenResponse};
@@ -8,7 +8,7 @@ use crate::app::AppState;
 use crate::metrics::GrantLabels;
 use crate::store::Redeemed;
 use crate::web::error::Failure;
-use latchkey_core::code::check_exchange;
+use latchkey_core::code::{check_exchange, replay_revokes};
 use latchkey_core::error::OAuthError;
 use latchkey_core::ids;
 use latchkey_core::secret::{Kind, Secret};
@@ -28,8 +28,20 @@ pub async fn exchange(
         .await?
         .ok_or_else(|| OAuthError::grant("code"))?;
     if stored.used {
-        state.store.revoke_code_grant(&code_hash, now).await?;
-        tracing::warn!(client_id = %caller.client.policy.client_id, "authorization code replayed; its tokens are revoked");
+        // Revoke only for the code's own app, proved by its secret or the PKCE verifier: a leaked used code in
+        // anyone else's hands (another app, or a confidential app's public id without its secret) must not end
+        // the customer's grant (SPEC 4).
+        if replay_revokes(
+            &stored.issued,
+            &caller.client.policy.client_id,
+            caller.authenticated,
+            code_verifier,
+        ) {
+            state.store.revoke_code_grant(&code_hash, now).await?;
+            tracing::warn!(client_id = %caller.client.policy.client_id, "authorization code replayed; its tokens are revoked");
+        } else {
+            tracing::warn!(client_id = %caller.client.policy.client_id, "used authorization code presented without proof of its app; nothing revoked");
+        }
         return Err(OAuthError::grant("code").into());
     }
     check_exchange(

@@ -21,14 +21,14 @@ pub async fn poll(
     form: PollForm,
 ) -> Result<TokenResponse, Failure> {
     let invalid = || Failure::from(device::refusal_error(Refusal::Invalid, form));
-    if let Some(c) = caller {
-        if !c.client.policy.allow_device {
-            return Err(OAuthError::new(
-                ErrorCode::UnauthorizedClient,
-                "The client is not authorized to use code-based linking : client_id",
-            )
-            .into());
-        }
+    let not_allowed = || {
+        Failure::from(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "The client is not authorized to use code-based linking : client_id",
+        ))
+    };
+    if caller.is_some_and(|c| !c.client.policy.allow_device) {
+        return Err(not_allowed());
     }
     let user_hash = match user_code {
         Some(typed) => match device::normalize(typed) {
@@ -52,17 +52,26 @@ pub async fn poll(
         PollOutcome::Polled(p) => p,
         PollOutcome::Unknown | PollOutcome::Mismatch => return Err(invalid()),
     };
+    // The LWA form names no client: the pair's own app is loaded, and its switch checked, at every poll, so
+    // turning the device flow off stops pairs already pending or approved.
+    let loaded;
+    let client = match caller {
+        Some(c) => &c.client,
+        None => {
+            loaded = state
+                .store
+                .find_client(&polled.client_id)
+                .await?
+                .ok_or_else(invalid)?;
+            if !loaded.policy.allow_device {
+                return Err(not_allowed());
+            }
+            &loaded
+        }
+    };
     if let Verdict::Refuse(refusal) = device::decide(&polled.poll, now) {
         return Err(device::refusal_error(refusal, form).into());
     }
-    let client = match caller {
-        Some(c) => c.client.clone(),
-        None => state
-            .store
-            .find_client(&polled.client_id)
-            .await?
-            .ok_or_else(invalid)?,
-    };
     let Some(DeviceDecision::Approve {
         user_id,
         subject,

@@ -345,7 +345,8 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user(&self, id: &str) -> StoreResult<Option<User>>;
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
-    /// Disables or enables an account; disabling ends its sessions and revokes its tokens. False if unknown.
+    /// Disables or enables an account; disabling ends its sessions, revokes its tokens and ends the code pairs it
+    /// approved, including those being issued at the same moment. False if unknown.
     async fn set_user_disabled(
         &self,
         email: &str,
@@ -386,8 +387,8 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<()>;
     async fn list_consents(&self, user_id: &str) -> StoreResult<Vec<Consent>>;
-    /// Removes an app's consent and revokes all the tokens it holds for this customer, and the codes it has not
-    /// redeemed yet, at once.
+    /// Removes an app's consent and revokes all the tokens it holds for this customer, and the codes and code
+    /// pairs it has not redeemed yet, at once; tokens being issued at the same moment are revoked too.
     async fn revoke_consent(
         &self,
         user_id: &str,
@@ -397,7 +398,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_auth_code(&self, code: &NewAuthCode) -> StoreResult<()>;
     async fn find_auth_code(&self, code_hash: &Digest) -> StoreResult<Option<StoredCode>>;
-    /// Marks the code used and stores `grant`, atomically; if it was already used, revokes what it issued.
+    /// Marks the code used and stores `grant`, atomically, unless the customer is disabled; if it was already used,
+    /// revokes what it issued.
     async fn redeem_auth_code(
         &self,
         code_hash: &Digest,
@@ -407,13 +409,14 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes every token issued from this code (a replayed code).
     async fn revoke_code_grant(&self, code_hash: &Digest, now: Timestamp) -> StoreResult<()>;
 
-    /// Stores tokens that come from no code (implicit grant).
+    /// Stores tokens that come from no code (implicit grant); nothing for a disabled customer.
     async fn insert_grant(&self, grant: &NewGrant) -> StoreResult<()>;
     /// Stores an access token that belongs to no family (client credentials).
     async fn insert_access_token(&self, token: &NewAccessToken) -> StoreResult<()>;
 
     async fn find_refresh_token(&self, token_hash: &Digest) -> StoreResult<Option<StoredRefresh>>;
-    /// Rotates `old` into `grant` (same family). An already-rotated token older than `grace` seconds revokes the family.
+    /// Rotates `old` into `grant` (same family), unless the family is revoked or the customer disabled (`Refused`).
+    /// An already-rotated token older than `grace` seconds revokes the family.
     async fn rotate_refresh_token(
         &self,
         old: &Digest,
@@ -485,7 +488,8 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<PollOutcome>;
     /// Marks an approved, unexpired pair issued and stores its tokens, whose family may refresh without a client
-    /// secret; false (nothing stored) if another poll got there first.
+    /// secret; false (nothing stored) if another poll got there first, the approval was revoked or the customer
+    /// is disabled.
     async fn issue_device_grant(
         &self,
         device_hash: &Digest,

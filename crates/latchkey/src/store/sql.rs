@@ -1,7 +1,15 @@
 //! The SQL implementation of [`Store`] for SQLite and PostgreSQL, through sqlx's `Any` driver. The statements
 //! are written once in the common dialect (`$n` placeholders, `ON CONFLICT`, `RETURNING`, integer times, byte
-//! hashes); only the migrations differ per engine. Every transaction starts with a write, so SQLite takes its
-//! write lock up front and never fails a lock upgrade.
+//! hashes); only the migrations differ per engine, and one clause: the `FOR SHARE` row lock by which issuing
+//! transactions make revocations wait for them ([`SqlStore::share`], which SQLite, with one writer, does not need).
+//! Every transaction starts with a write, so SQLite takes its write lock up front and never fails a lock upgrade.
+//!
+//! **Revocation wins races.** Every transaction that revokes a customer's tokens starts by writing that customer's
+//! `users` row ([`LOCK_CUSTOMER`], or the write that disables the account). Every transaction that issues tokens
+//! for a customer reads that row `FOR SHARE`, and refuses a disabled customer, in the statement that consumes its
+//! code, refresh token or approved pair (or, for the implicit grant, that inserts its family). So on PostgreSQL
+//! under READ COMMITTED a revocation either waits for an issuance in flight and then sees its tokens, or the
+//! issuance waits for the revocation and then finds its code, token or pair used up or revoked.
 
 use super::*;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -177,6 +185,18 @@ fn token_from(row: &AnyRow) -> StoreResult<AccessToken> {
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
+/// The first statement of every revoking transaction (see the module comment), completed by a condition on `id`:
+/// a no-op write of the customer's row, which waits for that customer's issuing transactions in flight.
+const LOCK_CUSTOMER: &str = "UPDATE users SET disabled = disabled WHERE id";
+
+/// The customer a grant is for.
+fn grant_user(g: &NewGrant) -> StoreResult<&str> {
+    g.access
+        .user_id
+        .as_deref()
+        .ok_or_else(|| StoreError::Corrupt("a grant without a customer".into()))
+}
+
 /// Stores an access token: inside a grant's transaction, or alone (one statement is atomic by itself).
 async fn insert_access<'e>(
     ex: impl sqlx::Executor<'e, Database = sqlx::Any>,
@@ -208,11 +228,7 @@ async fn insert_grant_rows(
     code_hash: Option<&Digest>,
     new_family: bool,
 ) -> StoreResult<()> {
-    let user_id = g
-        .access
-        .user_id
-        .as_deref()
-        .ok_or_else(|| StoreError::Corrupt("a grant without a customer".into()))?;
+    let user_id = grant_user(g)?;
     let subject = g.access.subject.as_deref().unwrap_or_default();
     if new_family {
         sqlx::query("INSERT INTO token_families (id, client_id, user_id, code_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
@@ -253,13 +269,24 @@ enum Families<'a> {
     One(&'a str),
 }
 
-/// Revokes the chosen families and every token in them.
-async fn revoke_families(tx: &mut Tx<'_>, which: Families<'_>, now: Timestamp) -> StoreResult<()> {
+/// Revokes the chosen families and every token in them, in a transaction of its own: it first waits for the
+/// issuance in flight in them ([`LOCK_CUSTOMER`]), which a transaction that already consumed something (and so
+/// may hold the customer's row `FOR SHARE`) must not do, or two of them could deadlock.
+async fn revoke_families(pool: &AnyPool, which: Families<'_>, now: Timestamp) -> StoreResult<()> {
     let filter = match which {
         Families::FromCode(_) => "code_hash = $1",
         Families::One(_) => "id = $1",
     };
     let ids = format!("SELECT id FROM token_families WHERE {filter}");
+    let mut tx = pool.begin().await?;
+    let lock = format!("{LOCK_CUSTOMER} IN (SELECT user_id FROM token_families WHERE {filter})");
+    let query = sqlx::query(&lock);
+    match which {
+        Families::FromCode(code) => query.bind(code.to_vec()),
+        Families::One(id) => query.bind(id),
+    }
+    .execute(&mut *tx)
+    .await?;
     for sql in [
         format!("UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN ({ids})"),
         format!("UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN ({ids})"),
@@ -270,19 +297,49 @@ async fn revoke_families(tx: &mut Tx<'_>, which: Families<'_>, now: Timestamp) -
             Families::FromCode(code) => query.bind(code.to_vec()),
             Families::One(id) => query.bind(id),
         };
-        query.bind(now).execute(&mut **tx).await?;
+        query.bind(now).execute(&mut *tx).await?;
     }
+    tx.commit().await?;
     Ok(())
 }
 
-/// Revokes every token of one customer at one app, and uses up its unredeemed codes so that none buys tokens
-/// later (`$1` user, `$2` client, `$3` time).
+/// Ends the code pairs a customer approved (at one app, or at any) whose device has not collected its tokens yet,
+/// so that the next poll is refused.
+async fn revoke_approved_pairs(
+    tx: &mut Tx<'_>,
+    user_id: &str,
+    client_id: Option<&str>,
+) -> StoreResult<()> {
+    let sql = match client_id {
+        Some(_) => "UPDATE device_codes SET status = $1 WHERE user_id = $3 AND status = $2 AND client_id = $4",
+        None => "UPDATE device_codes SET status = $1 WHERE user_id = $3 AND status = $2",
+    };
+    let query = sqlx::query(sql)
+        .bind(device::Status::Revoked.as_str())
+        .bind(device::Status::Approved.as_str())
+        .bind(user_id);
+    match client_id {
+        Some(c) => query.bind(c),
+        None => query,
+    }
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Revokes every token of one customer at one app, and uses up its unredeemed codes and approved code pairs so
+/// that none buys tokens later (`$1` user, `$2` client, `$3` time). The first statement of its transaction.
 async fn revoke_user_client(
     tx: &mut Tx<'_>,
     user_id: &str,
     client_id: &str,
     now: Timestamp,
 ) -> StoreResult<()> {
+    sqlx::query(&format!("{LOCK_CUSTOMER} = $1"))
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    revoke_approved_pairs(tx, user_id, Some(client_id)).await?;
     for sql in [
         "UPDATE access_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
         "UPDATE refresh_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
@@ -351,6 +408,16 @@ impl SqlStore {
 
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// The row lock an issuing transaction takes on its customer's `users` row (see the module comment): shared,
+    /// so issuances do not wait for each other, only revocations for them. SQLite has one writer at a time and
+    /// every transaction starts with a write, so it needs none (and has no such syntax).
+    fn share(&self) -> &'static str {
+        match self.engine {
+            Engine::Postgres => " FOR SHARE",
+            Engine::Sqlite => "",
+        }
     }
 
     pub async fn close(&self) {
@@ -467,6 +534,7 @@ impl Store for SqlStore {
             ] {
                 sqlx::query(sql).bind(&id).bind(now).execute(&mut *tx).await?;
             }
+            revoke_approved_pairs(&mut tx, &id, None).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -672,12 +740,12 @@ impl Store for SqlStore {
         now: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
+        revoke_user_client(&mut tx, user_id, client_id, now).await?;
         sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
             .bind(user_id)
             .bind(client_id)
             .execute(&mut *tx)
             .await?;
-        revoke_user_client(&mut tx, user_id, client_id, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -750,34 +818,48 @@ impl Store for SqlStore {
         now: Timestamp,
     ) -> StoreResult<Redeemed> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL",
-        )
+        let done = sqlx::query(&format!(
+            "UPDATE auth_codes SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL \
+             AND user_id IN (SELECT id FROM users WHERE id = $3 AND disabled = 0{})",
+            self.share()
+        ))
         .bind(code_hash.to_vec())
         .bind(now)
+        .bind(grant_user(grant)?)
         .execute(&mut *tx)
         .await?;
-        let outcome = if done.rows_affected() == 1 {
+        if done.rows_affected() == 1 {
             insert_grant_rows(&mut tx, grant, Some(code_hash), true).await?;
-            Redeemed::Issued
-        } else {
-            revoke_families(&mut tx, Families::FromCode(code_hash), now).await?;
-            Redeemed::AlreadyUsed
-        };
-        tx.commit().await?;
-        Ok(outcome)
+            tx.commit().await?;
+            return Ok(Redeemed::Issued);
+        }
+        // Used (or the account disabled) meanwhile: the winner has committed, so its tokens are there to revoke.
+        tx.rollback().await?;
+        revoke_families(&self.pool, Families::FromCode(code_hash), now).await?;
+        Ok(Redeemed::AlreadyUsed)
     }
 
     async fn revoke_code_grant(&self, code_hash: &Digest, now: Timestamp) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        revoke_families(&mut tx, Families::FromCode(code_hash), now).await?;
-        tx.commit().await?;
-        Ok(())
+        revoke_families(&self.pool, Families::FromCode(code_hash), now).await
     }
 
     async fn insert_grant(&self, grant: &NewGrant) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        insert_grant_rows(&mut tx, grant, None, true).await?;
+        // The family comes first and only for an enabled customer, whose row it holds `FOR SHARE`.
+        let family = sqlx::query(&format!(
+            "INSERT INTO token_families (id, client_id, user_id, created_at) \
+             SELECT $1, $2, id, $4 FROM users WHERE id = $3 AND disabled = 0{}",
+            self.share()
+        ))
+        .bind(&grant.family_id)
+        .bind(&grant.access.client_id)
+        .bind(grant_user(grant)?)
+        .bind(grant.access.issued_at)
+        .execute(&mut *tx)
+        .await?;
+        if family.rows_affected() == 1 {
+            insert_grant_rows(&mut tx, grant, None, false).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -822,12 +904,16 @@ impl Store for SqlStore {
         grace: i64,
     ) -> StoreResult<Rotation> {
         let mut tx = self.pool.begin().await?;
-        let rotated = sqlx::query(
+        let rotated = sqlx::query(&format!(
             "UPDATE refresh_tokens SET rotated_at = $2 \
-             WHERE token_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL RETURNING family_id",
-        )
+             WHERE token_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL \
+             AND EXISTS (SELECT 1 FROM token_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL) \
+             AND user_id IN (SELECT id FROM users WHERE id = $3 AND disabled = 0{}) RETURNING family_id",
+            self.share()
+        ))
         .bind(old.to_vec())
         .bind(now)
+        .bind(grant_user(grant)?)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(row) = rotated {
@@ -839,29 +925,27 @@ impl Store for SqlStore {
             tx.commit().await?;
             return Ok(Rotation::Rotated);
         }
+        tx.rollback().await?;
+        // Not rotated. Once set, `rotated_at` never changes, so reading it and then revoking is safe.
         let row = sqlx::query(
             "SELECT family_id, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
         )
         .bind(old.to_vec())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        let outcome = match row {
-            Some(row) => {
-                let revoked: Option<i64> = row.try_get("revoked_at")?;
-                let rotated_at: Option<i64> = row.try_get("rotated_at")?;
-                match (revoked, rotated_at) {
-                    (None, Some(at)) if now - at > grace => {
-                        let family: String = row.try_get("family_id")?;
-                        revoke_families(&mut tx, Families::One(&family), now).await?;
-                        Rotation::ReuseDetected
-                    }
-                    _ => Rotation::Refused,
-                }
-            }
-            None => Rotation::Refused,
+        let Some(row) = row else {
+            return Ok(Rotation::Refused);
         };
-        tx.commit().await?;
-        Ok(outcome)
+        let revoked: Option<i64> = row.try_get("revoked_at")?;
+        let rotated_at: Option<i64> = row.try_get("rotated_at")?;
+        match (revoked, rotated_at) {
+            (None, Some(at)) if now - at > grace => {
+                let family: String = row.try_get("family_id")?;
+                revoke_families(&self.pool, Families::One(&family), now).await?;
+                Ok(Rotation::ReuseDetected)
+            }
+            _ => Ok(Rotation::Refused),
+        }
     }
 
     async fn find_access_token(
@@ -1195,13 +1279,16 @@ impl Store for SqlStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE device_codes SET status = $3 WHERE device_hash = $1 AND status = $4 AND expires_at > $2",
-        )
+        let done = sqlx::query(&format!(
+            "UPDATE device_codes SET status = $3 WHERE device_hash = $1 AND status = $4 AND expires_at > $2 \
+             AND user_id IN (SELECT id FROM users WHERE id = $5 AND disabled = 0{})",
+            self.share()
+        ))
         .bind(device_hash.to_vec())
         .bind(now)
         .bind(device::Status::Issued.as_str())
         .bind(device::Status::Approved.as_str())
+        .bind(grant_user(grant)?)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
@@ -1318,20 +1405,17 @@ impl Store for SqlStore {
         client_id: &str,
         now: Timestamp,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        // A token's family never changes: find it, then revoke the whole family (this token with it).
         let row = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, $3) \
-             WHERE token_hash = $1 AND client_id = $2 RETURNING family_id",
+            "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2",
         )
         .bind(token_hash.to_vec())
         .bind(client_id)
-        .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(false) };
         let family: String = row.try_get("family_id")?;
-        revoke_families(&mut tx, Families::One(&family), now).await?;
-        tx.commit().await?;
+        revoke_families(&self.pool, Families::One(&family), now).await?;
         Ok(true)
     }
 

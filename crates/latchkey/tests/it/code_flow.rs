@@ -506,6 +506,53 @@ async fn a_replayed_code_is_invalid_grant_and_revokes_what_it_issued() {
     );
 }
 
+#[tokio::test]
+async fn a_used_code_revokes_only_when_its_own_app_replays_it_with_proof() {
+    let w = world(|_| {}).await;
+    let other = w.app.register_app(|i| i.public = true).await;
+    let (url, state, verifier) = pkce_request(&w.client, "profile", &[]);
+    let code = code_through(&w, &url, &state).await;
+    let first = exchange(&w.client, &code, Some(&verifier)).await.unwrap();
+    let replay = |client_id: &str, secret: Option<&str>, verifier: Option<&str>| {
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.clone()),
+            ("redirect_uri", w.shop.redirect_uri.clone()),
+            ("client_id", client_id.to_owned()),
+        ];
+        if let Some(s) = secret {
+            form.push(("client_secret", s.to_owned()));
+        }
+        if let Some(v) = verifier {
+            form.push(("code_verifier", v.to_owned()));
+        }
+        form
+    };
+    let app = &w.app;
+    let send = |form: Vec<(&'static str, String)>| async move {
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let res = post_form(app, "/auth/o2/token", &pairs).await;
+        assert_eq!(res.status, 400, "{}", res.json);
+        assert_eq!(res.json["error"], "invalid_grant", "{}", res.json);
+    };
+
+    // The leaked code in anyone else's hands is only invalid_grant: another (public) app, even with the
+    // verifier; or the shop's own id without its secret and without the verifier, or with a wrong one.
+    send(replay(&other.client_id, None, Some(verifier.secret()))).await;
+    send(replay(&w.shop.client_id, None, None)).await;
+    let wrong = oauth2::PkceCodeChallenge::new_random_sha256().1;
+    send(replay(&w.shop.client_id, None, Some(wrong.secret()))).await;
+    assert_token_alive(&w.app, &access(&first)).await;
+
+    // The shop itself, proved by the PKCE verifier the code is bound to: everything the code issued ends.
+    send(replay(&w.shop.client_id, None, Some(verifier.secret()))).await;
+    assert_token_dead(&w.app, &access(&first)).await;
+    assert_eq!(
+        refresh(&w.client, &refresh_of(&first)).await.unwrap_err(),
+        BasicErrorResponseType::InvalidGrant
+    );
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // 5-6. Profile and tokeninfo
 

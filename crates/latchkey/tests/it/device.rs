@@ -795,3 +795,130 @@ async fn two_nodes_share_every_poll_of_a_code_pair() {
     let (_, body) = poll_rfc(&b, &pair, &tv.client_id).await;
     assert_eq!(error_of(&body), "invalid_grant");
 }
+
+/// Approves `pair` as the signed-in `browser`'s customer on the real `/code` pages.
+async fn approve(browser: &Browser, pair: &Value) {
+    let step = enter_code(browser, pair["user_code"].as_str().unwrap()).await;
+    let (status, html) = answer(browser, step, true, &[]).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Go back to your device"), "{html}");
+}
+
+#[tokio::test]
+async fn removing_the_app_ends_pairs_approved_but_not_yet_collected() {
+    for (engine, db) in each_db().await {
+        let app = spawn_app_on(std::sync::Arc::new(db)).await;
+        let tv = device_app(&app, false).await;
+        let vera = app
+            .create_user("vera@example.com", "Vera Viewer", None)
+            .await;
+        // Vera allowed the TV's maker on the web once, so it is listed on /ap/adam.
+        app.store()
+            .save_consent(&vera.id, &tv.client_id, "profile", app.state.clock.now())
+            .await
+            .unwrap();
+        let (lwa, rfc) = (
+            codepair(&app, &tv, "profile").await,
+            codepair(&app, &tv, "profile").await,
+        );
+        let browser = signed_in_browser(&app, "vera@example.com").await;
+        approve(&browser, &lwa).await;
+        approve(&browser, &rfc).await;
+
+        // Before either device polls again, she removes the app.
+        let (_, url, html) = browser.open("/ap/adam").await.page();
+        assert!(html.contains("Living Room TV"), "{engine}: {html}");
+        let (status, url, _) = browser
+            .submit(&url, &html, "/ap/adam", &[], None, &[])
+            .await
+            .page();
+        assert_eq!(status, 200, "{engine}");
+        assert!(url.contains("removed="), "{engine}: {url}");
+
+        app.state.clock.advance(5);
+        let (status, body) = poll_lwa(&app, &lwa).await;
+        assert_eq!(
+            (status, error_of(&body)),
+            (400, "invalid_code_pair"),
+            "{engine}: {body}"
+        );
+        let (status, body) = poll_rfc(&app, &rfc, &tv.client_id).await;
+        assert_eq!(
+            (status, error_of(&body)),
+            (400, "invalid_grant"),
+            "{engine}: {body}"
+        );
+        // And it stays so: the pair is over, not merely pending.
+        app.state.clock.advance(5);
+        let (_, body) = poll_lwa(&app, &lwa).await;
+        assert_eq!(error_of(&body), "invalid_code_pair", "{engine}");
+    }
+}
+
+#[tokio::test]
+async fn disabling_the_account_ends_pairs_it_approved() {
+    let app = spawn_app().await;
+    let tv = device_app(&app, true).await;
+    app.create_user("gone@example.com", "Gone", None).await;
+    let (lwa, rfc) = (
+        codepair(&app, &tv, "profile").await,
+        codepair(&app, &tv, "profile").await,
+    );
+    let browser = signed_in_browser(&app, "gone@example.com").await;
+    approve(&browser, &lwa).await;
+    approve(&browser, &rfc).await;
+    // What `latchkey user disable --email gone@example.com` does.
+    assert!(app
+        .store()
+        .set_user_disabled("gone@example.com", true, app.state.clock.now())
+        .await
+        .unwrap());
+    app.state.clock.advance(5);
+    let (status, body) = poll_lwa(&app, &lwa).await;
+    assert_eq!(
+        (status, error_of(&body)),
+        (400, "invalid_code_pair"),
+        "{body}"
+    );
+    let (status, body) = poll_rfc(&app, &rfc, &tv.client_id).await;
+    assert_eq!((status, error_of(&body)), (400, "invalid_grant"), "{body}");
+}
+
+#[tokio::test]
+async fn turning_the_device_flow_off_stops_lwa_polls_that_name_no_client() {
+    let app = spawn_app().await;
+    let tv = device_app(&app, false).await;
+    app.create_user("off@example.com", "Off", None).await;
+    let (approved, pending) = (
+        codepair(&app, &tv, "profile").await,
+        codepair(&app, &tv, "profile").await,
+    );
+    let browser = signed_in_browser(&app, "off@example.com").await;
+    approve(&browser, &approved).await;
+
+    // The developer turns code-based linking off for the app.
+    let mut client = app
+        .store()
+        .find_client(&tv.client_id)
+        .await
+        .unwrap()
+        .unwrap();
+    client.policy.allow_device = false;
+    assert!(app.store().update_client(&client).await.unwrap());
+
+    app.state.clock.advance(5);
+    for pair in [&approved, &pending] {
+        let (status, body) = poll_lwa(&app, pair).await;
+        assert_eq!(
+            (status, error_of(&body)),
+            (400, "unauthorized_client"),
+            "{body}"
+        );
+    }
+    // Turned on again, the approved pair still issues its tokens once: nothing was consumed.
+    client.policy.allow_device = true;
+    assert!(app.store().update_client(&client).await.unwrap());
+    app.state.clock.advance(5);
+    let (status, body) = poll_lwa(&app, &approved).await;
+    assert_eq!(status, 200, "{body}");
+}

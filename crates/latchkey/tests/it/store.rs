@@ -2209,3 +2209,334 @@ async fn usage_counts_consents_live_tokens_and_the_last_day() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Revocation wins races (SPEC 4): an issuance caught between its writes and its commit
+
+/// On PostgreSQL, makes every later INSERT into `refresh_tokens` sleep 0.3 s inside its transaction, so that an
+/// issuance is still in flight when the revocation starts. SQLite has one writer: there the two simply run
+/// concurrently, and the same outcome is asserted.
+async fn slow_refresh_inserts(fx: &Fx) {
+    if fx.engine != "postgres" {
+        return;
+    }
+    use sqlx::{Connection, Executor};
+    let mut admin = sqlx::PgConnection::connect(&fx._db.url).await.unwrap();
+    admin
+        .execute(
+            "CREATE FUNCTION lk_test_slow() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$; \
+             CREATE TRIGGER lk_test_slow BEFORE INSERT ON refresh_tokens \
+             FOR EACH ROW EXECUTE FUNCTION lk_test_slow()",
+        )
+        .await
+        .unwrap();
+}
+
+/// Starts `issue`, and 100 ms later (while it sleeps in its INSERT on PostgreSQL) runs `revoke`; returns what
+/// the issuance answered, after both have finished.
+async fn race<T: Send + 'static>(
+    issue: impl std::future::Future<Output = T> + Send + 'static,
+    revoke: impl std::future::Future<Output = ()>,
+) -> T {
+    let issuing = tokio::spawn(issue);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    revoke.await;
+    issuing.await.unwrap()
+}
+
+/// Unrevoked access and refresh tokens of this customer at this app, counted in the tables themselves.
+async fn unrevoked(fx: &Fx, user_id: &str, client_id: &str) -> (i64, i64) {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::AnyConnection::connect(&fx._db.url).await.unwrap();
+    let mut counts = Vec::new();
+    for table in ["access_tokens", "refresh_tokens"] {
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL"
+        ))
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        counts.push(row.try_get::<i64, _>("n").unwrap());
+    }
+    (counts[0], counts[1])
+}
+
+/// What a race must leave behind: nothing of this customer's at the app is live, and the refresh token the
+/// issuance handed out (if it won) does not rotate.
+async fn nothing_survives(fx: &Fx, issued: &Minted, what: &str) {
+    let (s, e) = (&fx.store, fx.engine);
+    assert_eq!(
+        unrevoked(fx, &fx.user.id, &fx.client.policy.client_id).await,
+        (0, 0),
+        "{e}: {what}: a token issued while the revocation ran is still live"
+    );
+    assert!(
+        !access_live(s, &issued.access, NOW + 5).await,
+        "{e}: {what}"
+    );
+    let next = grant("after", &fx.client, &fx.user, NOW + 5, "after");
+    let mut next = next.grant;
+    if let Some(found) = s
+        .find_refresh_token(&issued.refresh.unwrap())
+        .await
+        .unwrap()
+    {
+        next.family_id = found.family_id;
+    }
+    assert_eq!(
+        s.rotate_refresh_token(&issued.refresh.unwrap(), &next, NOW + 5, 10)
+            .await
+            .unwrap(),
+        Rotation::Refused,
+        "{e}: {what}: the new refresh token must be invalid_grant"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn removing_an_app_revokes_a_refresh_rotation_in_flight() {
+    for fx in fixtures().await {
+        let s = &fx.store;
+        let first = grant("fam-1", &fx.client, &fx.user, NOW, "first");
+        s.insert_grant(&first.grant).await.unwrap();
+        slow_refresh_inserts(&fx).await;
+        let rotated = grant("fam-1", &fx.client, &fx.user, NOW + 1, "rotated");
+        let (store, old, g) = (s.clone(), first.refresh.unwrap(), rotated.grant.clone());
+        race(
+            async move { store.rotate_refresh_token(&old, &g, NOW + 1, 10).await },
+            async {
+                s.revoke_consent(&fx.user.id, &fx.client.policy.client_id, NOW + 2)
+                    .await
+                    .unwrap()
+            },
+        )
+        .await
+        .unwrap();
+        nothing_survives(&fx, &rotated, "refresh against Remove").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn removing_an_app_revokes_a_code_redemption_in_flight() {
+    for fx in fixtures().await {
+        let s = &fx.store;
+        let code = code_for("code", &fx.client, &fx.user, NOW);
+        s.insert_auth_code(&code).await.unwrap();
+        slow_refresh_inserts(&fx).await;
+        let redeemed = grant("fam-1", &fx.client, &fx.user, NOW + 1, "redeemed");
+        let (store, g) = (s.clone(), redeemed.grant.clone());
+        race(
+            async move { store.redeem_auth_code(&code.code_hash, &g, NOW + 1).await },
+            async {
+                s.revoke_consent(&fx.user.id, &fx.client.policy.client_id, NOW + 2)
+                    .await
+                    .unwrap()
+            },
+        )
+        .await
+        .unwrap();
+        nothing_survives(&fx, &redeemed, "redemption against Remove").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rotation_that_starts_during_a_remove_waits_for_it_and_rotates_nothing() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let first = grant("fam-1", &fx.client, &fx.user, NOW, "first");
+        s.insert_grant(&first.grant).await.unwrap();
+        if e == "postgres" {
+            // This time the revocation is the slow one: it sleeps in its first token UPDATE.
+            use sqlx::{Connection, Executor};
+            let mut admin = sqlx::PgConnection::connect(&fx._db.url).await.unwrap();
+            admin
+                .execute(
+                    "CREATE FUNCTION lk_test_slow() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$; \
+                     CREATE TRIGGER lk_test_slow BEFORE UPDATE ON access_tokens \
+                     FOR EACH ROW EXECUTE FUNCTION lk_test_slow()",
+                )
+                .await
+                .unwrap();
+        }
+        let (store, user, client) = (
+            s.clone(),
+            fx.user.id.clone(),
+            fx.client.policy.client_id.clone(),
+        );
+        let removing =
+            tokio::spawn(
+                async move { store.revoke_consent(&user, &client, NOW + 1).await.unwrap() },
+            );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let rotated = grant("fam-1", &fx.client, &fx.user, NOW + 2, "rotated");
+        assert_eq!(
+            s.rotate_refresh_token(&first.refresh.unwrap(), &rotated.grant, NOW + 2, 10)
+                .await
+                .unwrap(),
+            Rotation::Refused,
+            "{e}: the rotation must wait for the Remove and then find its token revoked"
+        );
+        removing.await.unwrap();
+        nothing_survives(&fx, &rotated, "refresh during Remove").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn disabling_the_account_revokes_a_refresh_rotation_in_flight() {
+    for fx in fixtures().await {
+        let s = &fx.store;
+        let first = grant("fam-1", &fx.client, &fx.user, NOW, "first");
+        s.insert_grant(&first.grant).await.unwrap();
+        slow_refresh_inserts(&fx).await;
+        let rotated = grant("fam-1", &fx.client, &fx.user, NOW + 1, "rotated");
+        let (store, old, g) = (s.clone(), first.refresh.unwrap(), rotated.grant.clone());
+        race(
+            async move { store.rotate_refresh_token(&old, &g, NOW + 1, 10).await },
+            async {
+                assert!(s
+                    .set_user_disabled(&fx.user.email, true, NOW + 2)
+                    .await
+                    .unwrap())
+            },
+        )
+        .await
+        .unwrap();
+        nothing_survives(&fx, &rotated, "refresh against user disable").await;
+        // Enabled again, the account still gets nothing from what disabling ended.
+        s.set_user_disabled(&fx.user.email, false, NOW + 3)
+            .await
+            .unwrap();
+        nothing_survives(&fx, &rotated, "after enabling again").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reuse_detection_revokes_a_rotation_of_the_same_family_in_flight() {
+    for fx in fixtures().await {
+        let s = &fx.store;
+        let first = grant("fam-1", &fx.client, &fx.user, NOW, "first");
+        let second = grant("fam-1", &fx.client, &fx.user, NOW + 1, "second");
+        s.insert_grant(&first.grant).await.unwrap();
+        assert_eq!(
+            s.rotate_refresh_token(&first.refresh.unwrap(), &second.grant, NOW + 1, 10)
+                .await
+                .unwrap(),
+            Rotation::Rotated
+        );
+        slow_refresh_inserts(&fx).await;
+        // The legitimate client rotates `second` while a thief presents the long-rotated `first`.
+        let third = grant("fam-1", &fx.client, &fx.user, NOW + 100, "third");
+        let stolen = grant("fam-1", &fx.client, &fx.user, NOW + 100, "stolen");
+        let (store, old, g) = (s.clone(), second.refresh.unwrap(), third.grant.clone());
+        race(
+            async move { store.rotate_refresh_token(&old, &g, NOW + 100, 10).await },
+            async {
+                assert_eq!(
+                    s.rotate_refresh_token(&first.refresh.unwrap(), &stolen.grant, NOW + 100, 10)
+                        .await
+                        .unwrap(),
+                    Rotation::ReuseDetected
+                )
+            },
+        )
+        .await
+        .unwrap();
+        nothing_survives(&fx, &third, "refresh against reuse detection").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn removing_an_app_revokes_a_device_issuance_in_flight_and_ends_approved_pairs() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let (racing, waiting) = (
+            pair("racing", &fx.client, NOW),
+            pair("waiting", &fx.client, NOW),
+        );
+        for p in [&racing, &waiting] {
+            s.insert_device_code(p).await.unwrap();
+            assert!(s
+                .decide_device_code(&p.user_code_hash, &approval(&fx.user), NOW + 1)
+                .await
+                .unwrap());
+        }
+        slow_refresh_inserts(&fx).await;
+        let issued = grant("dev-1", &fx.client, &fx.user, NOW + 2, "dev-1");
+        let (store, device, g) = (s.clone(), racing.device_hash, issued.grant.clone());
+        race(
+            async move { store.issue_device_grant(&device, &g, NOW + 2).await },
+            async {
+                s.revoke_consent(&fx.user.id, &fx.client.policy.client_id, NOW + 3)
+                    .await
+                    .unwrap()
+            },
+        )
+        .await
+        .unwrap();
+        nothing_survives(&fx, &issued, "device issuance against Remove").await;
+        // The pair approved before Remove that had not been collected issues nothing at its next poll.
+        let seen = polled(s, &waiting, None, NOW + 10).await;
+        assert_eq!(
+            seen.poll.status,
+            latchkey_core::device::Status::Revoked,
+            "{e}"
+        );
+        let late = grant("dev-2", &fx.client, &fx.user, NOW + 10, "dev-2");
+        assert!(
+            !s.issue_device_grant(&waiting.device_hash, &late.grant, NOW + 10)
+                .await
+                .unwrap(),
+            "{e}"
+        );
+        assert!(!access_live(s, &late.access, NOW + 11).await, "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_account_gets_no_tokens_from_any_grant() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let code = code_for("code", &fx.client, &fx.user, NOW);
+        s.insert_auth_code(&code).await.unwrap();
+        let p = pair("dev", &fx.client, NOW);
+        s.insert_device_code(&p).await.unwrap();
+        s.decide_device_code(&p.user_code_hash, &approval(&fx.user), NOW + 1)
+            .await
+            .unwrap();
+        assert!(s
+            .set_user_disabled(&fx.user.email, true, NOW + 2)
+            .await
+            .unwrap());
+        let implicit = grant("implicit", &fx.client, &fx.user, NOW + 3, "implicit");
+        s.insert_grant(&implicit.grant).await.unwrap();
+        assert!(!access_live(s, &implicit.access, NOW + 4).await, "{e}");
+        let redeemed = grant("code", &fx.client, &fx.user, NOW + 3, "code");
+        assert_eq!(
+            s.redeem_auth_code(&code.code_hash, &redeemed.grant, NOW + 3)
+                .await
+                .unwrap(),
+            Redeemed::AlreadyUsed,
+            "{e}"
+        );
+        assert_eq!(
+            polled(s, &p, None, NOW + 3).await.poll.status,
+            latchkey_core::device::Status::Revoked,
+            "{e}"
+        );
+        let device = grant("device", &fx.client, &fx.user, NOW + 3, "device");
+        assert!(
+            !s.issue_device_grant(&p.device_hash, &device.grant, NOW + 3)
+                .await
+                .unwrap(),
+            "{e}"
+        );
+        assert_eq!(
+            unrevoked(&fx, &fx.user.id, &fx.client.policy.client_id).await,
+            (0, 0),
+            "{e}"
+        );
+    }
+}
