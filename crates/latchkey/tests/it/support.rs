@@ -180,6 +180,8 @@ pub fn default_app_input() -> AppInput {
         redirect_uris: vec!["http://127.0.0.1/callback".into()],
         allowed_origins: vec!["https://shop.example".into()],
         owner: "developer-1".into(),
+        // As `latchkey client add` makes it; tests of unverified apps register through /developer or unset this.
+        verified: true,
         ..AppInput::default()
     }
 }
