@@ -10,6 +10,7 @@ mod developer;
 mod device;
 mod errors;
 mod hardening;
+mod interaction;
 mod multinode;
 mod oidc;
 mod oidc_authlib;
