@@ -199,6 +199,20 @@ pub fn parse(
     ] {
         params.get(name).map_err(fail)?;
     }
+    // Request objects are not served (discovery says `request_parameter_supported: false`): refused rather than
+    // ignored, so that an app never believes its signed parameters were honoured (SPEC 3).
+    if params.pairs().iter().any(|(k, _)| k == "request") {
+        return Err(fail(OAuthError::new(
+            ErrorCode::RequestNotSupported,
+            "Request objects are not supported : request",
+        )));
+    }
+    if params.pairs().iter().any(|(k, _)| k == "request_uri") {
+        return Err(fail(OAuthError::new(
+            ErrorCode::RequestUriNotSupported,
+            "Request objects by reference are not supported : request_uri",
+        )));
+    }
 
     let response_type = match params.get("response_type").map_err(fail)? {
         None => return Err(fail(OAuthError::missing("response_type"))),
@@ -473,6 +487,9 @@ mod tests {
             ("response_type=code&scope=profile&prompt=sometimes", &conf, Some(ErrorCode::InvalidRequest)),
             ("response_type=code&scope=profile&max_age=-1", &conf, Some(ErrorCode::InvalidRequest)),
             ("response_type=code&scope=profile&max_age=60&prompt=login&nonce=n", &conf, None),
+            ("response_type=code&scope=profile&request=eyJhbGciOiJub25lIn0.e30.", &conf, Some(ErrorCode::RequestNotSupported)),
+            ("response_type=code&scope=profile&request_uri=https%3A%2F%2Fapp.example%2Freq", &conf, Some(ErrorCode::RequestUriNotSupported)),
+            ("response_type=code&scope=profile&request=a&request=b", &conf, Some(ErrorCode::RequestNotSupported)),
         ];
         for (query, c, expected) in table {
             let got = run(query, c).err().map(|e| e.error.code);

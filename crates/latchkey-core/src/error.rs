@@ -20,6 +20,12 @@ pub enum ErrorCode {
     InsufficientScope,
     LoginRequired,
     ConsentRequired,
+    /// OpenID Connect Core 3.1.2.6: `prompt=none`, but the customer must confirm (RFC 8252 8.6, SPEC 2.1).
+    InteractionRequired,
+    /// OpenID Connect Core 3.1.2.6: request objects (`request`) are not served.
+    RequestNotSupported,
+    /// OpenID Connect Core 3.1.2.6: `request_uri` is not served.
+    RequestUriNotSupported,
     AuthorizationPending,
     SlowDown,
     ExpiredToken,
@@ -43,6 +49,9 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InteractionRequired => "interaction_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::AuthorizationPending => "authorization_pending",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ExpiredToken => "expired_token",

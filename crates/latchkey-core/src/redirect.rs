@@ -50,6 +50,20 @@ pub fn validate_registered(uri: &str, development: bool) -> Result<(), String> {
     }
 }
 
+/// Whether a return URL cannot prove which app receives it (RFC 8252 8.6): a loopback address over `http` (any
+/// local process may listen there; an IP literal matches on any port) or a private-use scheme (any installed app
+/// may claim it). Such URLs are what native apps register.
+pub fn is_native(uri: &str) -> bool {
+    let Ok(url) = Url::parse(uri) else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => false,
+        "http" => is_loopback_ip(&url) || url.host_str() == Some("localhost"),
+        scheme => scheme.contains('.'),
+    }
+}
+
 fn is_loopback_ip(url: &Url) -> bool {
     match url.host() {
         Some(Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
@@ -98,6 +112,23 @@ fn loopback_without_port(uri: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn native_return_urls() {
+        for (uri, native) in [
+            ("http://127.0.0.1/cb", true),
+            ("http://127.0.0.1:40000/cb", true),
+            ("http://[::1]:9000/v6", true),
+            ("http://localhost:3000/cb", true),
+            ("com.example.app:/oauth", true),
+            ("https://app.example.com/cb", false),
+            ("https://127.0.0.1/cb", false),
+            ("http://app.example.com/cb", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(is_native(uri), native, "{uri}");
+        }
+    }
 
     fn regs(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()

@@ -50,6 +50,8 @@ pub enum Kind {
     Pairwise,
     DeviceCode,
     UserCode,
+    /// Proof that a fresh sign-in was asked for an authorization request (`prompt=login`, `max_age`).
+    Reauth,
 }
 
 impl Kind {
@@ -65,6 +67,7 @@ impl Kind {
             Kind::Pairwise => b"pairwise",
             Kind::DeviceCode => b"dc",
             Kind::UserCode => b"uc",
+            Kind::Reauth => b"reauth",
         }
     }
 }

@@ -96,6 +96,7 @@ async fn seed(state: &AppState, app_base: &str) -> anyhow::Result<Secret> {
         redirect_uris: vec![format!("{app_base}/callback")],
         allowed_origins: vec![app_base.to_owned()],
         owner: "demo".into(),
+        verified: true,
         ..AppInput::default()
     };
     let secret = put_app(state, DEMO_CLIENT_ID, web).await?;
@@ -107,6 +108,7 @@ async fn seed(state: &AppState, app_base: &str) -> anyhow::Result<Secret> {
         allowed_origins: vec![app_base.to_owned()],
         public: true,
         owner: "demo".into(),
+        verified: true,
         ..AppInput::default()
     };
     put_app(state, DEMO_SDK_CLIENT_ID, sample).await?;
@@ -117,6 +119,7 @@ async fn seed(state: &AppState, app_base: &str) -> anyhow::Result<Secret> {
         public: true,
         allow_device: true,
         owner: "demo".into(),
+        verified: true,
         ..AppInput::default()
     };
     put_app(state, DEMO_TV_CLIENT_ID, tv).await?;

@@ -165,6 +165,13 @@ enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Mark a self-service (developer console) app verified: its request errors are then redirected to its
+    /// return URL directly, and its consent page no longer says it is not verified.
+    Verify {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Replace an app's secret; prints the new one (once).
     RotateSecret {
         client_id: String,
@@ -655,7 +662,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "redirect_uris": p.redirect_uris, "allowed_origins": c.allowed_origins,
         "confidential": p.confidential, "implicit": p.allow_implicit, "plain_pkce": p.allow_plain_pkce,
         "device": p.allow_device, "client_credentials": p.allow_client_credentials, "development": p.development,
-        "id_token_alg": c.id_token_alg.as_str(), "created_at": c.created_at,
+        "id_token_alg": c.id_token_alg.as_str(), "created_at": c.created_at, "verified": c.verified,
     })
 }
 
@@ -675,6 +682,14 @@ fn print_client(c: &Client) {
     println!("return URLs:   {}", p.redirect_uris.join(" "));
     println!("origins:       {}", c.allowed_origins.join(" "));
     println!("privacy URL:   {}", c.privacy_url);
+    println!(
+        "verified:      {}",
+        if c.verified {
+            "yes"
+        } else {
+            "no (made in the developer console; `latchkey client verify` after checking it)"
+        }
+    );
 }
 
 async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
@@ -696,6 +711,8 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 development: a.development,
                 owner: a.owner,
                 id_token_alg: a.id_token_alg,
+                // The operator made it: verified (SPEC 1).
+                verified: true,
             };
             let (client, secret) =
                 registration::register(&state, &input)
@@ -720,7 +737,8 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 print_json(json!(clients.iter().map(client_json).collect::<Vec<_>>()));
             } else {
                 for c in clients {
-                    println!("{}\t{}", c.policy.client_id, c.name);
+                    let verified = if c.verified { "verified" } else { "unverified" };
+                    println!("{}\t{}\t{verified}", c.policy.client_id, c.name);
                 }
             }
         }
@@ -734,6 +752,14 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 print_json(client_json(&c));
             } else {
                 print_client(&c);
+            }
+        }
+        ClientCommand::Verify { client_id, json } => {
+            let c = verify_client(&state, &client_id).await?;
+            if json {
+                print_json(client_json(&c));
+            } else {
+                println!("verified {} ({client_id})", c.name);
             }
         }
         ClientCommand::RotateSecret {
@@ -788,6 +814,18 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `client verify`: marks the app verified and returns it as it now is.
+pub async fn verify_client(state: &AppState, client_id: &str) -> anyhow::Result<Client> {
+    if !state.store.set_client_verified(client_id).await? {
+        anyhow::bail!("no app with client id {client_id}");
+    }
+    state
+        .store
+        .find_client(client_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no app with client id {client_id}"))
 }
 
 /// The database URL with any password hidden.

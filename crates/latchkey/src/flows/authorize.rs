@@ -1,6 +1,9 @@
 //! `GET /ap/oa` and `/oauth2/authorize` with the consent page (RFC 6749 4.1.1-4.1.2 and 4.2, RFC 9207, OpenID
 //! Connect Core 3.1.2; SPEC 2.1). Client and return URL problems are shown on a page and never redirected;
-//! everything else is redirected to the registered URL with `state` and `iss`.
+//! everything else is redirected to the registered URL with `state` and `iss`, except that an unverified app's
+//! errors before the customer did anything are shown on a page with a link to follow (RFC 9700 4.11.2). A public
+//! app whose return URL cannot prove which app receives it (loopback, private-use scheme) is always confirmed by
+//! the customer (RFC 8252 8.6).
 
 use crate::app::AppState;
 use crate::store::{Client, NewAuthCode, User};
@@ -16,7 +19,7 @@ use latchkey_core::error::{ErrorCode, OAuthError};
 use latchkey_core::params::Params;
 use latchkey_core::scope::Scopes;
 use latchkey_core::secret::{self, Kind};
-use latchkey_core::{ids, AUTH_CODE_TTL_SECS};
+use latchkey_core::{ids, redirect, AUTH_CODE_TTL_SECS};
 
 fn page_error(e: PageError) -> Response {
     let (title, detail) = match e {
@@ -35,19 +38,105 @@ fn page_error(e: PageError) -> Response {
     pages::message(StatusCode::BAD_REQUEST, &title, &[&detail])
 }
 
-fn redirect_error(state: &AppState, e: &RedirectError) -> Response {
-    Redirect::to(&authz::error_redirect(e, &state.issuer)).into_response()
+/// When an error is answered, which decides whether an unverified app's error may be redirected (SPEC 2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moment {
+    /// Nobody has interacted on this request yet: a malformed request, a storage failure on the way.
+    BeforeInteraction,
+    /// The answer the app asked for (`prompt=none`) or the one the customer gave (Cancel).
+    Answer,
 }
 
-fn redirect_with(state: &AppState, req: &AuthorizeRequest, error: OAuthError) -> Response {
+/// An error sent back to the app: a 303 to the return URL, or for an unverified app before any interaction, a
+/// page naming the app, the error and where the link goes (no open redirector, RFC 9700 4.11.2).
+fn redirect_error(
+    state: &AppState,
+    client: &Client,
+    e: &RedirectError,
+    moment: Moment,
+) -> Response {
+    let location = authz::error_redirect(e, &state.issuer);
+    if client.verified || moment == Moment::Answer {
+        return Redirect::to(&location).into_response();
+    }
+    let mut res = pages::render(
+        StatusCode::OK,
+        &pages::RedirectNotice {
+            app_name: client.name.clone(),
+            operator: pages::operator_name(&state.issuer),
+            what_happened: error_words(e.error.code),
+            code: e.error.code.as_str(),
+            description: e.error.description.clone(),
+            destination: destination(&e.redirect_uri),
+            location,
+        },
+    );
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
+/// Where a return URL leads, as a person reads it: its host (and port), or a native app's scheme.
+fn destination(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => u.scheme().to_owned(),
+        },
+        Err(_) => uri.to_owned(),
+    }
+}
+
+/// What an authorization error means, in words for the customer.
+fn error_words(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::InvalidRequest => "the app's sign-in request was not valid.",
+        ErrorCode::UnauthorizedClient => "the app is not allowed to sign in this way.",
+        ErrorCode::UnsupportedResponseType => {
+            "the app asked for a kind of answer Latchkey does not give."
+        }
+        ErrorCode::InvalidScope => "the app asked for information Latchkey does not have.",
+        ErrorCode::RequestNotSupported | ErrorCode::RequestUriNotSupported => {
+            "the app sent its request in a form Latchkey does not accept."
+        }
+        ErrorCode::AccessDenied => "you did not allow the app.",
+        ErrorCode::LoginRequired | ErrorCode::ConsentRequired | ErrorCode::InteractionRequired => {
+            "the app asked to sign you in without showing you anything, which is not possible now."
+        }
+        ErrorCode::TemporarilyUnavailable => "Latchkey is busy right now.",
+        ErrorCode::ServerError
+        | ErrorCode::InvalidClient
+        | ErrorCode::InvalidGrant
+        | ErrorCode::UnsupportedGrantType
+        | ErrorCode::InvalidToken
+        | ErrorCode::InsufficientScope
+        | ErrorCode::AuthorizationPending
+        | ErrorCode::SlowDown
+        | ErrorCode::ExpiredToken
+        | ErrorCode::InvalidCodePair => "the sign-in could not be completed.",
+    }
+}
+
+fn redirect_with(
+    state: &AppState,
+    client: &Client,
+    req: &AuthorizeRequest,
+    error: OAuthError,
+    moment: Moment,
+) -> Response {
     redirect_error(
         state,
+        client,
         &RedirectError {
             redirect_uri: req.redirect_uri.clone(),
             state: req.state.clone(),
             response_mode: req.response_mode,
             error,
         },
+        moment,
     )
 }
 
@@ -75,32 +164,85 @@ async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthorizeReq
         sent,
         &state.known_scopes,
     )
-    .map_err(|e| redirect_error(state, &e))?;
+    .map_err(|e| redirect_error(state, &client, &e, Moment::BeforeInteraction))?;
     Ok((client, request))
 }
 
-/// Where to send the browser to sign in and come back: this request, without `prompt=login` and `max_age`, which
-/// the sign-in honours (otherwise `max_age=0` would send the customer back to sign in once a second has passed).
-fn signin_redirect(query: &str, login_hint: Option<&str>) -> Response {
-    let pairs = url::form_urlencoded::parse(query.as_bytes()).into_owned();
-    let mut again = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        if k == "max_age" {
-            continue;
-        }
-        if k == "prompt" {
-            let rest: Vec<&str> = v
-                .split(' ')
-                .filter(|p| *p != "login" && !p.is_empty())
-                .collect();
-            if !rest.is_empty() {
-                again.append_pair(&k, &rest.join(" "));
-            }
-        } else {
-            again.append_pair(&k, &v);
+/// The parameter that carries proof that sign-in was asked for afresh (`prompt=login`, `max_age`).
+const REAUTH_PARAM: &str = "lk_reauth";
+/// How long such a proof is honoured: long enough to sign in.
+const REAUTH_WINDOW_SECS: i64 = 600;
+
+/// The request's parameters without the re-authentication marker, in one canonical encoding (what the marker's
+/// MAC covers, so that a browser re-encoding the URL does not break it).
+fn without_marker(query: &str) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        if k != REAUTH_PARAM {
+            out.append_pair(&k, &v);
         }
     }
-    let return_to = format!("/ap/oa?{}", again.finish());
+    out.finish()
+}
+
+fn reauth_mac(state: &AppState, browser: &Browser, asked_at: &str, request: &str) -> String {
+    state.hasher.mac_b64(
+        Kind::Reauth,
+        &[
+            browser.id.as_bytes(),
+            asked_at.as_bytes(),
+            request.as_bytes(),
+        ],
+    )
+}
+
+/// When Latchkey sent this browser to sign in afresh for exactly this request, if the request carries a valid
+/// marker of that: a session authenticated since then satisfies `prompt=login` and `max_age` (L4: the sign-in
+/// page's `return_to` cannot be followed without signing in).
+fn reauth_asked_at(state: &AppState, browser: &Browser, query: &str, now: i64) -> Option<i64> {
+    let mut markers = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == REAUTH_PARAM)
+        .map(|(_, v)| v.into_owned());
+    let marker = markers.next()?;
+    if markers.next().is_some() {
+        return None;
+    }
+    let (asked_at, mac) = marker.split_once('.')?;
+    let when: i64 = asked_at.parse().ok()?;
+    let valid = !browser.id.is_empty()
+        && state.hasher.verify_b64(
+            Kind::Reauth,
+            &[
+                browser.id.as_bytes(),
+                asked_at.as_bytes(),
+                without_marker(query).as_bytes(),
+            ],
+            mac,
+        );
+    (valid && when <= now && now - when <= REAUTH_WINDOW_SECS).then_some(when)
+}
+
+/// Where to send the browser to sign in and come back: this request. With `fresh_since` (a fresh sign-in is
+/// asked for: `prompt=login`, `max_age`) it comes back with a marker, bound to this browser and this exact
+/// request, saying when that was asked, so that a session authenticated since satisfies it (otherwise `max_age=0`
+/// would send the customer back to sign in once a second has passed), and one from before does not.
+fn signin_redirect(
+    state: &AppState,
+    browser: &Browser,
+    query: &str,
+    login_hint: Option<&str>,
+    fresh_since: Option<i64>,
+) -> Response {
+    let request = without_marker(query);
+    let return_to = match fresh_since {
+        Some(now) => {
+            let asked_at = now.to_string();
+            let mac = reauth_mac(state, browser, &asked_at, &request);
+            let sep = if request.is_empty() { "" } else { "&" };
+            format!("/ap/oa?{request}{sep}{REAUTH_PARAM}={asked_at}.{mac}")
+        }
+        None => format!("/ap/oa?{request}"),
+    };
     let prefix = "/ap/signin?";
     let mut target = url::form_urlencoded::Serializer::for_suffix(prefix.to_owned(), prefix.len());
     target.append_pair("return_to", &return_to);
@@ -111,6 +253,15 @@ fn signin_redirect(query: &str, login_hint: Option<&str>) -> Response {
     Redirect::to(&target).into_response()
 }
 
+/// Whether the customer must confirm even when nothing needs consent (RFC 8252 8.6, SPEC 2.1): a public app whose
+/// matched return URL is a loopback address or a private-use scheme, which any local process or installed app could
+/// be listening on. The SDK's relay on Latchkey's own origin is not such a URL, whatever the issuer's host.
+fn must_confirm(state: &AppState, client: &Client, req: &AuthorizeRequest) -> bool {
+    !client.policy.confidential
+        && req.redirect_uri != super::sdk::relay_uri(&state.issuer, &client.policy.client_id)
+        && redirect::is_native(&req.redirect_uri)
+}
+
 /// `GET /ap/oa`.
 pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Response {
     let (client, req) = match validate(state, query).await {
@@ -118,23 +269,37 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
         Err(res) => return res,
     };
     let now = state.clock.now();
+    let reauth_asked_at = reauth_asked_at(state, browser, query, now);
     let fresh_enough = |s: &SignedIn| {
-        req.max_age
-            .is_none_or(|max| now - s.session.auth_time <= max)
+        let auth_time = s.session.auth_time;
+        let signed_in_since_asked = reauth_asked_at.is_some_and(|asked| auth_time >= asked);
+        signed_in_since_asked
+            || (!req.prompt.login && req.max_age.is_none_or(|max| now - auth_time <= max))
     };
     let signed_in = match &browser.signed_in {
-        Some(s) if !req.prompt.login && fresh_enough(s) => s,
+        Some(s) if fresh_enough(s) => s,
         _ if req.prompt.none => {
             return redirect_with(
                 state,
+                &client,
                 &req,
                 OAuthError::new(
                     ErrorCode::LoginRequired,
                     "The customer is not signed in, and prompt=none forbids asking : prompt",
                 ),
+                Moment::Answer,
             )
         }
-        _ => return signin_redirect(query, req.login_hint.as_deref()),
+        _ => {
+            let fresh_since = (req.prompt.login || req.max_age.is_some()).then_some(now);
+            return signin_redirect(
+                state,
+                browser,
+                query,
+                req.login_hint.as_deref(),
+                fresh_since,
+            );
+        }
     };
     let user = &signed_in.session.user;
     if req.scopes.needs_consent() {
@@ -144,24 +309,49 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
             .await
         {
             Ok(c) => c.is_some_and(|c| req.scopes.is_subset(&Scopes::from_stored(&c.scopes))),
-            Err(e) => return store_failed(state, &req, e),
+            Err(e) => return store_failed(state, &client, &req, e, Moment::BeforeInteraction),
         };
         if !remembered || req.prompt.consent {
             if req.prompt.none {
                 return redirect_with(
                     state,
+                    &client,
                     &req,
                     OAuthError::new(
                         ErrorCode::ConsentRequired,
                         "The customer has not allowed these scopes, and prompt=none forbids asking : prompt",
                     ),
+                    Moment::Answer,
                 );
             }
-            return consent_page(state, browser, signed_in, &client, &req, query);
+            return consent_page(state, browser, signed_in, &client, &req, query, false);
         }
     }
+    if must_confirm(state, &client, &req) {
+        if req.prompt.none {
+            return redirect_with(
+                state,
+                &client,
+                &req,
+                OAuthError::new(
+                    ErrorCode::InteractionRequired,
+                    "The customer must confirm apps on this device each time, and prompt=none forbids asking : prompt",
+                ),
+                Moment::Answer,
+            );
+        }
+        return consent_page(state, browser, signed_in, &client, &req, query, true);
+    }
     let scopes = req.scopes.clone();
-    complete(state, &client, &req, signed_in, &scopes).await
+    complete(
+        state,
+        &client,
+        &req,
+        signed_in,
+        &scopes,
+        Moment::BeforeInteraction,
+    )
+    .await
 }
 
 fn item(scope: &str, user: &User, optional: bool) -> Option<ConsentItem> {
@@ -243,6 +433,9 @@ fn consent_token(state: &AppState, signed_in: &SignedIn, request: &str) -> Strin
         .mac_b64(Kind::Consent, &[&signed_in.id_hash, request.as_bytes()])
 }
 
+/// The consent page; with `confirm`, its "Continue to <app>?" form for an app the customer already allowed (or
+/// that asks for nothing that needs consent) but whose return URL cannot prove it is that app. Both post to the
+/// same form, bound to this session and this exact request.
 fn consent_page(
     state: &AppState,
     browser: &Browser,
@@ -250,12 +443,15 @@ fn consent_page(
     client: &Client,
     req: &AuthorizeRequest,
     query: &str,
+    confirm: bool,
 ) -> Response {
     let user = &signed_in.session.user;
     let items = consent_items(&req.scopes, &req.optional_scopes, user);
     pages::render(
         StatusCode::OK,
         &pages::Consent {
+            confirm,
+            unverified_by: (!client.verified).then(|| pages::operator_name(&state.issuer)),
             app_name: client.name.clone(),
             logo_url: client.logo_url.clone(),
             privacy_url: client.privacy_url.clone(),
@@ -275,6 +471,8 @@ pub struct ConsentForm {
     pub consent_token: Option<String>,
     pub allow: bool,
     pub shared: Vec<String>,
+    /// The "Continue to <app>?" form: nothing new is allowed, so nothing is remembered.
+    pub confirm: bool,
 }
 
 impl ConsentForm {
@@ -285,6 +483,7 @@ impl ConsentForm {
             consent_token: None,
             allow: false,
             shared: Vec::new(),
+            confirm: false,
         };
         for (k, v) in url::form_urlencoded::parse(body) {
             match &*k {
@@ -293,6 +492,7 @@ impl ConsentForm {
                 "consent_token" => form.consent_token = Some(v.into_owned()),
                 "decision" => form.allow = v == "allow",
                 "share" => form.shared.push(v.into_owned()),
+                "confirm" => form.confirm = v == "1",
                 _ => {}
             }
         }
@@ -310,7 +510,8 @@ pub async fn consent(state: &AppState, browser: &Browser, form: ConsentForm) -> 
         );
     }
     let Some(signed_in) = &browser.signed_in else {
-        return signin_redirect(&form.request, None);
+        // Signed out since the page was shown: whatever sign-in the request asked for, the one now is fresh.
+        return signin_redirect(state, browser, &form.request, None, Some(state.clock.now()));
     };
     let token_ok = form.consent_token.as_deref().is_some_and(|t| {
         state.hasher.verify_b64(
@@ -333,46 +534,61 @@ pub async fn consent(state: &AppState, browser: &Browser, form: ConsentForm) -> 
     if !form.allow {
         return redirect_with(
             state,
+            &client,
             &req,
             OAuthError::new(
                 ErrorCode::AccessDenied,
                 "The customer declined to allow the app",
             ),
+            Moment::Answer,
         );
     }
     let scopes = shared_scopes(&req.scopes, &req.optional_scopes, &form.shared);
     if scopes.is_empty() {
         return redirect_with(
             state,
+            &client,
             &req,
             OAuthError::new(
                 ErrorCode::AccessDenied,
                 "The customer shared nothing with the app",
             ),
+            Moment::Answer,
         );
     }
     let user = &signed_in.session.user;
     let now = state.clock.now();
-    if let Err(e) = remember_consent(state, &user.id, &client.policy.client_id, &scopes, now).await
-    {
-        return store_failed(state, &req, e);
+    if !form.confirm {
+        if let Err(e) =
+            remember_consent(state, &user.id, &client.policy.client_id, &scopes, now).await
+        {
+            return store_failed(state, &client, &req, e, Moment::Answer);
+        }
     }
-    complete(state, &client, &req, signed_in, &scopes).await
+    complete(state, &client, &req, signed_in, &scopes, Moment::Answer).await
 }
 
-/// A storage failure once the return URL is known: redirected, as `temporarily_unavailable` when the database is
-/// unreachable or overloaded and `server_error` otherwise (the one mapping decides and logs).
-fn store_failed(state: &AppState, req: &AuthorizeRequest, e: crate::store::StoreError) -> Response {
-    redirect_with(state, req, Failure::Store(e).into_oauth())
+/// A storage failure once the return URL is known: `temporarily_unavailable` when the database is unreachable or
+/// overloaded and `server_error` otherwise (the one mapping decides and logs), redirected as `moment` allows.
+fn store_failed(
+    state: &AppState,
+    client: &Client,
+    req: &AuthorizeRequest,
+    e: crate::store::StoreError,
+    moment: Moment,
+) -> Response {
+    redirect_with(state, client, req, Failure::Store(e).into_oauth(), moment)
 }
 
-/// Issues the code (or, for implicit, the token) and redirects back to the app.
+/// Issues the code (or, for implicit, the token) and redirects back to the app; `moment` says whether the
+/// customer acted on this request (a failure is then redirected even for an unverified app).
 async fn complete(
     state: &AppState,
     client: &Client,
     req: &AuthorizeRequest,
     signed_in: &SignedIn,
     scopes: &Scopes,
+    moment: Moment,
 ) -> Response {
     let now = state.clock.now();
     let user = &signed_in.session.user;
@@ -396,7 +612,7 @@ async fn complete(
                 expires_at: now + AUTH_CODE_TTL_SECS,
             };
             if let Err(e) = state.store.insert_auth_code(&stored).await {
-                return store_failed(state, req, e);
+                return store_failed(state, client, req, e, moment);
             }
             let mut pairs = vec![("code", code.expose()), ("scope", scope.as_str())];
             if let Some(s) = &req.state {
@@ -425,10 +641,10 @@ async fn complete(
             .await
             {
                 Ok(minted) => minted,
-                Err(e) => return store_failed(state, req, e),
+                Err(e) => return store_failed(state, client, req, e, moment),
             };
             if let Err(e) = state.store.insert_grant(&grant).await {
-                return store_failed(state, req, e);
+                return store_failed(state, client, req, e, moment);
             }
             state
                 .metrics

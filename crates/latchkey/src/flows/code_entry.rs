@@ -227,6 +227,7 @@ pub async fn submit(
     pages::render(
         StatusCode::OK,
         &CodeConfirm {
+            unverified_by: (!client.verified).then(|| pages::operator_name(&state.issuer)),
             app_name: client.name.clone(),
             logo_url: client.logo_url.clone(),
             privacy_url: client.privacy_url.clone(),

@@ -125,6 +125,8 @@ impl ConsoleForm {
             development: self.development,
             owner: owner.to_owned(),
             id_token_alg: alg,
+            // A developer's own profile: unverified until the operator runs `latchkey client verify` (SPEC 1).
+            verified: false,
         })
     }
 }

@@ -29,6 +29,8 @@ pub struct AppInput {
     pub owner: String,
     /// How the app's ID tokens are signed.
     pub id_token_alg: SigningAlg,
+    /// Made by the operator (the CLI): verified from the start. The console's profiles are not (SPEC 1).
+    pub verified: bool,
 }
 
 fn check_web_url(what: &str, value: &str) -> Result<(), String> {
@@ -42,12 +44,18 @@ fn check_web_url(what: &str, value: &str) -> Result<(), String> {
     }
 }
 
-/// An allowed origin is `scheme://host[:port]`, nothing more.
-pub fn check_origin(origin: &str) -> Result<(), String> {
+/// An allowed origin is `scheme://host[:port]`, nothing more; `http://localhost` only for development apps, as
+/// for return URLs (SPEC 2.6): a forgotten development origin would hand relay messages to any local page.
+pub fn check_origin(origin: &str, development: bool) -> Result<(), String> {
     let url = url::Url::parse(origin).map_err(|_| format!("origin \"{origin}\" is not a URL"))?;
     if url.origin().ascii_serialization() != origin {
         return Err(format!(
             "origin \"{origin}\" must be just scheme://host[:port], with no path or trailing slash"
+        ));
+    }
+    if !development && url.scheme() == "http" && url.host_str() == Some("localhost") {
+        return Err(format!(
+            "origin \"{origin}\" uses http://localhost, which is allowed only for apps marked as development; use https or http://127.0.0.1"
         ));
     }
     check_web_url("origin", origin)
@@ -133,7 +141,9 @@ pub fn validate_fields(input: &AppInput) -> Vec<Problem> {
         }
     }
     for origin in &input.allowed_origins {
-        if let Err(e) = check_length("origin", origin).and_then(|()| check_origin(origin)) {
+        if let Err(e) =
+            check_length("origin", origin).and_then(|()| check_origin(origin, input.development))
+        {
             add(Field::AllowedOrigins, e);
         }
     }
@@ -198,6 +208,7 @@ pub fn new_app(
         prev_secret_expires_at: None,
         created_at: now,
         id_token_alg: input.id_token_alg,
+        verified: input.verified,
     };
     Ok((client, secret))
 }
@@ -225,6 +236,8 @@ pub async fn register(
 }
 
 /// `client` with what a developer may edit replaced by `input` (ids, owner, type and secrets stay), if valid.
+/// A change to what customers see of the app or where they are sent (name, logo, privacy notice, return URLs,
+/// origins) makes it unverified again: the operator vouched for the profile as it was.
 pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>> {
     let input = AppInput {
         public: !client.policy.confidential,
@@ -248,6 +261,16 @@ pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>>
     updated.logo_url = input.logo_url;
     updated.allowed_origins = input.allowed_origins;
     updated.id_token_alg = input.id_token_alg;
+    let vouched_for = |c: &Client| {
+        (
+            c.name.clone(),
+            c.logo_url.clone(),
+            c.privacy_url.clone(),
+            c.policy.redirect_uris.clone(),
+            c.allowed_origins.clone(),
+        )
+    };
+    updated.verified = client.verified && vouched_for(&updated) == vouched_for(client);
     Ok(updated)
 }
 
@@ -313,6 +336,42 @@ mod tests {
         bad.privacy_url = "ftp://x".into();
         let problems = validate(&bad);
         assert_eq!(problems.len(), 4, "{problems:?}");
+    }
+
+    #[test]
+    fn localhost_origins_only_for_development_apps() {
+        let mut app = input();
+        app.allowed_origins = vec!["http://localhost:3000".into()];
+        let problems = validate_fields(&app);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, Field::AllowedOrigins);
+        assert!(problems[0].message.contains("development"), "{problems:?}");
+        app.development = true;
+        assert!(validate(&app).is_empty());
+        app.development = false;
+        app.allowed_origins = vec!["http://127.0.0.1:3000".into()];
+        assert!(validate(&app).is_empty());
+    }
+
+    #[test]
+    fn edits_of_what_customers_see_unverify() {
+        let h = KeyedHasher::new(&[9; 32]);
+        let made = AppInput {
+            verified: true,
+            ..input()
+        };
+        let (client, _) = new_app(&made, &h, &mut rand::thread_rng(), 1).unwrap();
+        assert!(client.verified);
+        let mut flows = input();
+        flows.allow_device = true;
+        flows.description = "now with devices".into();
+        assert!(edited(&client, &flows).unwrap().verified);
+        let mut moved = input();
+        moved.redirect_uris = vec!["https://elsewhere.example/cb".into()];
+        assert!(!edited(&client, &moved).unwrap().verified);
+        let mut renamed = input();
+        renamed.name = "Latchkey Account Security".into();
+        assert!(!edited(&client, &renamed).unwrap().verified);
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct Client {
     pub created_at: Timestamp,
     /// How this app's ID tokens are signed.
     pub id_token_alg: SigningAlg,
+    /// Made or vouched for by the operator (SPEC 1): `client add`, or `client verify` of a console profile.
+    /// An unverified app's errors before any interaction are shown on a page, never redirected (SPEC 2.1).
+    pub verified: bool,
 }
 
 /// One of a customer's sessions, as the account page lists them.
@@ -564,8 +567,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_clients_by_owner(&self, owner: &str) -> StoreResult<Vec<Client>>;
     /// Replaces what a developer may edit (name, description, URLs, origins, flows, development, ID-token
     /// algorithm) of the app with `client`'s client id and owner; ids, type, secrets and creation time stay.
+    /// `verified: false` makes it unverified; `true` leaves the flag as it is (an edit never verifies).
     /// False if `owner` has no such app.
     async fn update_client(&self, client: &Client) -> StoreResult<bool>;
+    /// Marks the app verified (`latchkey client verify`). False if there is no such app.
+    async fn set_client_verified(&self, client_id: &str) -> StoreResult<bool>;
     /// The app's usage counts at `now`, read in one statement.
     async fn client_usage(&self, client_id: &str, now: Timestamp) -> StoreResult<ClientUsage>;
 }

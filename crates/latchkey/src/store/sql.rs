@@ -115,7 +115,7 @@ fn user_from(row: &AnyRow) -> StoreResult<User> {
 
 const CLIENT_COLUMNS: &str = "client_id, app_id, owner, name, description, privacy_url, logo_url, redirect_uris, \
     allowed_origins, confidential, allow_implicit, allow_plain_pkce, allow_device, allow_client_credentials, \
-    development, secret_hash, prev_secret_hash, prev_secret_expires_at, created_at, id_token_alg";
+    development, secret_hash, prev_secret_hash, prev_secret_expires_at, created_at, id_token_alg, verified";
 
 /// Makes `client_origins` hold exactly `origins` for `client_id` (inside the caller's transaction).
 async fn put_origins(tx: &mut Tx<'_>, client_id: &str, origins: &[String]) -> StoreResult<()> {
@@ -160,6 +160,7 @@ fn client_from(row: &AnyRow) -> StoreResult<Client> {
         prev_secret_expires_at: row.try_get("prev_secret_expires_at")?,
         created_at: row.try_get("created_at")?,
         id_token_alg: signing_alg(&row.try_get::<String, _>("id_token_alg")?)?,
+        verified: b("verified")?,
     })
 }
 
@@ -543,7 +544,7 @@ impl Store for SqlStore {
     async fn create_client(&self, c: &Client) -> StoreResult<Created> {
         let sql = format!(
             "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT DO NOTHING"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT DO NOTHING"
         );
         let p = &c.policy;
         let mut tx = self.pool.begin().await?;
@@ -568,6 +569,7 @@ impl Store for SqlStore {
             .bind(c.prev_secret_expires_at)
             .bind(c.created_at)
             .bind(c.id_token_alg.as_str())
+            .bind(flag(c.verified))
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() != 1 {
@@ -1588,7 +1590,8 @@ impl Store for SqlStore {
         let done = sqlx::query(
             "UPDATE clients SET name = $3, description = $4, privacy_url = $5, logo_url = $6, \
                redirect_uris = $7, allowed_origins = $8, allow_implicit = $9, allow_plain_pkce = $10, \
-               allow_device = $11, allow_client_credentials = $12, development = $13, id_token_alg = $14 \
+               allow_device = $11, allow_client_credentials = $12, development = $13, id_token_alg = $14, \
+               verified = CASE WHEN $15 = 0 THEN 0 ELSE verified END \
              WHERE client_id = $1 AND owner = $2",
         )
         .bind(&p.client_id)
@@ -1605,6 +1608,7 @@ impl Store for SqlStore {
         .bind(flag(p.allow_client_credentials))
         .bind(flag(p.development))
         .bind(c.id_token_alg.as_str())
+        .bind(flag(c.verified))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
@@ -1613,6 +1617,14 @@ impl Store for SqlStore {
         put_origins(&mut tx, &p.client_id, &c.allowed_origins).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn set_client_verified(&self, client_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE clients SET verified = 1 WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn client_usage(&self, client_id: &str, now: Timestamp) -> StoreResult<ClientUsage> {

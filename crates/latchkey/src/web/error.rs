@@ -39,6 +39,9 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::AccessDenied
         | ErrorCode::LoginRequired
         | ErrorCode::ConsentRequired
+        | ErrorCode::InteractionRequired
+        | ErrorCode::RequestNotSupported
+        | ErrorCode::RequestUriNotSupported
         | ErrorCode::AuthorizationPending
         | ErrorCode::SlowDown
         | ErrorCode::ExpiredToken

@@ -46,6 +46,11 @@ pub struct ConsentItem {
 #[derive(Template)]
 #[template(path = "consent.html")]
 pub struct Consent {
+    /// "Continue to <app>?": the customer allowed it before (or it asks for nothing that needs consent), but its
+    /// return URL cannot prove it is that app (RFC 8252 8.6).
+    pub confirm: bool,
+    /// Who has not verified the app, if it is unverified (a profile made in the developer console).
+    pub unverified_by: Option<String>,
     pub app_name: String,
     pub logo_url: Option<String>,
     pub privacy_url: String,
@@ -56,6 +61,31 @@ pub struct Consent {
     /// Binds the decision to the session that saw this page.
     pub consent_token: String,
     pub items: Vec<ConsentItem>,
+}
+
+/// An unverified app's error, shown instead of redirected (RFC 9700 4.11.2): the customer decides whether to
+/// follow the link.
+#[derive(Template)]
+#[template(path = "redirect_notice.html")]
+pub struct RedirectNotice {
+    pub app_name: String,
+    pub operator: String,
+    /// The error in words, completing "<app> sent you here, but …".
+    pub what_happened: &'static str,
+    pub code: &'static str,
+    pub description: String,
+    /// The return URL's host (and port), or a native app's scheme.
+    pub destination: String,
+    /// The exact error redirect.
+    pub location: String,
+}
+
+/// Who verifies apps, as pages name it: the issuer's host.
+pub fn operator_name(issuer: &str) -> String {
+    url::Url::parse(issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| issuer.to_owned())
 }
 
 #[derive(Template)]
@@ -127,6 +157,8 @@ pub struct CodeEntry {
 #[derive(Template)]
 #[template(path = "code_confirm.html")]
 pub struct CodeConfirm {
+    /// Who has not verified the app, if it is unverified.
+    pub unverified_by: Option<String>,
     pub app_name: String,
     pub logo_url: Option<String>,
     pub privacy_url: String,
@@ -260,6 +292,8 @@ pub struct AppRow {
     pub kind: &'static str,
     /// The app's page in the console.
     pub path: String,
+    /// The operator verified it (`latchkey client verify`).
+    pub verified: bool,
 }
 
 impl AppRow {
@@ -273,6 +307,7 @@ impl AppRow {
                 "Public"
             },
             path: format!("/developer/apps/{}", c.policy.client_id),
+            verified: c.verified,
         }
     }
 }

@@ -117,6 +117,11 @@ try {
 
   // 3. Become a developer and register an app for the sample site (its origin allowed).
   const clientId = await registerApp(page, { axe, submit, fail, step, sample: SAMPLE });
+  // The new profile is unverified: a broken request for it waits on a page instead of redirecting to its site.
+  await page.goto(`${BASE}/ap/oa?client_id=${encodeURIComponent(clientId)}`);
+  if (!(await page.content()).includes(`Continue to ${new URL(SAMPLE).host}`)) fail(`an unverified app's error led to ${page.url()}`);
+  await axe(page, 'error page (unverified app)');
+  step('unverified app error page');
 
   // 4. Log in to the sample site through the SDK's popup.
   const site = await context.newPage();

@@ -482,6 +482,23 @@ fn the_cli_adds_and_lists_users_and_clients_as_json() {
     );
     let shown = cli_json(d, &["client", "show", client_id, "--json"], "");
     assert_eq!(&shown, shop);
+    assert_eq!(
+        shop["verified"], true,
+        "an app the operator adds is verified"
+    );
+    let verified = cli_json(d, &["client", "verify", client_id, "--json"], "");
+    assert_eq!(&verified, shop, "verifying a verified app changes nothing");
+    let (ok, _, stderr) = cli(
+        d,
+        &[
+            "client",
+            "verify",
+            "lk1.application-oa2-client.00000000000000000000000000000000",
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(stderr.contains("no app with client id"), "{stderr}");
 
     // An invalid app is refused with the reason, and nothing is stored.
     let (ok, _, stderr) = cli(

@@ -22,7 +22,7 @@ const RETURN_URL: &str = "http://127.0.0.1/callback";
 
 /// A customer `email`, signed in on a new browser, who has turned on developer access. Returns the browser and
 /// the customer's internal id (the owner of their apps).
-async fn developer(app: &TestApp, email: &str) -> (Browser, String) {
+pub(crate) async fn developer(app: &TestApp, email: &str) -> (Browser, String) {
     let user = app.create_user(email, "Dev Eloper", None).await;
     let b = app.browser();
     b.sign_in(email, PASSWORD).await.page();
@@ -61,7 +61,7 @@ fn with<'a>(fields: &[(&'a str, &'a str)]) -> Fields<'a> {
 }
 
 /// Fills the new-app form with [`GOOD`] values overridden by `fields`, and submits it.
-async fn submit_new_app(b: &Browser, fields: &[(&str, &str)]) -> (u16, String, String) {
+pub(crate) async fn submit_new_app(b: &Browser, fields: &[(&str, &str)]) -> (u16, String, String) {
     let (status, url, html) = b.open("/developer/apps/new").await.page();
     assert_eq!(status, 200, "{html}");
     b.submit(&url, &html, "/developer/apps", &with(fields), None, &[])
@@ -70,7 +70,7 @@ async fn submit_new_app(b: &Browser, fields: &[(&str, &str)]) -> (u16, String, S
 }
 
 /// The text of the element with `id`, if the page has one.
-fn text_of(html: &str, id: &str) -> Option<String> {
+pub(crate) fn text_of(html: &str, id: &str) -> Option<String> {
     let doc = Html::parse_document(html);
     let sel = Selector::parse(&format!("#{id}")).unwrap();
     doc.select(&sel)
@@ -105,7 +105,7 @@ async fn csrf_of(b: &Browser) -> String {
 }
 
 /// Creates an app through the form and reads its client id and secret off the page that shows them once.
-async fn create_app(b: &Browser, fields: &[(&str, &str)]) -> RegisteredApp {
+pub(crate) async fn create_app(b: &Browser, fields: &[(&str, &str)]) -> RegisteredApp {
     let (status, _, html) = submit_new_app(b, fields).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("shown only this once"), "{html}");
@@ -482,6 +482,12 @@ async fn every_kind_of_bad_input_is_shown_next_to_its_field_and_nothing_is_creat
             vec![("allowed_origins", "http://shop.example")],
             "allowed_origins",
             "must use https",
+        ),
+        (
+            "localhost origin without development",
+            vec![("allowed_origins", "http://localhost:3000")],
+            "allowed_origins",
+            "development",
         ),
         (
             "public client credentials",

@@ -10,6 +10,7 @@ mod developer;
 mod device;
 mod errors;
 mod hardening;
+mod interaction;
 mod keys_at_rest;
 mod multinode;
 mod oidc;

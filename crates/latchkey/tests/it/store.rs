@@ -2540,3 +2540,122 @@ async fn a_disabled_account_gets_no_tokens_from_any_grant() {
         );
     }
 }
+
+#[tokio::test]
+async fn verification_is_stored_set_by_the_operator_and_only_cleared_by_an_edit() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let mut console = new_client("Console app", NOW);
+        console.verified = false;
+        s.create_client(&console).await.unwrap();
+        let id = console.policy.client_id.clone();
+        let stored = |s: Arc<SqlStore>, id: String| async move {
+            s.find_client(&id).await.unwrap().unwrap().verified
+        };
+        assert!(!stored(s.clone(), id.clone()).await, "{e}");
+        assert!(
+            stored(s.clone(), fx.client.policy.client_id.clone()).await,
+            "{e}"
+        );
+
+        // An edit claiming `verified` does not verify.
+        let mut claimed = console.clone();
+        claimed.verified = true;
+        assert!(s.update_client(&claimed).await.unwrap(), "{e}");
+        assert!(!stored(s.clone(), id.clone()).await, "{e}");
+
+        assert!(s.set_client_verified(&id).await.unwrap(), "{e}");
+        assert!(stored(s.clone(), id.clone()).await, "{e}");
+        assert!(!s.set_client_verified("lk1.nothing").await.unwrap(), "{e}");
+        // An edit that leaves it verified keeps it; one that unverifies clears it.
+        assert!(s.update_client(&claimed).await.unwrap(), "{e}");
+        assert!(stored(s.clone(), id.clone()).await, "{e}");
+        assert!(s.update_client(&console).await.unwrap(), "{e}");
+        assert!(!stored(s.clone(), id.clone()).await, "{e}");
+    }
+}
+
+/// Runs this engine's migrations before `version` on `db`, as a database made by an older Latchkey.
+async fn migrate_before(db: &TestDb, engine: &str, version: i64) {
+    sqlx::any::install_default_drivers();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(if engine == "postgres" {
+            "postgres"
+        } else {
+            "sqlite"
+        });
+    let mut migrator = sqlx::migrate::Migrator::new(dir).await.unwrap();
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    migrator.run(&pool).await.unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn upgrading_leaves_console_apps_unverified_and_operator_apps_verified() {
+    for (engine, db) in each_db().await {
+        migrate_before(&db, engine, 7).await;
+        let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, disabled, created_at) \
+             VALUES ('0123456789abcdef0123456789abcdef', 'dev@example.com', 'Dev', 'x', 0, 1)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO developers (user_id, created_at) VALUES ('0123456789abcdef0123456789abcdef', 1)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for (client_id, owner) in [
+            (
+                "lk1.application-oa2-client.console",
+                "0123456789abcdef0123456789abcdef",
+            ),
+            (
+                "lk1.application-oa2-client.gone-dev",
+                "fedcba9876543210fedcba9876543210",
+            ),
+            ("lk1.application-oa2-client.operator", "operator"),
+            ("lk1.application-oa2-client.partner", "partner-co"),
+        ] {
+            sqlx::query(
+                "INSERT INTO clients (client_id, app_id, owner, name, description, privacy_url, redirect_uris, \
+                   allowed_origins, confidential, allow_implicit, allow_plain_pkce, allow_device, \
+                   allow_client_credentials, development, created_at) \
+                 VALUES ($1, $2, $3, 'App', '', 'https://a.example/p', '[\"https://a.example/cb\"]', '[]', \
+                   1, 0, 0, 0, 0, 0, 1)",
+            )
+            .bind(client_id)
+            .bind(format!("app-of-{client_id}"))
+            .bind(owner)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        // An app of a developer who has no account any more is not the operator's either.
+        sqlx::query("INSERT INTO developers (user_id, created_at) VALUES ('fedcba9876543210fedcba9876543210', 1)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+
+        let s = open(&db).await;
+        for (client_id, verified) in [
+            ("lk1.application-oa2-client.console", false),
+            ("lk1.application-oa2-client.gone-dev", false),
+            ("lk1.application-oa2-client.operator", true),
+            ("lk1.application-oa2-client.partner", true),
+        ] {
+            let c = s.find_client(client_id).await.unwrap().unwrap();
+            assert_eq!(c.verified, verified, "{engine}: {client_id}");
+        }
+    }
+}

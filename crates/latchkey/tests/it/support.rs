@@ -185,6 +185,8 @@ pub fn default_app_input() -> AppInput {
         redirect_uris: vec!["http://127.0.0.1/callback".into()],
         allowed_origins: vec!["https://shop.example".into()],
         owner: "developer-1".into(),
+        // As `latchkey client add` makes it; tests of unverified apps register through /developer or unset this.
+        verified: true,
         ..AppInput::default()
     }
 }
@@ -544,10 +546,27 @@ impl Browser {
         self.submit(&url, &html, "/ap/oa/consent", &[], Some(button), untick)
             .await
     }
+
+    /// On a "Continue to <app>?" page (a native app, RFC 8252 8.6), presses Continue or Cancel.
+    pub async fn confirm_on(&self, step: Step, proceed: bool) -> Step {
+        assert!(
+            is_confirm_page(&step),
+            "expected the confirmation page: {step:?}"
+        );
+        let (_, url, html) = step.page();
+        let button = ("decision", if proceed { "allow" } else { "cancel" });
+        self.submit(&url, &html, "/ap/oa/consent", &[], Some(button), &[])
+            .await
+    }
 }
 
-/// Runs the whole browser part of a login: open `authorize_url`, sign in if asked, allow if asked; returns the
-/// redirect back to the app.
+/// Whether `step` is the "Continue to <app>?" page a native app's sign-in always shows (RFC 8252 8.6).
+pub fn is_confirm_page(step: &Step) -> bool {
+    matches!(step, Step::Page { status: 200, html, .. } if html.contains("<h1>Continue to "))
+}
+
+/// Runs the whole browser part of a login: open `authorize_url`, sign in if asked, allow if asked (and continue
+/// if asked to confirm a native app); returns the redirect back to the app.
 pub async fn login_through(browser: &Browser, authorize_url: &str, email: &str) -> Url {
     let mut step = browser.open(authorize_url).await;
     if let Step::Page { url, .. } = &step {
@@ -559,6 +578,9 @@ pub async fn login_through(browser: &Browser, authorize_url: &str, email: &str) 
         if html.contains("would like to use your Latchkey account") {
             step = browser.consent_on(step, true, &[]).await;
         }
+    }
+    if is_confirm_page(&step) {
+        step = browser.confirm_on(step, true).await;
     }
     step.left_to()
 }
