@@ -5,6 +5,7 @@
 use crate::support::*;
 use oauth2::{DeviceAuthorizationUrl, Scope, StandardDeviceAuthorizationResponse, TokenResponse};
 use serde_json::Value;
+use std::sync::Arc;
 
 const LWA_GRANT: &str = "device_code";
 const RFC_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -921,4 +922,87 @@ async fn turning_the_device_flow_off_stops_lwa_polls_that_name_no_client() {
     app.state.clock.advance(5);
     let (status, body) = poll_lwa(&app, &approved).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// SPEC 4 (review L2): every code entered is counted before it is looked up, so a burst of parallel guesses in
+/// one session gets at most `user_code_limit` answers of "not right"; the rest are refused with 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_codes_cannot_pass_the_limit_together() {
+    let app = spawn_app().await;
+    app.create_user("burst@example.com", "Burst", None).await;
+    let browser = Arc::new(signed_in_browser(&app, "burst@example.com").await);
+    let (_, url, html) = browser.open("/code").await.page();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let guesses = (0..40).map(|i| {
+        let (browser, url, csrf) = (browser.clone(), url.clone(), csrf.clone());
+        let guess = format!(
+            "BBBB-BB{}{}",
+            ["B", "C", "D", "F"][i % 4],
+            ["G", "H", "J", "K", "L", "M", "N", "P", "Q", "R"][i / 4]
+        );
+        tokio::spawn(async move {
+            browser
+                .http
+                .post(url)
+                .form(&[("csrf", csrf.as_str()), ("user_code", guess.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    });
+    let mut answers = Vec::new();
+    for g in guesses.collect::<Vec<_>>() {
+        answers.push(g.await.unwrap());
+    }
+    let wrong = answers.iter().filter(|s| **s == 400).count();
+    let refused = answers.iter().filter(|s| **s == 429).count();
+    assert_eq!(wrong + refused, 40, "{answers:?}");
+    assert!(
+        wrong <= app.state.config.user_code_limit as usize,
+        "{wrong} guesses were checked: {answers:?}"
+    );
+}
+
+/// SPEC 4 (review L11): code pairs are counted per app and address before they are made; past the limit the
+/// answer is 429 with `Retry-After`, and another app from the same address is unaffected.
+#[tokio::test]
+async fn code_pairs_are_limited_per_app_and_address() {
+    let app = spawn_app_with(Arc::new(sqlite_db()), |c| {
+        c.codepair_limit = 2;
+        c.codepair_window = 600;
+    })
+    .await;
+    let tv = device_app(&app, true).await;
+    let other = device_app(&app, true).await;
+    for _ in 0..2 {
+        codepair(&app, &tv, "profile").await;
+    }
+    let res = app
+        .api()
+        .post(app.url("/oauth2/device_authorization"))
+        .form(&[("client_id", tv.client_id.as_str()), ("scope", "profile")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "600");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("600 seconds"),
+        "{body}"
+    );
+    codepair(&app, &other, "profile").await;
 }

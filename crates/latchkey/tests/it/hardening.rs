@@ -686,3 +686,126 @@ async fn a_store_failure_during_revocation_is_an_error_never_a_false_200() {
         .unwrap();
     assert_eq!(info.status(), 400);
 }
+
+/// Signs up `email` from `browser`; the answer's status.
+async fn sign_up(browser: &Browser, email: &str) -> u16 {
+    let (_, url, html) = browser.open("/ap/register").await.page();
+    let fields = [
+        ("name", "New Customer"),
+        ("email", email),
+        ("password", "a long enough password"),
+    ];
+    browser
+        .submit_answer(&url, &html, "/ap/register", &fields, None, &[])
+        .await
+        .status()
+        .as_u16()
+}
+
+/// SPEC 4 (review M5): sign-ups are counted per address before their password is hashed; past the limit the
+/// answer is 429 with `Retry-After`, nothing is created, and another address signs up as usual.
+#[tokio::test]
+async fn sign_ups_are_limited_per_address() {
+    let app = spawn_app_with(Arc::new(sqlite_db()), |c| {
+        c.signup_limit = 2;
+        c.signup_window = 3600;
+    })
+    .await;
+    let here = Browser::from_address(&app.base, Some("127.0.0.2".parse().unwrap()));
+    for n in 0..2 {
+        let status = sign_up(&here, &format!("new{n}@example.com")).await;
+        assert!((200..400).contains(&status), "{status}");
+    }
+    let (_, url, html) = here.open("/ap/register").await.page();
+    let fields = [
+        ("name", "One Too Many"),
+        ("email", "new2@example.com"),
+        ("password", "a long enough password"),
+    ];
+    let res = here
+        .submit_answer(&url, &html, "/ap/register", &fields, None, &[])
+        .await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "3600");
+    assert!(app
+        .store()
+        .find_user_by_email("new2@example.com")
+        .await
+        .unwrap()
+        .is_none());
+    let elsewhere = Browser::from_address(&app.base, Some("127.0.0.3".parse().unwrap()));
+    let status = sign_up(&elsewhere, "new2@example.com").await;
+    assert!((200..400).contains(&status), "{status}");
+}
+
+/// SPEC 4: new passwords (sign-up, password changes) may take only half of the hashing queue, so a flood of
+/// sign-ups cannot keep customers from signing in.
+#[tokio::test]
+async fn sign_ups_cannot_take_the_whole_hashing_queue() {
+    let app = spawn_app_with(Arc::new(sqlite_db()), |c| {
+        c.password_hash_concurrency = 1;
+        c.password_hash_queue = Some(1);
+    })
+    .await;
+    app.create_user("ada@example.com", "Ada", None).await;
+    // One new password is being hashed: that is every place new passwords may take (half of two).
+    let _busy = app.state.passwords.turn().await.unwrap();
+    let hashing = {
+        let passwords = app.state.passwords.clone();
+        tokio::spawn(async move {
+            passwords
+                .hash(&latchkey_core::secret::Secret::new("first new password"))
+                .await
+                .is_ok()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let second = app
+        .state
+        .passwords
+        .hash(&latchkey_core::secret::Secret::new("second new password"))
+        .await;
+    assert!(
+        second.is_err(),
+        "a second new password took the place kept for sign-in"
+    );
+    drop(_busy);
+    assert!(hashing.await.unwrap());
+}
+
+/// SPEC 4 and review I1, I2: pages send `form-action 'self'` and COOP `same-origin`, except the pages an app's
+/// popup goes through (they must keep their opener); the request id is always the server's own.
+#[tokio::test]
+async fn pages_isolate_their_window_and_request_ids_are_the_servers_own() {
+    let app = spawn_app().await;
+    let http = app.api();
+    for (path, isolated) in [
+        ("/", true),
+        ("/account", true),
+        ("/code", true),
+        ("/developer", true),
+        ("/ap/signin", false),
+        ("/ap/register", false),
+        ("/ap/oa", false),
+    ] {
+        let res = http.get(app.url(path)).send().await.unwrap();
+        let h = res.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("form-action 'self'"), "{path}: {csp}");
+        assert_eq!(
+            h.get("cross-origin-opener-policy")
+                .map(|v| v.to_str().unwrap()),
+            isolated.then_some("same-origin"),
+            "{path}"
+        );
+    }
+    let res = http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "forged-id")
+        .send()
+        .await
+        .unwrap();
+    let id = res.headers()["x-request-id"].to_str().unwrap();
+    assert_ne!(id, "forged-id");
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+}
