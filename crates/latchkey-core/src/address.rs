@@ -1,10 +1,12 @@
 //! Who is asking (SPEC 4): the client's address behind trusted reverse proxies, and the key under which per-address
 //! limits count it.
 //!
-//! The address is the TCP peer unless the peer is a trusted proxy; then it is the right-most `X-Forwarded-For`
-//! entry (or, when no proxy sent that header, `Forwarded: for=`, RFC 7239) that is not itself a trusted proxy. A
-//! proxy appends the address it saw, so everything to the right of the first untrusted entry was written by
-//! proxies we trust, and everything to its left may be the client's own invention and is never read.
+//! The address is the TCP peer unless the peer is a trusted proxy; then it is the right-most entry of the one
+//! header the proxies write (`X-Forwarded-For`, or `Forwarded: for=` of RFC 7239, as configured) that is not
+//! itself a trusted proxy. A proxy appends the address it saw, so everything to the right of the first untrusted
+//! entry was written by proxies we trust, and everything to its left may be the client's own invention and is
+//! never read. The other header is never read at all: a proxy that writes one passes the other through as the
+//! client sent it.
 
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv6Addr};
@@ -64,35 +66,58 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The client's address. `forwarded_for` holds every `X-Forwarded-For` header value in order, `forwarded` every
-/// `Forwarded` header value in order; both are read only when `peer` is trusted.
+/// Which header the trusted proxies write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (nginx, HAProxy's `option forwardfor`, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
+impl ProxyHeader {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Some(ProxyHeader::XForwardedFor),
+            "forwarded" => Some(ProxyHeader::Forwarded),
+            _ => None,
+        }
+    }
+
+    /// The header's name, as sent.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxyHeader::XForwardedFor => "x-forwarded-for",
+            ProxyHeader::Forwarded => "forwarded",
+        }
+    }
+}
+
+/// The client's address. `values` holds every value of the `header` the proxies write, in order; it is read only
+/// when `peer` is trusted.
 pub fn client_address(
     peer: IpAddr,
     trusted: &TrustedProxies,
-    forwarded_for: &[&str],
-    forwarded: &[&str],
+    header: ProxyHeader,
+    values: &[&str],
 ) -> IpAddr {
     let peer = canonical(peer);
     if !trusted.contains(peer) {
         return peer;
     }
-    let hops: Vec<&str> = if !forwarded_for.is_empty() {
-        forwarded_for
-            .iter()
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect()
-    } else {
-        forwarded
-            .iter()
-            .flat_map(|v| v.split(','))
-            .filter_map(forwarded_for_of)
-            .collect()
-    };
+    let hops: Vec<Option<&str>> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|hop| match header {
+            ProxyHeader::XForwardedFor => Some(hop.trim()),
+            ProxyHeader::Forwarded => forwarded_for_of(hop),
+        })
+        .collect();
     // The hop nearest to us that no trusted proxy is: everything right of it was appended by proxies we trust.
     let mut nearest_trusted = peer;
     for hop in hops.iter().rev() {
-        match parse_hop(hop) {
+        match hop.and_then(parse_hop) {
             Some(ip) if trusted.contains(ip) => nearest_trusted = ip,
             Some(ip) => return ip,
             // What a trusted proxy appended is not an address: the proxy is misconfigured, and the last address
@@ -150,127 +175,119 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::type_complexity)]
     fn headers_count_only_from_trusted_peers() {
+        use ProxyHeader::{Forwarded as F, XForwardedFor as X};
         let trusted = TrustedProxies::parse(["10.0.0.0/8", "::1"]).unwrap();
         let none = TrustedProxies::default();
-        // (peer, trusted, X-Forwarded-For values, Forwarded values, expected)
-        let cases: &[(&str, &TrustedProxies, &[&str], &[&str], &str)] = &[
+        // (peer, trusted, header the proxies write, its values, expected)
+        let cases: &[(&str, &TrustedProxies, ProxyHeader, &[&str], &str)] = &[
             // An untrusted peer's headers are ignored, whatever they say.
-            (
-                "203.0.113.9",
-                &trusted,
-                &["198.51.100.1"],
-                &[],
-                "203.0.113.9",
-            ),
+            ("203.0.113.9", &trusted, X, &["198.51.100.1"], "203.0.113.9"),
             (
                 "203.0.113.9",
                 &none,
-                &["198.51.100.1"],
+                F,
                 &["for=198.51.100.1"],
                 "203.0.113.9",
             ),
-            ("10.0.0.5", &none, &["198.51.100.1"], &[], "10.0.0.5"),
+            ("10.0.0.5", &none, X, &["198.51.100.1"], "10.0.0.5"),
             // A trusted proxy: the right-most entry it appended.
-            ("10.0.0.5", &trusted, &["198.51.100.1"], &[], "198.51.100.1"),
+            ("10.0.0.5", &trusted, X, &["198.51.100.1"], "198.51.100.1"),
             // What the client wrote itself (left of the proxy's entry) is never believed.
             (
                 "10.0.0.5",
                 &trusted,
+                X,
                 &["1.2.3.4, 198.51.100.1"],
-                &[],
                 "198.51.100.1",
             ),
             (
                 "10.0.0.5",
                 &trusted,
+                X,
                 &["1.2.3.4", "198.51.100.1"],
-                &[],
                 "198.51.100.1",
             ),
             // A chain of trusted proxies is walked through.
             (
                 "10.0.0.5",
                 &trusted,
+                X,
                 &["1.2.3.4, 198.51.100.1, 10.1.1.1"],
-                &[],
                 "198.51.100.1",
             ),
             // Only trusted hops: the farthest of them.
-            (
-                "10.0.0.5",
-                &trusted,
-                &["10.9.9.9, 10.1.1.1"],
-                &[],
-                "10.9.9.9",
-            ),
+            ("10.0.0.5", &trusted, X, &["10.9.9.9, 10.1.1.1"], "10.9.9.9"),
             // No header: the proxy itself.
-            ("10.0.0.5", &trusted, &[], &[], "10.0.0.5"),
+            ("10.0.0.5", &trusted, X, &[], "10.0.0.5"),
             // Garbage where the proxy's entry should be: the nearest address we can believe.
             (
                 "10.0.0.5",
                 &trusted,
+                X,
                 &["198.51.100.1, bogus"],
-                &[],
                 "10.0.0.5",
             ),
             (
                 "10.0.0.5",
                 &trusted,
+                X,
                 &["198.51.100.1, bogus, 10.1.1.1"],
-                &[],
                 "10.1.1.1",
             ),
             // Ports and IPv6 spellings.
             (
                 "10.0.0.5",
                 &trusted,
+                X,
                 &["198.51.100.1:4711"],
-                &[],
                 "198.51.100.1",
             ),
-            ("::1", &trusted, &["2001:db8::7"], &[], "2001:db8::7"),
-            ("::1", &trusted, &["[2001:db8::7]:443"], &[], "2001:db8::7"),
+            ("::1", &trusted, X, &["2001:db8::7"], "2001:db8::7"),
+            ("::1", &trusted, X, &["[2001:db8::7]:443"], "2001:db8::7"),
             // A dual-stack socket's IPv4-mapped peer is the IPv4 address.
             (
                 "::ffff:10.0.0.5",
                 &trusted,
+                X,
                 &["198.51.100.1"],
-                &[],
                 "198.51.100.1",
             ),
-            // RFC 7239, used only when no X-Forwarded-For was sent.
+            // RFC 7239.
             (
                 "10.0.0.5",
                 &trusted,
-                &[],
+                F,
                 &["for=198.51.100.1;proto=https"],
                 "198.51.100.1",
             ),
             (
                 "10.0.0.5",
                 &trusted,
-                &[],
+                F,
                 &["for=1.2.3.4, For=\"[2001:db8::7]:4711\""],
                 "2001:db8::7",
             ),
-            ("10.0.0.5", &trusted, &[], &["for=unknown"], "10.0.0.5"),
+            ("10.0.0.5", &trusted, F, &["for=unknown"], "10.0.0.5"),
+            // An element of ours without `for=` is not an address: nothing left of it is read.
             (
                 "10.0.0.5",
                 &trusted,
-                &["198.51.100.1"],
-                &["for=1.2.3.4"],
-                "198.51.100.1",
+                F,
+                &["for=1.2.3.4, proto=https"],
+                "10.0.0.5",
             ),
         ];
-        for (peer, trusted, xff, fwd, want) in cases {
+        for (peer, trusted, header, values, want) in cases {
             assert_eq!(
-                client_address(ip(peer), trusted, xff, fwd),
+                client_address(ip(peer), trusted, *header, values),
                 ip(want),
-                "peer {peer}, X-Forwarded-For {xff:?}, Forwarded {fwd:?}"
+                "peer {peer}, {header:?} {values:?}"
             );
         }
+        assert_eq!(ProxyHeader::parse("Forwarded"), Some(F));
+        assert_eq!(ProxyHeader::parse("X-Forwarded-For"), Some(X));
+        assert_eq!(ProxyHeader::parse("x-real-ip"), None);
     }
 
     #[test]

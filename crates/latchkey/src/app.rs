@@ -50,8 +50,9 @@ pub struct App {
     pub keys: KeyRing,
     /// Addresses refused at the token endpoints for too many failures.
     pub token_throttle: crate::throttle::Throttle,
-    /// Peers whose forwarding headers name the client (SPEC 4).
+    /// Peers whose forwarding header names the client (SPEC 4), and which header that is.
     pub trusted_proxies: latchkey_core::address::TrustedProxies,
+    pub proxy_header: latchkey_core::address::ProxyHeader,
 }
 
 /// Cheap to clone; handlers receive it as axum state.
@@ -147,6 +148,7 @@ impl App {
         let (master, source) = MasterKey::load(&config).map_err(StoreError::Corrupt)?;
         let key = zeroize::Zeroizing::new(hash_key(store.as_ref(), &master, &source).await?);
         let trusted_proxies = config.trusted_proxies().map_err(StoreError::Corrupt)?;
+        let proxy_header = config.proxy_header().map_err(StoreError::Corrupt)?;
         let clock = Clock::default();
         let keys = KeyRing::open(store.as_ref(), clock.now(), config.id_token_ttl, master).await?;
         Ok(AppState(Arc::new(App {
@@ -164,6 +166,7 @@ impl App {
             known_scopes: latchkey_core::scope::STANDARD_SCOPES.to_vec(),
             token_throttle: Default::default(),
             trusted_proxies,
+            proxy_header,
             config,
         })))
     }

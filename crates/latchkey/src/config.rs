@@ -48,6 +48,9 @@ pub struct Config {
     /// (SPEC 4). Env: comma-separated. Empty: the TCP peer is the client, and headers are ignored.
     #[serde(deserialize_with = "list_or_commas")]
     pub trusted_proxies: Vec<String>,
+    /// The one header those proxies write: `x-forwarded-for` (default) or `forwarded` (RFC 7239). The other is
+    /// never read (a proxy passes it through as the client sent it).
+    pub proxy_header: String,
     /// Sign-ups allowed per address in `signup_window` seconds.
     pub signup_limit: i64,
     pub signup_window: i64,
@@ -122,6 +125,7 @@ impl Default for Config {
             log_format: "json".into(),
             log_level: "info".into(),
             trusted_proxies: Vec::new(),
+            proxy_header: "x-forwarded-for".into(),
             signup_limit: 10,
             signup_window: 3600,
             codepair_limit: 30,
@@ -236,6 +240,7 @@ impl Config {
             return Err("token_failure_window must be between 1 and 86400 seconds".into());
         }
         self.trusted_proxies()?;
+        self.proxy_header()?;
         for (name, limit, window) in [
             ("signup", self.signup_limit, self.signup_window),
             ("codepair", self.codepair_limit, self.codepair_window),
@@ -264,6 +269,16 @@ impl Config {
         latchkey_core::address::TrustedProxies::parse(
             self.trusted_proxies.iter().map(String::as_str),
         )
+    }
+
+    /// The header the trusted proxies write.
+    pub fn proxy_header(&self) -> Result<latchkey_core::address::ProxyHeader, String> {
+        latchkey_core::address::ProxyHeader::parse(&self.proxy_header).ok_or_else(|| {
+            format!(
+                "proxy_header `{}` must be x-forwarded-for or forwarded",
+                self.proxy_header
+            )
+        })
     }
 
     /// The database URL in force.

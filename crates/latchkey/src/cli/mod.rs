@@ -845,6 +845,31 @@ async fn config_check(config: Config) -> anyhow::Result<()> {
     println!("database:      {}", redacted_url(&config.database_url()));
     println!("data_dir:      {}", config.data_dir.display());
     println!("token ttl:     {} s", config.access_token_ttl);
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            crate::web::server::Tls::load(cert, key)?;
+            println!(
+                "tls:           {} ({} key): ok",
+                cert.display(),
+                key.display()
+            );
+        }
+        _ => println!("tls:           off (plain http)"),
+    }
+    let proxies = config.trusted_proxies().map_err(anyhow::Error::msg)?;
+    if proxies.is_empty() {
+        println!("trusted proxies: none (the TCP peer is the client)");
+    } else {
+        println!(
+            "trusted proxies: {} (client from {})",
+            proxies.to_strings().join(", "),
+            config.proxy_header
+        );
+    }
+    match config.admin_listen {
+        Some(addr) => println!("admin listen:  {addr} (/metrics)"),
+        None => println!("admin listen:  off"),
+    }
     let (master, source) = seal::MasterKey::load(&config).map_err(anyhow::Error::msg)?;
     println!("master key:    {} from {source}", master.id());
     App::build(config).await?;

@@ -47,22 +47,19 @@ impl FromRequestParts<AppState> for ClientIp {
             return Ok(ClientIp(peer));
         }
         // Lossy: bytes a client put in its own part of the header must not hide the part our proxy appended.
-        let values = |name: &str| -> Vec<std::borrow::Cow<'_, str>> {
-            parts
-                .headers
-                .get_all(name)
-                .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()))
-                .collect()
-        };
-        let (xff, fwd) = (values("x-forwarded-for"), values("forwarded"));
-        let xff: Vec<&str> = xff.iter().map(|c| c.as_ref()).collect();
-        let fwd: Vec<&str> = fwd.iter().map(|c| c.as_ref()).collect();
+        let header = state.proxy_header;
+        let lossy: Vec<std::borrow::Cow<'_, str>> = parts
+            .headers
+            .get_all(header.name())
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .collect();
+        let values: Vec<&str> = lossy.iter().map(|c| c.as_ref()).collect();
         Ok(ClientIp(latchkey_core::address::client_address(
             peer,
             &state.trusted_proxies,
-            &xff,
-            &fwd,
+            header,
+            &values,
         )))
     }
 }

@@ -969,3 +969,40 @@ fn keys_revoke_and_rewrap_from_the_command_line() {
     );
     assert!(!ok && stderr.contains("--new-key-file"), "{stderr}");
 }
+
+/// `config check` shows who is trusted to name the client and where `/metrics` is, and a bad proxy entry is a
+/// clear error that names it.
+#[test]
+fn config_check_shows_trusted_proxies_tls_and_the_admin_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, text, stderr) = cli_with(
+        d,
+        &["config", "check"],
+        &[
+            ("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            ("LATCHKEY_ADMIN_LISTEN", "off"),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        text.contains("trusted proxies: 10.0.0.0/8, ::1/128 (client from x-forwarded-for)"),
+        "{text}"
+    );
+    assert!(text.contains("admin listen:  off"), "{text}");
+    assert!(text.contains("tls:           off"), "{text}");
+    let (ok, _, stderr) = cli_with(
+        d,
+        &["config", "check"],
+        &[("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/33")],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("10.0.0.0/33"), "{stderr}");
+    let (ok, _, stderr) = cli_with(
+        d,
+        &["config", "check"],
+        &[("LATCHKEY_TLS_CERT", "/nonexistent/cert.pem")],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("tls_cert and tls_key"), "{stderr}");
+}

@@ -604,7 +604,17 @@ impl Drop for Nginx {
 }
 
 impl Nginx {
+    /// nginx appending the client to `X-Forwarded-For`.
     pub async fn start(upstream: &str) -> Nginx {
+        Nginx::start_with(
+            upstream,
+            "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        )
+        .await
+    }
+
+    /// nginx with `directive` saying how it forwards the client's address.
+    pub async fn start_with(upstream: &str, directive: &str) -> Nginx {
         let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
@@ -625,7 +635,7 @@ impl Nginx {
                fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
                server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
                  proxy_pass http://{upstream};\n      proxy_set_header Host $http_host;\n\
-                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    }}\n  }}\n}}\n"
+                 {directive}\n    }}\n  }}\n}}\n"
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
