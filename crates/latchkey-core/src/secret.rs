@@ -52,6 +52,8 @@ pub enum Kind {
     UserCode,
     /// Proof that a fresh sign-in was asked for an authorization request (`prompt=login`, `max_age`).
     Reauth,
+    /// A browser's proof that it signed in to an account before (sign-in limits, SPEC 4).
+    KnownBrowser,
 }
 
 impl Kind {
@@ -68,6 +70,7 @@ impl Kind {
             Kind::DeviceCode => b"dc",
             Kind::UserCode => b"uc",
             Kind::Reauth => b"reauth",
+            Kind::KnownBrowser => b"known-browser",
         }
     }
 }

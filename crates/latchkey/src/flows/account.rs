@@ -194,20 +194,27 @@ pub async fn signin(
         );
     }
     // Counted before the (costly) check, so parallel guesses cannot pass the limit together; refunded when the
-    // password was right, so that only failures count. Per account *and* address, so that a stranger's wrong
-    // guesses never lock the owner out, and per address.
+    // password was right, so that only failures count. Per account and address, so that a stranger's wrong
+    // guesses never lock the owner out, and per address. Per account too, against guesses spread over many
+    // addresses, but never for a browser that signed in to the account before: under such an attack the owner
+    // still gets in from a browser the account knows.
     let (window, limit) = (state.config.signin_window, state.config.signin_limit);
-    let buckets = [
+    let email = form.email.to_lowercase();
+    let mut buckets = vec![
         Bucket::new(
-            format!(
-                "signin:account-ip:{}|{client_ip}",
-                form.email.to_lowercase()
-            ),
+            format!("signin:account-ip:{email}|{client_ip}"),
             limit,
             window,
         ),
         Bucket::new(format!("signin:ip:{client_ip}"), limit * 5, window),
     ];
+    if !browser.knows(state, &email) {
+        buckets.push(Bucket::new(
+            format!("signin:account:{email}"),
+            limit * 10,
+            window,
+        ));
+    }
     match limits::hit(state, &buckets).await {
         Ok(None) => {}
         Ok(Some(wait)) => {
@@ -249,7 +256,13 @@ pub async fn signin(
             if let Err(e) = limits::refund(state, &buckets).await {
                 return page_error(e.into());
             }
-            start_session(state, &user.id, &safe_return_to(form.return_to.as_deref())).await
+            let mut res =
+                start_session(state, &user.id, &safe_return_to(form.return_to.as_deref())).await;
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                session::known_browser_cookie(state, &email),
+            );
+            res
         }
         _ => {
             state

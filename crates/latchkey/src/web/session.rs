@@ -22,8 +22,10 @@ fn plausible_token(v: &str) -> bool {
 fn cookie_name(state: &AppState, base: &'static str) -> &'static str {
     match (state.secure_cookies, base) {
         (true, "b") => "__Host-lk_b",
+        (true, "k") => "__Host-lk_k",
         (true, _) => "__Host-lk_s",
         (false, "b") => "lk_b",
+        (false, "k") => "lk_k",
         (false, _) => "lk_s",
     }
 }
@@ -82,6 +84,8 @@ pub struct SignedIn {
 pub struct Browser {
     pub id: String,
     pub signed_in: Option<SignedIn>,
+    /// The known-browser cookie, if sent (see [`Browser::knows`]).
+    known: Option<String>,
 }
 
 impl FromRequestParts<AppState> for Browser {
@@ -109,7 +113,14 @@ impl FromRequestParts<AppState> for Browser {
                 }
             }
         };
-        Ok(Browser { id, signed_in })
+        let known = get_cookie(&parts.headers, cookie_name(state, "k"))
+            .filter(|v| plausible_token(v))
+            .map(str::to_owned);
+        Ok(Browser {
+            id,
+            signed_in,
+            known,
+        })
     }
 }
 
@@ -128,6 +139,26 @@ impl Browser {
                     .verify_b64(Kind::Csrf, &[self.id.as_bytes()], p)
             })
     }
+}
+
+impl Browser {
+    /// Whether this browser signed in to the account of `email` (lowercase) before: an account under a guessing
+    /// attack from many addresses still lets its owner in from a browser it knows.
+    pub fn knows(&self, state: &AppState, email: &str) -> bool {
+        self.known.as_deref().is_some_and(|v| {
+            state
+                .hasher
+                .verify_b64(Kind::KnownBrowser, &[email.as_bytes()], v)
+        })
+    }
+}
+
+/// `Set-Cookie` that marks the browser as one that signed in to the account of `email` (lowercase).
+pub fn known_browser_cookie(state: &AppState, email: &str) -> HeaderValue {
+    let proof = state
+        .hasher
+        .mac_b64(Kind::KnownBrowser, &[email.as_bytes()]);
+    set_cookie(state, cookie_name(state, "k"), &proof, 400 * 24 * 3600)
 }
 
 /// `Set-Cookie` for a new session.

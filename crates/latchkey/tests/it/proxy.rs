@@ -207,3 +207,63 @@ async fn one_apps_failures_do_not_refuse_another_app_from_the_same_address() {
     let (status, body) = client_token(&client, &app.base, &healthy, &secret, None).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn behind_a_proxy_that_writes_forwarded_a_clients_own_x_forwarded_for_is_not_read() {
+    let app = spawn_app_with(Arc::new(sqlite_db()), |c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.proxy_header = "forwarded".into();
+        c.token_failure_limit = 2;
+    })
+    .await;
+    // This proxy writes RFC 7239 `Forwarded` and passes X-Forwarded-For through untouched.
+    let proxy = Nginx::start_with(
+        &app.base,
+        "proxy_set_header Forwarded \"for=$remote_addr\";",
+    )
+    .await;
+    let shop = service_app(&app).await;
+    let secret = shop.secret.clone().unwrap();
+    let (mallory, alice) = (http_client_from(ip(MALLORY)), http_client_from(ip(ALICE)));
+    // Mallory claims a fresh address each time in X-Forwarded-For: it is not read, so she is refused.
+    for n in 0..3 {
+        let forged = format!("198.51.100.{n}");
+        client_token(&mallory, &proxy.base, &shop, "wrong", Some(&forged)).await;
+    }
+    let (status, _) =
+        client_token(&mallory, &proxy.base, &shop, &secret, Some("198.51.100.9")).await;
+    assert_eq!(status, 429);
+    let (status, body) = client_token(&alice, &proxy.base, &shop, &secret, None).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// SPEC 4 (review: guesses spread over many addresses): failures also count per account, so guessing one
+/// account from many addresses stops; but a browser that signed in to the account before still gets in, so the
+/// attack does not lock the owner out.
+#[tokio::test]
+async fn guesses_from_many_addresses_stop_without_locking_out_the_owners_browser() {
+    let app = spawn_app_with(Arc::new(sqlite_db()), |c| c.signin_limit = 1).await;
+    app.create_user("alice@example.com", "Alice", None).await;
+    let owner = Browser::from_address(&app.base, Some(ip(ALICE)));
+    let (status, _, _) = owner.sign_in("alice@example.com", PASSWORD).await.page();
+    assert_eq!(status, 200);
+    // Eleven addresses guess once each: the account's allowance (10 per window) is spent.
+    let mut last = 0;
+    for n in 10..21 {
+        let guesser = Browser::from_address(&app.base, Some(ip(&format!("127.0.1.{n}"))));
+        let (status, _, _) = guesser
+            .sign_in("alice@example.com", "a wrong guess")
+            .await
+            .page();
+        last = status;
+    }
+    assert_eq!(last, 429, "the account's allowance is spent");
+    // A browser the account does not know is refused even with the right password, until the window passes…
+    let stranger = Browser::from_address(&app.base, Some(ip("127.0.2.1")));
+    let (status, _, _) = stranger.sign_in("alice@example.com", PASSWORD).await.page();
+    assert_eq!(status, 429);
+    // …but the owner's own browser signs in.
+    let (status, url, _) = owner.sign_in("alice@example.com", PASSWORD).await.page();
+    assert_eq!(status, 200);
+    assert!(!url.contains("/ap/signin"), "{url}");
+}
