@@ -363,8 +363,12 @@ pub async fn serve(
         }
         _ => None,
     };
-    let max = state.config.max_connections;
-    server::run(listener, router(state), tls, max, shutdown).await
+    let limits = server::Limits {
+        max_connections: state.config.max_connections,
+        per_address: server::MAX_CONNECTIONS_PER_ADDRESS,
+        trusted: state.trusted_proxies.clone(),
+    };
+    server::run(listener, router(state), tls, limits, shutdown).await
 }
 
 /// The operator's listener (`admin_listen`, SPEC 5): `/metrics`, never served on the public one.
@@ -380,7 +384,12 @@ pub async fn serve_admin(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::run(listener, admin_router(state), None, 64, shutdown).await
+    let limits = server::Limits {
+        max_connections: 64,
+        per_address: 64,
+        trusted: Default::default(),
+    };
+    server::run(listener, admin_router(state), None, limits, shutdown).await
 }
 
 #[cfg(unix)]

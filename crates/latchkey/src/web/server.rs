@@ -92,16 +92,90 @@ fn read_tls(cert: &Path, key: &Path) -> io::Result<rustls::ServerConfig> {
     Ok(config)
 }
 
+/// How many connections one client may hold open (per address; IPv6 per /64); trusted proxies are not limited.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+/// File descriptors kept free of connections: the database, files, logs.
+const SPARE_DESCRIPTORS: u64 = 256;
+
+/// What bounds connections: in all, and per address.
+pub struct Limits {
+    pub max_connections: usize,
+    pub per_address: usize,
+    /// Peers that may hold any number (the reverse proxies every client comes through).
+    pub trusted: latchkey_core::address::TrustedProxies,
+}
+
+/// Raises the soft limit on open files as far as the hard limit allows, and clamps `wanted` below it, so that
+/// `accept` never fails for want of a descriptor while the database still needs one.
+fn connections_the_process_can_hold(wanted: usize) -> usize {
+    let fds = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(fds) => fds,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit");
+            return wanted;
+        }
+    };
+    let room = usize::try_from(fds.saturating_sub(SPARE_DESCRIPTORS).max(16)).unwrap_or(usize::MAX);
+    if wanted > room {
+        tracing::warn!(
+            max_connections = wanted,
+            open_file_limit = fds,
+            "max_connections lowered to what the open-file limit allows"
+        );
+    }
+    wanted.min(room)
+}
+
+/// Open connections per address key.
+#[derive(Default)]
+struct PerAddress(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// A connection counted against its address until dropped.
+struct Counted {
+    table: Arc<PerAddress>,
+    key: Option<String>,
+}
+
+impl PerAddress {
+    fn admit(self: &Arc<Self>, key: String, cap: usize) -> Option<Counted> {
+        let mut table = self.0.lock().ok()?;
+        let open = table.entry(key.clone()).or_insert(0);
+        if *open >= cap {
+            return None;
+        }
+        *open += 1;
+        Some(Counted {
+            table: self.clone(),
+            key: Some(key),
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let (Some(key), Ok(mut table)) = (self.key.take(), self.table.0.lock()) {
+            if let Some(open) = table.get_mut(&key) {
+                *open = open.saturating_sub(1);
+                if *open == 0 {
+                    table.remove(&key);
+                }
+            }
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then drains.
 pub async fn run(
     listener: tokio::net::TcpListener,
     app: Router,
     tls: Option<Arc<Tls>>,
-    max_connections: usize,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let max_connections =
+        connections_the_process_can_hold(limits.max_connections).clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max_connections));
+    let per_address = Arc::new(PerAddress::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -125,12 +199,25 @@ pub async fn run(
                 }
             },
         };
+        // One client cannot hold every slot: past its share, its new connections are closed at once.
+        let counted = if limits.trusted.contains(peer.ip()) {
+            None
+        } else {
+            let key = latchkey_core::address::limit_key(peer.ip());
+            match per_address.admit(key, limits.per_address) {
+                Some(counted) => Some(counted),
+                None => {
+                    drop(stream);
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let tls = tls.as_ref().and_then(|t| t.acceptor());
         let stop = stop_rx.clone();
         tokio::spawn(async move {
-            let _slot = slot;
+            let (_slot, _counted) = (slot, counted);
             let activity = Arc::new(Activity::new());
             let stream = Watched {
                 inner: stream,
@@ -140,7 +227,13 @@ pub async fn run(
                 None => connection(stream, peer, app, activity, stop).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => connection(stream, peer, app, activity, stop).await,
+                        Ok(Ok(stream)) => {
+                            // The handshake is done: the first request head has its own 10 s, and an HTTP/2
+                            // connection, whose frames between requests are not request heads, only an idle limit.
+                            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            activity.handshake_done(h2);
+                            connection(stream, peer, app, activity, stop).await
+                        }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
@@ -225,6 +318,8 @@ struct Activity {
     /// When the bytes of a request head began to arrive (0: no head pending).
     head_since: AtomicU64,
     in_flight: AtomicUsize,
+    /// HTTP/2: bytes between requests are frames (pings, window updates), not the start of a request head.
+    h2: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -235,7 +330,16 @@ impl Activity {
             // A new connection owes its first request head (or TLS handshake) at once.
             head_since: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
+            h2: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    fn handshake_done(&self, h2: bool) {
+        self.h2.store(h2, Ordering::Relaxed);
+        let now = self.now();
+        self.last.store(now, Ordering::Relaxed);
+        self.head_since
+            .store(if h2 { 0 } else { now }, Ordering::Relaxed);
     }
 
     fn now(&self) -> u64 {
@@ -247,7 +351,7 @@ impl Activity {
     fn read(&self) {
         let now = self.now();
         self.last.store(now, Ordering::Relaxed);
-        if self.in_flight.load(Ordering::Relaxed) == 0 {
+        if self.in_flight.load(Ordering::Relaxed) == 0 && !self.h2.load(Ordering::Relaxed) {
             let _ = self
                 .head_since
                 .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
