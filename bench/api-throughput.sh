@@ -3,7 +3,8 @@
 # (`bench/api-throughput.sh postgres://postgres@127.0.0.1:5432/DB` for PostgreSQL). Measures, for DURATION seconds
 # each with CONNECTIONS connections over 2 wrk threads: GET /auth/o2/tokeninfo, GET /user/profile,
 # POST /oauth2/introspect, and POST /auth/o2/token (client_credentials, which writes a token each time).
-# Usage: bench/api-throughput.sh [database_url] ; env DURATION (default 15), CONNECTIONS (default 64).
+# Usage: bench/api-throughput.sh [database_url] ; env DURATION (default 15), CONNECTIONS (default 64), BIN (a
+# latchkey binary to measure instead of building this checkout's release build, e.g. an older commit's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DB=${1:-}
@@ -11,8 +12,10 @@ DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-64}
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/latchkey-target}
-cargo build --release -q -p latchkey --bin latchkey
-BIN=$CARGO_TARGET_DIR/release/latchkey
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q -p latchkey --bin latchkey
+  BIN=$CARGO_TARGET_DIR/release/latchkey
+fi
 WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export LATCHKEY_DATA_DIR=$WORK/data LATCHKEY_LISTEN=127.0.0.1:18081 LATCHKEY_LOG_LEVEL=warn

@@ -262,6 +262,10 @@ fn must_confirm(state: &AppState, client: &Client, req: &AuthorizeRequest) -> bo
         && redirect::is_native(&req.redirect_uri)
 }
 
+/// How long after a sign-in that Latchkey asked for (`prompt=login`, `max_age=0`) it still counts as fresh: the
+/// way back from the sign-in page to the request.
+const FRESH_SIGNIN_SECS: i64 = 60;
+
 /// `GET /ap/oa`.
 pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Response {
     let (client, req) = match validate(state, query).await {
@@ -272,7 +276,11 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
     let reauth_asked_at = reauth_asked_at(state, browser, query, now);
     let fresh_enough = |s: &SignedIn| {
         let auth_time = s.session.auth_time;
-        let signed_in_since_asked = reauth_asked_at.is_some_and(|asked| auth_time >= asked);
+        // A sign-in since Latchkey asked, and recent: the marker proves the former, and a URL reopened from the
+        // history later (the marker is still valid) must not pass on an old sign-in, nor one older than `max_age`.
+        let recent = now - auth_time <= req.max_age.unwrap_or(0).max(FRESH_SIGNIN_SECS);
+        let signed_in_since_asked =
+            recent && reauth_asked_at.is_some_and(|asked| auth_time >= asked);
         signed_in_since_asked
             || (!req.prompt.login && req.max_age.is_none_or(|max| now - auth_time <= max))
     };

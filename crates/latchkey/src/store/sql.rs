@@ -624,6 +624,16 @@ impl Store for SqlStore {
 
     async fn delete_client(&self, client_id: &str, now: Timestamp) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
+        // Revocation wins (see the module comment): every customer the app could be issuing tokens for at this
+        // moment (from a family, a code or an approved code pair) first.
+        sqlx::query(&format!(
+            "{LOCK_CUSTOMER} IN (SELECT user_id FROM token_families WHERE client_id = $1 \
+             UNION SELECT user_id FROM auth_codes WHERE client_id = $1 \
+             UNION SELECT user_id FROM device_codes WHERE client_id = $1 AND user_id IS NOT NULL)"
+        ))
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id)
             .execute(&mut *tx)

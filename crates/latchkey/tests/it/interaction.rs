@@ -584,6 +584,14 @@ async fn prompt_login_cannot_be_skipped_by_following_the_signin_pages_return_to(
         let back = browser.sign_in_on(step, CUSTOMER, PASSWORD).await.left_to();
         let code = code_at(&back, &shop.redirect_uri, &state);
         exchange(&client, &shop.redirect_uri, &code, &verifier).await;
+
+        // The same URL reopened from the history minutes later (its marker still valid) does not pass on that
+        // sign-in any more.
+        app.state.clock.advance(300);
+        assert!(
+            is_signin_page(&browser.open(&return_to).await),
+            "{extra:?}: reopened from the history"
+        );
     }
 }
 
