@@ -2319,6 +2319,30 @@ async fn removing_an_app_revokes_a_refresh_rotation_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_an_app_revokes_a_refresh_rotation_in_flight() {
+    for fx in fixtures().await {
+        let s = &fx.store;
+        let first = grant("fam-del", &fx.client, &fx.user, NOW, "first");
+        s.insert_grant(&first.grant).await.unwrap();
+        slow_refresh_inserts(&fx).await;
+        let rotated = grant("fam-del", &fx.client, &fx.user, NOW + 1, "rotated");
+        let (store, old, g) = (s.clone(), first.refresh.unwrap(), rotated.grant.clone());
+        race(
+            async move { store.rotate_refresh_token(&old, &g, NOW + 1, 10).await },
+            async {
+                assert!(s
+                    .delete_client(&fx.client.policy.client_id, NOW + 2)
+                    .await
+                    .unwrap())
+            },
+        )
+        .await
+        .unwrap();
+        nothing_survives(&fx, &rotated, "refresh against deleting the app").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn removing_an_app_revokes_a_code_redemption_in_flight() {
     for fx in fixtures().await {
         let s = &fx.store;
