@@ -23,3 +23,7 @@ pub type Timestamp = i64;
 
 /// Authorization codes live at most this long (SPEC 1: at most 5 minutes).
 pub const AUTH_CODE_TTL_SECS: i64 = 300;
+
+/// A consent page (or its "Continue to <app>?" form) and a device-confirmation page can be answered this long
+/// after they were shown: their tokens are stamped MACs ([`secret::KeyedHasher::stamp_b64`]) refused after it.
+pub const CONSENT_PAGE_TTL_SECS: i64 = 15 * 60;

@@ -1,8 +1,9 @@
-//! Secrets in memory and at rest: a redacting newtype, random token minting, and the keyed hash (HMAC-SHA-256)
-//! under which tokens, codes, sessions and client secrets are stored. High-entropy values need no slow hash;
-//! the key keeps a stolen database from being used to test guesses offline, because the application stores the key
-//! only sealed under a master key that is not in the database.
+//! Secrets in memory and at rest: a redacting newtype, random token minting, the keyed hash (HMAC-SHA-256)
+//! under which tokens, codes, sessions and client secrets are stored, and stamped MACs for forms that expire.
+//! High-entropy values need no slow hash; the key keeps a stolen database from being used to test guesses
+//! offline, because the application stores the key only sealed under a master key that is not in the database.
 
+use crate::Timestamp;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -128,6 +129,72 @@ impl KeyedHasher {
     }
 }
 
+/// How far ahead of this node's clock a stamp may be (another node's clock running fast) and still be fresh.
+pub const STAMP_CLOCK_SKEW_SECS: i64 = 60;
+
+/// What checking a stamped MAC ([`KeyedHasher::stamp_b64`]) found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// Made under this key over these parts at `issued_at`, and still within its lifetime.
+    Fresh { issued_at: Timestamp },
+    /// Made under this key over these parts, but outside its lifetime: older than allowed, or later than any
+    /// node's clock could have said (beyond [`STAMP_CLOCK_SKEW_SECS`]).
+    Expired,
+    /// Not made under this key over these parts at the time it names (another session or request, a changed
+    /// time, a changed MAC), or not a stamp at all.
+    Invalid,
+}
+
+impl KeyedHasher {
+    /// A MAC over `parts` that carries the time it was made: `<unix seconds>.<base64url MAC over (time, parts)>`,
+    /// so that a form or marker can be refused after a lifetime the checker chooses ([`KeyedHasher::check_stamp`]).
+    pub fn stamp_b64(&self, kind: Kind, now: Timestamp, parts: &[&[u8]]) -> String {
+        let at = now.to_string();
+        format!(
+            "{at}.{}",
+            self.mac_b64(kind, &stamped(at.as_bytes(), parts))
+        )
+    }
+
+    /// Checks a stamp made by [`KeyedHasher::stamp_b64`] over `parts`: fresh if its MAC holds and it was made at
+    /// most `lifetime` seconds before `now` (constant-time in the MAC).
+    pub fn check_stamp(
+        &self,
+        kind: Kind,
+        parts: &[&[u8]],
+        presented: &str,
+        now: Timestamp,
+        lifetime: i64,
+    ) -> Stamp {
+        let Some((at, mac)) = presented.split_once('.') else {
+            return Stamp::Invalid;
+        };
+        // Digits only (no sign, no spaces), as `stamp_b64` writes them; an `i64` has at most 19.
+        let issued_at = match at.parse::<Timestamp>() {
+            Ok(t) if !at.is_empty() && at.len() <= 19 && at.bytes().all(|b| b.is_ascii_digit()) => {
+                t
+            }
+            _ => return Stamp::Invalid,
+        };
+        if !self.verify_b64(kind, &stamped(at.as_bytes(), parts), mac) {
+            return Stamp::Invalid;
+        }
+        let age = now.saturating_sub(issued_at);
+        if age > lifetime || age < -STAMP_CLOCK_SKEW_SECS {
+            return Stamp::Expired;
+        }
+        Stamp::Fresh { issued_at }
+    }
+}
+
+/// The parts a stamp's MAC covers: its time first, then the caller's.
+fn stamped<'a>(at: &'a [u8], parts: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    let mut all = Vec::with_capacity(parts.len() + 1);
+    all.push(at);
+    all.extend_from_slice(parts);
+    all
+}
+
 #[allow(clippy::panic)]
 fn unreachable_key() -> Hmac<Sha256> {
     // Hmac::new_from_slice only fails for fixed-size-key MACs; Hmac<Sha256> takes any length.
@@ -196,6 +263,73 @@ mod tests {
         assert!(!h.verify_b64(Kind::Csrf, &[b"other"], &m));
         assert!(!h.verify_b64(Kind::Consent, &[b"session"], &m));
         assert!(!h.verify_b64(Kind::Csrf, &[b"session"], "not base64!"));
+    }
+
+    #[test]
+    fn stamps_hold_for_their_lifetime_and_only_for_their_input() {
+        let h = KeyedHasher::new(&[9; 32]);
+        let parts: &[&[u8]] = &[b"session", b"request"];
+        let made_at = 1_000_000;
+        let stamp = h.stamp_b64(Kind::Consent, made_at, parts);
+        assert!(stamp.starts_with("1000000."), "{stamp}");
+        let (_, mac) = stamp.split_once('.').unwrap();
+        let check = |presented: &str, parts: &[&[u8]], now: i64| {
+            h.check_stamp(Kind::Consent, parts, presented, now, 900)
+        };
+        let fresh = Stamp::Fresh { issued_at: made_at };
+        for (presented, parts, now, expected) in [
+            // Within its lifetime, to the second; a peer's clock a little behind.
+            (stamp.clone(), parts, made_at, fresh),
+            (stamp.clone(), parts, made_at + 900, fresh),
+            (stamp.clone(), parts, made_at - STAMP_CLOCK_SKEW_SECS, fresh),
+            // Out of it.
+            (stamp.clone(), parts, made_at + 901, Stamp::Expired),
+            (
+                stamp.clone(),
+                parts,
+                made_at - STAMP_CLOCK_SKEW_SECS - 1,
+                Stamp::Expired,
+            ),
+            // Another input: a session, a request, or a time it was not made at.
+            (
+                stamp.clone(),
+                &[b"other", b"request"],
+                made_at,
+                Stamp::Invalid,
+            ),
+            (stamp.clone(), &[b"session"], made_at, Stamp::Invalid),
+            (
+                format!("{}.{mac}", made_at + 600),
+                parts,
+                made_at + 901,
+                Stamp::Invalid,
+            ),
+            (format!("+{made_at}.{mac}"), parts, made_at, Stamp::Invalid),
+            (format!("0{made_at}.{mac}"), parts, made_at, Stamp::Invalid),
+            (format!("-{made_at}.{mac}"), parts, made_at, Stamp::Invalid),
+            // Not a stamp.
+            (mac.to_owned(), parts, made_at, Stamp::Invalid),
+            (format!(".{mac}"), parts, made_at, Stamp::Invalid),
+            (format!("{made_at}."), parts, made_at, Stamp::Invalid),
+            (
+                "99999999999999999999.x".to_owned(),
+                parts,
+                made_at,
+                Stamp::Invalid,
+            ),
+            (String::new(), parts, made_at, Stamp::Invalid),
+        ] {
+            assert_eq!(
+                check(&presented, parts, now),
+                expected,
+                "{presented} at {now}"
+            );
+        }
+        // Another kind never verifies.
+        assert_eq!(
+            h.check_stamp(Kind::Reauth, parts, &stamp, made_at, 900),
+            Stamp::Invalid
+        );
     }
 
     #[test]

@@ -131,8 +131,19 @@ pub fn expired_form() -> Response {
     pages::message(StatusCode::BAD_REQUEST, "This form has expired", &[EXPIRED])
 }
 
-/// Starts a session for `user` and sends the browser on.
-async fn start_session(state: &AppState, user_id: &str, return_to: &str) -> Response {
+/// Starts a session for `user` and sends the browser on. The browser's previous session, whoever's it was, ends
+/// first: a browser holds one session, and the one it leaves behind is not left alive on the server.
+async fn start_session(
+    state: &AppState,
+    browser: &Browser,
+    user_id: &str,
+    return_to: &str,
+) -> Response {
+    if let Some(previous) = &browser.signed_in {
+        if let Err(e) = state.store.delete_session(&previous.id_hash).await {
+            return page_error(e.into());
+        }
+    }
     let token = secret::mint(&mut rand::thread_rng(), "");
     let now = state.clock.now();
     let hash = state.hasher.token(Kind::Session, token.expose());
@@ -256,8 +267,8 @@ pub async fn signin(
             if let Err(e) = limits::refund(state, &buckets).await {
                 return page_error(e.into());
             }
-            let mut res =
-                start_session(state, &user.id, &safe_return_to(form.return_to.as_deref())).await;
+            let return_to = safe_return_to(form.return_to.as_deref());
+            let mut res = start_session(state, browser, &user.id, &return_to).await;
             res.headers_mut().append(
                 header::SET_COOKIE,
                 session::known_browser_cookie(state, &email),
@@ -398,7 +409,8 @@ pub async fn register(
     };
     match state.store.create_user(&user).await {
         Ok(Created::Created) => {
-            start_session(state, &user.id, &safe_return_to(form.return_to.as_deref())).await
+            let return_to = safe_return_to(form.return_to.as_deref());
+            start_session(state, browser, &user.id, &return_to).await
         }
         Ok(Created::AlreadyExists) => register_page(
             state,

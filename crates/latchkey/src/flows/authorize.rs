@@ -18,8 +18,8 @@ use latchkey_core::authorize::{
 use latchkey_core::error::{ErrorCode, OAuthError};
 use latchkey_core::params::Params;
 use latchkey_core::scope::Scopes;
-use latchkey_core::secret::{self, Kind};
-use latchkey_core::{ids, redirect, AUTH_CODE_TTL_SECS};
+use latchkey_core::secret::{self, Kind, Stamp};
+use latchkey_core::{ids, redirect, AUTH_CODE_TTL_SECS, CONSENT_PAGE_TTL_SECS};
 
 fn page_error(e: PageError) -> Response {
     let (title, detail) = match e {
@@ -185,17 +185,6 @@ fn without_marker(query: &str) -> String {
     out.finish()
 }
 
-fn reauth_mac(state: &AppState, browser: &Browser, asked_at: &str, request: &str) -> String {
-    state.hasher.mac_b64(
-        Kind::Reauth,
-        &[
-            browser.id.as_bytes(),
-            asked_at.as_bytes(),
-            request.as_bytes(),
-        ],
-    )
-}
-
 /// When Latchkey sent this browser to sign in afresh for exactly this request, if the request carries a valid
 /// marker of that: a session authenticated since then satisfies `prompt=login` and `max_age` (L4: the sign-in
 /// page's `return_to` cannot be followed without signing in).
@@ -204,22 +193,20 @@ fn reauth_asked_at(state: &AppState, browser: &Browser, query: &str, now: i64) -
         .filter(|(k, _)| k == REAUTH_PARAM)
         .map(|(_, v)| v.into_owned());
     let marker = markers.next()?;
-    if markers.next().is_some() {
+    if markers.next().is_some() || browser.id.is_empty() {
         return None;
     }
-    let (asked_at, mac) = marker.split_once('.')?;
-    let when: i64 = asked_at.parse().ok()?;
-    let valid = !browser.id.is_empty()
-        && state.hasher.verify_b64(
-            Kind::Reauth,
-            &[
-                browser.id.as_bytes(),
-                asked_at.as_bytes(),
-                without_marker(query).as_bytes(),
-            ],
-            mac,
-        );
-    (valid && when <= now && now - when <= REAUTH_WINDOW_SECS).then_some(when)
+    let request = without_marker(query);
+    match state.hasher.check_stamp(
+        Kind::Reauth,
+        &[browser.id.as_bytes(), request.as_bytes()],
+        &marker,
+        now,
+        REAUTH_WINDOW_SECS,
+    ) {
+        Stamp::Fresh { issued_at } => Some(issued_at),
+        Stamp::Expired | Stamp::Invalid => None,
+    }
 }
 
 /// Where to send the browser to sign in and come back: this request. With `fresh_since` (a fresh sign-in is
@@ -236,10 +223,13 @@ fn signin_redirect(
     let request = without_marker(query);
     let return_to = match fresh_since {
         Some(now) => {
-            let asked_at = now.to_string();
-            let mac = reauth_mac(state, browser, &asked_at, &request);
+            let marker = state.hasher.stamp_b64(
+                Kind::Reauth,
+                now,
+                &[browser.id.as_bytes(), request.as_bytes()],
+            );
             let sep = if request.is_empty() { "" } else { "&" };
-            format!("/ap/oa?{request}{sep}{REAUTH_PARAM}={asked_at}.{mac}")
+            format!("/ap/oa?{request}{sep}{REAUTH_PARAM}={marker}")
         }
         None => format!("/ap/oa?{request}"),
     };
@@ -435,10 +425,14 @@ pub async fn remember_consent(
         .await
 }
 
+/// The consent form's token: a MAC of this session and this exact request, stamped with when the page was shown
+/// (refused after [`CONSENT_PAGE_TTL_SECS`]).
 fn consent_token(state: &AppState, signed_in: &SignedIn, request: &str) -> String {
-    state
-        .hasher
-        .mac_b64(Kind::Consent, &[&signed_in.id_hash, request.as_bytes()])
+    state.hasher.stamp_b64(
+        Kind::Consent,
+        state.clock.now(),
+        &[&signed_in.id_hash, request.as_bytes()],
+    )
 }
 
 /// The consent page; with `confirm`, its "Continue to <app>?" form for an app the customer already allowed (or
@@ -521,19 +515,26 @@ pub async fn consent(state: &AppState, browser: &Browser, form: ConsentForm) -> 
         // Signed out since the page was shown: whatever sign-in the request asked for, the one now is fresh.
         return signin_redirect(state, browser, &form.request, None, Some(state.clock.now()));
     };
-    let token_ok = form.consent_token.as_deref().is_some_and(|t| {
-        state.hasher.verify_b64(
+    let token = form.consent_token.as_deref().map_or(Stamp::Invalid, |t| {
+        state.hasher.check_stamp(
             Kind::Consent,
             &[&signed_in.id_hash, form.request.as_bytes()],
             t,
+            state.clock.now(),
+            CONSENT_PAGE_TTL_SECS,
         )
     });
-    if !token_ok {
-        return pages::message(
-            StatusCode::BAD_REQUEST,
-            "This form has expired",
-            &["This consent page was shown in another session. Go back to the app and sign in again."],
-        );
+    let why = match token {
+        Stamp::Fresh { .. } => None,
+        Stamp::Expired => {
+            Some("This consent page was open too long. Go back to the app and start again.")
+        }
+        Stamp::Invalid => Some(
+            "This consent page was shown in another session. Go back to the app and sign in again.",
+        ),
+    };
+    if let Some(why) = why {
+        return pages::message(StatusCode::BAD_REQUEST, "This form has expired", &[why]);
     }
     let (client, req) = match validate(state, &form.request).await {
         Ok(v) => v,

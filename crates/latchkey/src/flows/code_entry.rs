@@ -11,9 +11,9 @@ use crate::web::session::{Browser, SignedIn};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::device::{self, Status};
-use latchkey_core::ids;
 use latchkey_core::scope::Scopes;
-use latchkey_core::secret::{Kind, Secret};
+use latchkey_core::secret::{Kind, Secret, Stamp};
+use latchkey_core::{ids, CONSENT_PAGE_TTL_SECS};
 
 /// The code-entry forms' fields.
 #[derive(Default)]
@@ -162,9 +162,13 @@ async fn live_request(
     }
 }
 
+/// The confirmation form's token: a MAC of this session and this user code, stamped with when the page was shown
+/// and refused after [`CONSENT_PAGE_TTL_SECS`]. A user code is drawn again only once its pair was purged (an
+/// hour after it expired), so a page left open cannot approve another device's pair that came to have its code.
 fn confirm_token(state: &AppState, signed_in: &SignedIn, code: &str) -> String {
-    state.hasher.mac_b64(
+    state.hasher.stamp_b64(
         Kind::Consent,
+        state.clock.now(),
         &[&signed_in.id_hash, b"device", code.as_bytes()],
     )
 }
@@ -250,11 +254,14 @@ pub async fn confirm(state: &AppState, browser: &Browser, form: CodeForm) -> Res
         return signin_first("");
     };
     let token_ok = form.confirm_token.as_deref().is_some_and(|t| {
-        state.hasher.verify_b64(
+        let stamp = state.hasher.check_stamp(
             Kind::Consent,
             &[&signed_in.id_hash, b"device", form.user_code.as_bytes()],
             t,
-        )
+            state.clock.now(),
+            CONSENT_PAGE_TTL_SECS,
+        );
+        matches!(stamp, Stamp::Fresh { .. })
     });
     if !token_ok {
         return expired_form();

@@ -741,6 +741,45 @@ async fn sign_out_everywhere_ends_every_session_including_this_one() {
 }
 
 #[tokio::test]
+async fn signing_in_on_a_signed_in_browser_ends_its_previous_session() {
+    for (engine, db) in each_db().await {
+        let app = spawn_app_on(Arc::new(db)).await;
+        let ada = app.create_user(EMAIL, NAME, None).await;
+        let bob = app.create_user("bob@example.com", "Bob", None).await;
+        let live = |user: &User| {
+            let (store, user_id, now) =
+                (app.store().clone(), user.id.clone(), app.state.clock.now());
+            async move { store.list_sessions(&user_id, now).await.unwrap().len() }
+        };
+        let browser = app.browser();
+        browser.sign_in(EMAIL, PASSWORD).await.page();
+        assert_eq!(live(&ada).await, 1, "{engine}");
+        // The same account again: the old session is replaced, not kept beside the new one.
+        browser.sign_in(EMAIL, PASSWORD).await.page();
+        assert_eq!(live(&ada).await, 1, "{engine}");
+        // Another account: Ada's session on this browser is gone from the server.
+        let (_, url, _) = browser.sign_in("bob@example.com", PASSWORD).await.page();
+        assert!(!url.contains("/ap/signin"), "{engine}: {url}");
+        assert_eq!(live(&ada).await, 0, "{engine}");
+        assert_eq!(live(&bob).await, 1, "{engine}");
+        // Signing up on it ends Bob's the same way.
+        let (_, url, html) = browser.open("/ap/register").await.page();
+        let new_account = [
+            ("name", "Cy"),
+            ("email", "cy@example.com"),
+            ("password", PASSWORD),
+        ];
+        let res = browser
+            .submit_answer(&url, &html, "/ap/register", &new_account, None, &[])
+            .await;
+        assert_eq!(res.status().as_u16(), 303, "{engine}");
+        assert_eq!(live(&bob).await, 0, "{engine}");
+        let (_, _, html) = browser.open("/account").await.page();
+        assert!(html.contains("cy@example.com"), "{engine}: {html}");
+    }
+}
+
+#[tokio::test]
 async fn account_forms_without_the_right_csrf_token_change_nothing() {
     let w = world().await;
     let other = second_browser(&w).await;

@@ -1006,3 +1006,86 @@ async fn code_pairs_are_limited_per_app_and_address() {
     );
     codepair(&app, &other, "profile").await;
 }
+
+#[tokio::test]
+async fn a_confirmation_page_left_open_too_long_cannot_approve_a_later_pair_with_its_code() {
+    use latchkey::store::{Created, NewDeviceCode};
+    use latchkey_core::secret::{self, Kind};
+    let app = spawn_app().await;
+    let tv = device_app(&app, true).await;
+    app.create_user("slow@example.com", "Slow", None).await;
+    let pair = codepair(&app, &tv, "profile").await;
+    let user_code = pair["user_code"].as_str().unwrap();
+    let browser = signed_in_browser(&app, "slow@example.com").await;
+    let (_, url, html) = enter_code(&browser, user_code).await.page();
+    assert!(html.contains("Is this your device?"), "{html}");
+
+    // The page stays open. The pair expires and is purged, and later the same code is drawn for another
+    // device's pair (a code is drawn again only once its pair is purged).
+    app.state
+        .clock
+        .advance(latchkey_core::device::DEVICE_CODE_TTL_SECS + 3_601);
+    app.store()
+        .purge_expired(app.state.clock.now())
+        .await
+        .unwrap();
+    let now = app.state.clock.now();
+    let other_device = secret::mint(&mut rand::thread_rng(), "");
+    let code = latchkey_core::device::normalize(user_code).unwrap();
+    let later = NewDeviceCode {
+        device_hash: app
+            .state
+            .hasher
+            .token(Kind::DeviceCode, other_device.expose()),
+        user_code_hash: app.state.hasher.token(Kind::UserCode, &code),
+        client_id: tv.client_id.clone(),
+        scopes: "profile".into(),
+        optional_scopes: String::new(),
+        interval: latchkey_core::device::DEFAULT_INTERVAL_SECS,
+        created_at: now,
+        expires_at: now + latchkey_core::device::DEVICE_CODE_TTL_SECS,
+    };
+    assert_eq!(
+        app.store().insert_device_code(&later).await.unwrap(),
+        Created::Created
+    );
+
+    // The old page's Yes is refused, as is its time moved to now; the later pair still waits.
+    let token = scraper::Html::parse_document(&html)
+        .select(&scraper::Selector::parse("input[name=confirm_token]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("value")
+        .unwrap()
+        .to_owned();
+    let mac = token.rsplit('.').next().unwrap();
+    let moved = format!("{now}.{mac}");
+    for fields in [vec![], vec![("confirm_token", moved.as_str())]] {
+        let (status, _, page) = browser
+            .submit(
+                &url,
+                &html,
+                "/code/confirm",
+                &fields,
+                Some(("decision", "allow")),
+                &[],
+            )
+            .await
+            .page();
+        assert_eq!(status, 400, "{page}");
+        assert!(page.contains("This form has expired"), "{page}");
+    }
+    let later_pair = serde_json::json!({ "device_code": other_device.expose() });
+    let (status, body) = poll_rfc(&app, &later_pair, &tv.client_id).await;
+    assert_eq!((status, error_of(&body)), (400, "authorization_pending"));
+
+    // A page shown now, answered within its lifetime (and the pair's), links the device.
+    let step = enter_code(&browser, user_code).await;
+    app.state
+        .clock
+        .advance(latchkey_core::device::DEVICE_CODE_TTL_SECS - 60);
+    let (status, html) = answer(&browser, step, true, &[]).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Your device is linked"), "{html}");
+}

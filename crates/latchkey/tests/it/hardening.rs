@@ -423,6 +423,14 @@ async fn past_the_password_hashing_queue_sign_in_register_and_password_change_an
     assert!(!url.contains("/ap/signin"), "{url}");
 }
 
+/// The authorization request of [`consent_page`].
+fn url_of_request(shop: &RegisteredApp) -> String {
+    format!(
+        "/ap/oa?client_id={}&response_type=code&scope=profile&redirect_uri=http://127.0.0.1/callback&state=s",
+        shop.client_id
+    )
+}
+
 /// A consent page for `browser`, signed in as `email`, and its URL.
 async fn consent_page(
     app: &TestApp,
@@ -430,11 +438,7 @@ async fn consent_page(
     browser: &Browser,
     email: &str,
 ) -> (String, String) {
-    let url = format!(
-        "/ap/oa?client_id={}&response_type=code&scope=profile&redirect_uri=http://127.0.0.1/callback&state=s",
-        shop.client_id
-    );
-    let step = browser.open(&url).await;
+    let step = browser.open(&url_of_request(shop)).await;
     let step = browser.sign_in_on(step, email, PASSWORD).await;
     let (status, url, html) = step.page();
     assert_eq!(status, 200);
@@ -518,6 +522,81 @@ async fn consent_is_bound_to_the_session_that_saw_it_and_to_the_exact_request() 
         .await
         .left_to();
     assert!(Step::param(&back, "code").is_some(), "{back}");
+}
+
+/// The value of the field `name` in `html`.
+fn field(html: &str, name: &str) -> String {
+    scraper::Html::parse_document(html)
+        .select(&scraper::Selector::parse(&format!("input[name={name}]")).unwrap())
+        .next()
+        .unwrap_or_else(|| panic!("no {name} in:\n{html}"))
+        .value()
+        .attr("value")
+        .unwrap()
+        .to_owned()
+}
+
+/// Presses Allow on the consent page `html` (at `url`), with `fields` set over the form's own.
+async fn allow(browser: &Browser, url: &str, html: &str, fields: &[(&str, &str)]) -> Step {
+    browser
+        .submit(
+            url,
+            html,
+            "/ap/oa/consent",
+            fields,
+            Some(("decision", "allow")),
+            &[],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_consent_page_left_open_too_long_grants_nothing_and_its_time_cannot_be_moved() {
+    use latchkey_core::CONSENT_PAGE_TTL_SECS;
+    let app = spawn_app().await;
+    let shop = app.register_app(|_| {}).await;
+    let user = app.create_user("late@example.com", "Late", None).await;
+    let browser = app.browser();
+    let (url, html) = consent_page(&app, &shop, &browser, "late@example.com").await;
+    let shown = app.state.clock.now();
+
+    // Past the limit, Allow is refused with the expired-form page: no code leaves, no consent is stored.
+    app.state.clock.advance(CONSENT_PAGE_TTL_SECS + 1);
+    let (status, _, page) = allow(&browser, &url, &html, &[]).await.page();
+    assert_eq!(status, 400);
+    assert!(page.contains("This form has expired"), "{page}");
+    assert!(page.contains("open too long"), "{page}");
+    // The page's time moved to now, with its MAC: refused, because the MAC covers the time.
+    let token = field(&html, "consent_token");
+    let (shown_at, mac) = token.split_once('.').unwrap();
+    assert!(
+        (shown_at.parse::<i64>().unwrap() - shown).abs() <= 5,
+        "{token}"
+    );
+    let moved = format!("{}.{mac}", app.state.clock.now());
+    let (status, _, page) = allow(&browser, &url, &html, &[("consent_token", &moved)])
+        .await
+        .page();
+    assert_eq!(status, 400);
+    assert!(page.contains("This form has expired"), "{page}");
+    assert!(app
+        .store()
+        .find_consent(&user.id, &shop.client_id)
+        .await
+        .unwrap()
+        .is_none());
+
+    // A page shown now and answered within the limit works.
+    let (_, url, html) = browser.open(&url_of_request(&shop)).await.page();
+    app.state.clock.advance(CONSENT_PAGE_TTL_SECS - 60);
+    let back = allow(&browser, &url, &html, &[]).await.left_to();
+    assert!(Step::param(&back, "code").is_some(), "{back}");
+    assert!(app
+        .store()
+        .find_consent(&user.id, &shop.client_id)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]
