@@ -71,31 +71,33 @@ pub const HASH_KEY: &str = "hash-key-v1";
 
 /// The server's hashing key: created by the first node to start, stored sealed under the master key. A key stored
 /// in the clear (before keys were sealed) is sealed now; the key itself does not change, so every token, code and
-/// session hashed under it stays valid. Fails, naming both key ids, if the stored key is sealed under another master
+/// session hashed under it stays valid (and the second value is true if this node sealed it). Fails, naming both key ids, if the stored key is sealed under another master
 /// key: a node never makes itself new keys because it was given the wrong master key.
 async fn hash_key(
     store: &dyn Store,
     master: &MasterKey,
     source: &KeySource,
-) -> Result<[u8; 32], StoreError> {
+) -> Result<([u8; 32], bool), StoreError> {
     let row = Row::ServerSecret(HASH_KEY);
     let mut candidate = zeroize::Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(&mut candidate[..]);
     let sealed = master
         .seal(row, &candidate[..])
         .map_err(StoreError::Corrupt)?;
+    let mut sealed_here = false;
     for _ in 0..3 {
         let stored = store.server_secret(HASH_KEY, &sealed).await?;
         match master.open(row, &stored) {
             Ok(key) => {
-                return key.as_slice().try_into().map_err(|_| {
+                let key = key.as_slice().try_into().map_err(|_| {
                     StoreError::Corrupt("the stored hash key is not 32 bytes".into())
-                })
+                })?;
+                return Ok((key, sealed_here));
             }
             Err(OpenError::NotSealed) if stored.len() == 32 => {
                 // Stored in the clear by an earlier version: seal it in place (another node may race us to it).
                 let resealed = master.seal(row, &stored).map_err(StoreError::Corrupt)?;
-                store
+                sealed_here |= store
                     .replace_server_secret(HASH_KEY, &stored, &resealed)
                     .await?;
             }
@@ -146,7 +148,14 @@ impl App {
     /// Builds the state around an already migrated store, with the master key the configuration names.
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<AppState, StoreError> {
         let (master, source) = MasterKey::load(&config).map_err(StoreError::Corrupt)?;
-        let key = zeroize::Zeroizing::new(hash_key(store.as_ref(), &master, &source).await?);
+        let (key, sealed_hash_key) = hash_key(store.as_ref(), &master, &source).await?;
+        let key = zeroize::Zeroizing::new(key);
+        let sealed_keys =
+            crate::keys::seal_keys_stored_in_the_clear(store.as_ref(), &master).await?;
+        if sealed_hash_key || sealed_keys > 0 {
+            // The cleartext they replaced must not survive in the database files (free pages, the WAL).
+            store.erase_overwritten_rows().await?;
+        }
         let trusted_proxies = config.trusted_proxies().map_err(StoreError::Corrupt)?;
         let proxy_header = config.proxy_header().map_err(StoreError::Corrupt)?;
         let clock = Clock::default();

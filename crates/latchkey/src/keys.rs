@@ -220,6 +220,32 @@ fn load(
     })
 }
 
+/// Seals under `master`, in place, every signing key stored before keys were sealed (a bare DER key); returns how
+/// many this call sealed. If another node seals one first, its copy stands.
+pub async fn seal_keys_stored_in_the_clear(
+    store: &dyn Store,
+    master: &MasterKey,
+) -> StoreResult<usize> {
+    let mut sealed_here = 0;
+    for r in store.list_signing_keys().await? {
+        if r.revoked_at.is_none()
+            && r.sealed_key.first() == Some(&0x30)
+            && crate::seal::sealed_by(&r.sealed_key).is_none()
+        {
+            let sealed = master
+                .seal(Row::SigningKey(&r.kid), &r.sealed_key)
+                .map_err(StoreError::Corrupt)?;
+            if store
+                .replace_signing_key(&r.kid, &r.sealed_key, &sealed)
+                .await?
+            {
+                sealed_here += 1;
+            }
+        }
+    }
+    Ok(sealed_here)
+}
+
 /// The node's view of the signing keys.
 pub struct KeyRing {
     set: RwLock<Arc<KeySet>>,
@@ -228,8 +254,8 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Loads the keys, creating the first ones if the database has none, and seals under `master` any key
-    /// stored before keys were sealed. Fails if a key does not open with `master`.
+    /// Loads the keys, creating the first ones if the database has none. Fails if a key does not open with
+    /// `master` (a key stored before keys were sealed is sealed first: [`seal_keys_stored_in_the_clear`]).
     pub async fn open(
         store: &dyn Store,
         now: Timestamp,
@@ -237,21 +263,6 @@ impl KeyRing {
         master: MasterKey,
     ) -> StoreResult<KeyRing> {
         let mut changed = false;
-        for r in store.list_signing_keys().await? {
-            if r.revoked_at.is_none()
-                && r.sealed_key.first() == Some(&0x30)
-                && crate::seal::sealed_by(&r.sealed_key).is_none()
-            {
-                // A bare DER key from before sealing. If another node seals it first, its copy is read below.
-                let sealed = master
-                    .seal(Row::SigningKey(&r.kid), &r.sealed_key)
-                    .map_err(StoreError::Corrupt)?;
-                store
-                    .replace_signing_key(&r.kid, &r.sealed_key, &sealed)
-                    .await?;
-                changed = true;
-            }
-        }
         let mut records = store.list_signing_keys().await?;
         for alg in EAGER {
             if !records

@@ -208,16 +208,10 @@ impl MasterKey {
     /// The key in force (SPEC 5): `master_key` (`LATCHKEY_MASTER_KEY`), else the file `master_key_file` (which must
     /// exist), else `<data_dir>/master.key`, created with a new random key if there is none.
     pub fn load(config: &Config) -> Result<(MasterKey, KeySource), String> {
-        if let Some(text) = &config.master_key {
-            let key = MasterKey::parse(text.expose())
-                .map_err(|e| format!("the master key in LATCHKEY_MASTER_KEY {e}"))?;
-            return Ok((key, KeySource::Setting));
+        if let Some(found) = MasterKey::load_existing(config)? {
+            return Ok(found);
         }
-        if let Some(path) = &config.master_key_file {
-            let key = read_key_file(path)?;
-            return Ok((key, KeySource::File(path.clone())));
-        }
-        let path = config.data_dir.join(MASTER_KEY_FILE);
+        let path = default_key_file(config);
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             format!(
                 "cannot create data directory {}: {e}",
@@ -227,6 +221,30 @@ impl MasterKey {
         let key = read_or_create_key_file(&path)?;
         Ok((key, KeySource::File(path)))
     }
+
+    /// The key in force, like [`MasterKey::load`], but creating nothing (for diagnostics): `Ok(None)` if it would
+    /// come from `<data_dir>/master.key` and there is no such file yet.
+    pub fn load_existing(config: &Config) -> Result<Option<(MasterKey, KeySource)>, String> {
+        if let Some(text) = &config.master_key {
+            let key = MasterKey::parse(text.expose())
+                .map_err(|e| format!("the master key in LATCHKEY_MASTER_KEY {e}"))?;
+            return Ok(Some((key, KeySource::Setting)));
+        }
+        if let Some(path) = &config.master_key_file {
+            let key = read_key_file(path)?;
+            return Ok(Some((key, KeySource::File(path.clone()))));
+        }
+        let path = default_key_file(config);
+        if !path.exists() {
+            return Ok(None);
+        }
+        Ok(Some((read_key_file(&path)?, KeySource::File(path))))
+    }
+}
+
+/// Where the master key is kept when neither `master_key` nor `master_key_file` is set.
+pub fn default_key_file(config: &Config) -> PathBuf {
+    config.data_dir.join(MASTER_KEY_FILE)
 }
 
 /// Which master key sealed `stored`, or `None` if it is not a sealed value.
@@ -275,6 +293,47 @@ pub fn read_or_create_key_file(path: &Path) -> Result<MasterKey, String> {
             .map_err(|e| format!("cannot create the master key file {}: {e}", path.display()))?;
     }
     read_key_file(path)
+}
+
+/// Keeps the key file at `current` as `<current>.old` (or `.old.1`, `.old.2`, … if that exists: an earlier key
+/// file is never overwritten), mode 0600, before a new key replaces it. The kept file is a hard link, made only if
+/// its name is free. Returns its path.
+pub fn keep_old_key_file(current: &Path) -> Result<PathBuf, String> {
+    let name = current
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for n in 0..100 {
+        let kept = if n == 0 {
+            current.with_file_name(format!("{name}.old"))
+        } else {
+            current.with_file_name(format!("{name}.old.{n}"))
+        };
+        match std::fs::hard_link(current, &kept) {
+            Ok(()) => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| {
+                            format!("cannot make {} private (chmod 600): {e}", kept.display())
+                        })?;
+                }
+                return Ok(kept);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(format!(
+                    "cannot keep the old master key as {}: {e}",
+                    kept.display()
+                ))
+            }
+        }
+    }
+    Err(format!(
+        "cannot keep the old master key: {name}.old through {name}.old.99 all exist beside {}",
+        current.display()
+    ))
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {

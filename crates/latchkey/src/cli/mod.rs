@@ -215,7 +215,8 @@ enum KeysCommand {
     Rewrap {
         /// The new master key file; if it does not exist, a new random key is written there (mode 0600). The
         /// current key file is left alone: install the new one on every node. Without this option the new key is
-        /// written beside the master key file in force (`<file>.new`) and replaces it once every key is re-sealed.
+        /// written beside the master key file in force (`<file>.new`) and replaces it once every key is re-sealed;
+        /// the old key is kept as `<file>.old` (`.old.1`, … if that exists), mode 0600.
         #[arg(long)]
         new_key_file: Option<PathBuf>,
         #[arg(long)]
@@ -614,8 +615,23 @@ async fn keys_rewrap(
     );
     let store = App::open_store(&config).await?;
     let count = keys::rewrap(&store, &old, &new).await?;
+    if count > 0 {
+        use crate::store::Store as _;
+        // The rows sealed under the old key (or in the clear) must not linger in freed pages.
+        store.erase_overwritten_rows().await?;
+    }
     store.close().await;
+    let mut kept = None;
     if let Some(current) = &replaces {
+        kept = Some(seal::keep_old_key_file(current).map_err(|e| {
+            anyhow::anyhow!(
+                "every key is sealed under the new master key in {}, but {e}; nothing was replaced: copy {} \
+                 somewhere safe (backups made before now need it), then move the new key over it before starting \
+                 Latchkey",
+                target.display(),
+                current.display()
+            )
+        })?);
         std::fs::rename(&target, current).map_err(|e| {
             anyhow::anyhow!(
                 "every key is sealed under the new master key in {}, but it could not replace {}: {e}; move it \
@@ -630,6 +646,7 @@ async fn keys_rewrap(
         print_json(json!({
             "rewrapped": count, "old_master_key_id": old.id().to_string(),
             "master_key_id": new.id().to_string(), "master_key_file": key_file.display().to_string(),
+            "old_master_key_file": kept.as_ref().map(|k| k.display().to_string()),
         }));
     } else {
         println!(
@@ -637,10 +654,12 @@ async fn keys_rewrap(
             new.id(),
             old.id()
         );
-        if replaces.is_some() {
+        if let Some(kept) = &kept {
             println!(
-                "{} now holds the new key; restart Latchkey. Backups made before now open only with the old key.",
-                key_file.display()
+                "{} now holds the new key; restart Latchkey. The old key is kept in {}: backups made before now \
+                 open only with it, so store it apart from them (not in the data directory's backups).",
+                key_file.display(),
+                kept.display()
             );
         } else {
             println!(
@@ -870,9 +889,33 @@ async fn config_check(config: Config) -> anyhow::Result<()> {
         Some(addr) => println!("admin listen:  {addr} (/metrics)"),
         None => println!("admin listen:  off"),
     }
-    let (master, source) = seal::MasterKey::load(&config).map_err(anyhow::Error::msg)?;
-    println!("master key:    {} from {source}", master.id());
-    App::build(config).await?;
+    // A diagnostic creates no key: `MasterKey::load` would write `<data_dir>/master.key` if it is missing.
+    match seal::MasterKey::load_existing(&config).map_err(anyhow::Error::msg)? {
+        Some((master, source)) => {
+            println!("master key:    {} from {source}", master.id());
+            App::build(config).await?;
+        }
+        None => {
+            println!(
+                "master key:    none yet: the first start creates {}",
+                seal::default_key_file(&config).display()
+            );
+            use crate::store::Store as _;
+            let store = App::open_store(&config).await?;
+            let sealed = store
+                .list_signing_keys()
+                .await?
+                .into_iter()
+                .find_map(|k| seal::sealed_by(&k.sealed_key));
+            store.close().await;
+            if let Some(id) = sealed {
+                anyhow::bail!(
+                    "the database's keys are sealed under master key {id}, but there is no master key: install \
+                     that key (master_key_file or LATCHKEY_MASTER_KEY) before starting Latchkey"
+                );
+            }
+        }
+    }
     println!("database reachable and migrated: ok");
     Ok(())
 }

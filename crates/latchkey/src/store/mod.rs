@@ -343,6 +343,10 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a server secret's stored value with `new` only if it is still `old` (sealing or re-sealing it
     /// under a master key); false, with nothing changed, if another writer changed it first.
     async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
+    /// Wipes from the database files what replaced rows left behind (after keys stored in the clear were sealed, or
+    /// re-sealed under a new master key). SQLite: rewrites the file (`VACUUM`) and empties the WAL into it. Does
+    /// nothing on PostgreSQL, whose old row versions only autovacuum removes (see README, "The master key").
+    async fn erase_overwritten_rows(&self) -> StoreResult<()>;
 
     async fn create_user(&self, user: &User) -> StoreResult<Created>;
     async fn find_user(&self, id: &str) -> StoreResult<Option<User>>;

@@ -370,6 +370,9 @@ impl SqlStore {
                                 "PRAGMA journal_mode = WAL",
                                 "PRAGMA synchronous = NORMAL",
                                 "PRAGMA busy_timeout = 10000",
+                                // Deleted and overwritten content is zeroed, not left in free space: a row a key
+                                // was sealed over must not keep the key (it only zeroes what is freed anyway).
+                                "PRAGMA secure_delete = ON",
                             ] {
                                 conn.execute(pragma).await?;
                             }
@@ -456,6 +459,23 @@ impl Store for SqlStore {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn erase_overwritten_rows(&self) -> StoreResult<()> {
+        if self.engine == Engine::Sqlite {
+            // On the writer: VACUUM rebuilds every page (freed ones and free space in used ones included) and the
+            // checkpoint copies the WAL into the file, then truncates it, so no older page image survives in it.
+            sqlx::query("VACUUM").execute(&self.pool).await?;
+            let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await?;
+            if row.try_get::<i64, _>(0)? != 0 {
+                // A reader of another process held the WAL past the busy timeout: its old pages stay until the
+                // next checkpoint overwrites them.
+                tracing::warn!("the WAL could not be emptied after erasing replaced rows; it is on the next checkpoint");
+            }
+        }
+        Ok(())
     }
 
     async fn create_user(&self, u: &User) -> StoreResult<Created> {

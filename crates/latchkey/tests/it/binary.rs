@@ -1006,3 +1006,71 @@ fn config_check_shows_trusted_proxies_tls_and_the_admin_listener() {
     assert!(!ok);
     assert!(stderr.contains("tls_cert and tls_key"), "{stderr}");
 }
+
+#[test]
+fn keys_rewrap_keeps_the_old_master_key_and_never_overwrites_a_kept_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    list_keys(d);
+    let key_file = d.join("latchkey-data/master.key");
+    let kept = d.join("latchkey-data/master.key.old");
+    let original = std::fs::read_to_string(&key_file).unwrap();
+
+    // The key that sealed every backup made so far is kept beside the new one, private, and the output says where.
+    let (ok, text, stderr) = cli(d, &["keys", "rewrap"], "");
+    assert!(ok, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), original);
+    #[cfg(unix)]
+    assert_eq!(mode_of(&kept), 0o600);
+    assert!(
+        text.contains("kept in latchkey-data/master.key.old:"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(original.trim()),
+        "the key itself is never printed"
+    );
+    let second = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(second, original);
+
+    // A second rewrap keeps the second key under a numbered name: the first kept key is not overwritten.
+    let rewrapped = cli_json(d, &["keys", "rewrap", "--json"], "");
+    let kept_again = d.join("latchkey-data/master.key.old.1");
+    assert_eq!(
+        rewrapped["old_master_key_file"], "latchkey-data/master.key.old.1",
+        "{rewrapped}"
+    );
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), original);
+    assert_eq!(std::fs::read_to_string(&kept_again).unwrap(), second);
+    #[cfg(unix)]
+    assert_eq!(mode_of(&kept_again), 0o600);
+    assert_ne!(std::fs::read_to_string(&key_file).unwrap(), second);
+    // And the database opens with the key now in master.key.
+    assert_eq!(list_keys(d).len(), 2);
+}
+
+#[test]
+fn config_check_in_an_empty_directory_creates_no_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key_file = d.join("latchkey-data/master.key");
+    let (ok, text, stderr) = cli(d, &["config", "check"], "");
+    assert!(ok, "{stderr}");
+    assert!(
+        !key_file.exists(),
+        "config check wrote {}",
+        key_file.display()
+    );
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("master key:    none yet: the first start creates")
+                && l.ends_with("master.key")
+        ),
+        "{text}"
+    );
+    // Once a start has made the key, config check names it.
+    list_keys(d);
+    let (ok, text, stderr) = cli(d, &["config", "check"], "");
+    assert!(ok, "{stderr}");
+    assert!(!text.contains("none yet"), "{text}");
+}

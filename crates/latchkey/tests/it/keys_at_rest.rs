@@ -491,3 +491,76 @@ async fn after_a_rewrap_a_node_still_on_the_old_key_keeps_serving_the_keys_it_ho
         before.keys.len()
     );
 }
+
+#[tokio::test]
+async fn on_sqlite_no_cleartext_key_survives_in_the_database_files_after_sealing() {
+    let db = Arc::new(sqlite_db());
+    let path = std::path::PathBuf::from(
+        db.url
+            .trim_start_matches("sqlite://")
+            .trim_end_matches("?mode=rwc"),
+    );
+    // A database as the previous version left it, the keys in the clear in its pages and its WAL.
+    let store = raw_store(&db).await;
+    let mut plain_hash_key = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut plain_hash_key);
+    store
+        .server_secret(HASH_KEY, &plain_hash_key)
+        .await
+        .unwrap();
+    let now = latchkey::app::Clock::default().now();
+    let der = keys::generate(SigningAlg::Es256).unwrap();
+    store
+        .insert_signing_key(&SigningKeyRecord {
+            kid: "es256-legacy".into(),
+            alg: SigningAlg::Es256,
+            sealed_key: der.clone(),
+            created_at: now - 600,
+            activate_at: now - 600,
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+    let mut secrets = private_parts(SigningAlg::Es256, &der);
+    secrets.push(plain_hash_key.to_vec());
+    let files = [path.clone(), path.with_extension("db-wal")];
+    let found = |what: &str| {
+        let bytes: Vec<u8> = files
+            .iter()
+            .flat_map(|f| std::fs::read(f).unwrap_or_default())
+            .collect();
+        assert!(
+            bytes.len() > 4096,
+            "{what}: the files were read ({})",
+            bytes.len()
+        );
+        secrets.iter().filter(|s| contains(&bytes, s)).count()
+    };
+    assert_eq!(
+        found("before"),
+        secrets.len(),
+        "the scan sees cleartext keys"
+    );
+
+    // The first start seals them; neither the file nor the WAL keeps the cleartext.
+    let app = spawn_app_over(db.clone(), Arc::new(store)).await;
+    assert_eq!(found("after the first start"), 0);
+    // It keeps working, and a second start (nothing to seal) changes nothing.
+    let jwks = app
+        .state
+        .keys
+        .jwks(app.store().as_ref(), now)
+        .await
+        .unwrap();
+    assert!(jwks.find("es256-legacy").is_some());
+    let again = spawn_app_on(db.clone()).await;
+    assert!(again
+        .state
+        .keys
+        .jwks(again.store().as_ref(), now)
+        .await
+        .unwrap()
+        .find("es256-legacy")
+        .is_some());
+    assert_eq!(found("after a second start"), 0);
+}
