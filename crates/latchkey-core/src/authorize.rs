@@ -149,7 +149,7 @@ pub fn parse(
     client: &ClientPolicy,
     redirect_uri: String,
     redirect_uri_sent: bool,
-    known_scopes: &[&str],
+    known_scopes: &[impl AsRef<str>],
 ) -> Result<AuthorizeRequest, Box<RedirectError>> {
     let state = params.get("state").ok().flatten().map(str::to_owned);
     // Where errors go, decided before anything can fail: the mode asked for if it is one we serve and it suits

@@ -43,7 +43,7 @@ pub struct CodePairRequest {
 pub fn parse_codepair(
     params: &Params,
     endpoint: Endpoint,
-    known_scopes: &[&str],
+    known_scopes: &[impl AsRef<str>],
 ) -> Result<CodePairRequest, OAuthError> {
     if endpoint == Endpoint::Lwa {
         match params.require("response_type")? {

@@ -50,7 +50,7 @@ pub fn decide(
 pub fn narrow(
     granted: &Scopes,
     requested: Option<&str>,
-    known: &[&str],
+    known: &[impl AsRef<str>],
 ) -> Result<Scopes, OAuthError> {
     match requested {
         None => Ok(granted.clone()),

@@ -1,5 +1,6 @@
-//! Scopes (SPEC 1): space-separated, validated against the scopes the server knows, kept as a sorted set, and
-//! `scope_data` (LWA's per-scope options, e.g. `{"postal_code":{"essential":false}}`).
+//! Scopes (SPEC 1): space-separated, validated against the scopes the server knows, kept as a sorted set;
+//! `scope_data` (LWA's per-scope options, e.g. `{"postal_code":{"essential":false}}`); the names an operator may
+//! give its own scopes, and which scopes a `client_credentials` token may carry.
 
 use crate::error::{ErrorCode, OAuthError};
 use std::collections::BTreeSet;
@@ -13,16 +14,127 @@ pub const STANDARD_SCOPES: &[&str] = &[
     "email",
 ];
 
-/// A non-empty set of known scopes.
+/// What an operator's own scope is for (SPEC 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeKind {
+    /// Granted by a customer's consent, like `profile`; it releases no profile field (the operator's own APIs
+    /// read it from tokeninfo or introspection).
+    Customer,
+    /// Granted only through `client_credentials`, and only to apps the operator allowed it.
+    App,
+}
+
+impl ScopeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeKind::Customer => "customer",
+            ScopeKind::App => "app",
+        }
+    }
+}
+
+/// The longest name an operator may give a scope.
+pub const MAX_SCOPE_NAME_LEN: usize = 128;
+
+/// Whether `name` is a scope-token (RFC 6749 3.3): `1*( %x21 / %x23-5B / %x5D-7E )`, i.e. printable ASCII
+/// without space, `"` and `\`.
+pub fn is_scope_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+/// Checks the name of an operator's scope: a scope-token of at most [`MAX_SCOPE_NAME_LEN`] characters that is
+/// not one of the [`STANDARD_SCOPES`]. The error says what is wrong, in words for the operator.
+pub fn check_operator_scope_name(name: &str) -> Result<(), String> {
+    let shown: String = name.chars().take(64).collect();
+    if !is_scope_token(name) {
+        return Err(format!(
+            "scope {shown:?} is not a valid scope name: use printable ASCII without spaces, `\"` or `\\` \
+             (RFC 6749 3.3), e.g. \"alexa::skill_messaging\""
+        ));
+    }
+    if name.len() > MAX_SCOPE_NAME_LEN {
+        return Err(format!(
+            "scope {shown:?}… is too long: a scope name has at most {MAX_SCOPE_NAME_LEN} characters"
+        ));
+    }
+    if STANDARD_SCOPES.contains(&name) {
+        return Err(format!(
+            "scope {name:?} is a standard scope and cannot be redefined: choose another name"
+        ));
+    }
+    Ok(())
+}
+
+/// The scopes of a `client_credentials` token (RFC 6749 4.4.2 and 3.3; SPEC 1, 2.2). The token acts for the app
+/// alone, so it carries only app scopes: those the operator defines (`app_scopes`) and allowed this app
+/// (`allowed`). A customer scope, standard or the operator's, is `invalid_scope` (there is no customer), and so
+/// is an app scope the app was not allowed, or an unknown one. With no `scope` asked, the app gets every app
+/// scope it is allowed (RFC 6749 3.3's pre-defined default), which may be none.
+pub fn client_credentials_scopes(
+    asked: Option<&str>,
+    customer_scopes: &[impl AsRef<str>],
+    app_scopes: &[impl AsRef<str>],
+    allowed: &[impl AsRef<str>],
+) -> Result<Scopes, OAuthError> {
+    fn has(list: &[impl AsRef<str>], s: &str) -> bool {
+        list.iter().any(|k| k.as_ref() == s)
+    }
+    let grantable = |s: &str| has(app_scopes, s) && has(allowed, s);
+    let Some(asked) = asked else {
+        return Ok(Scopes(
+            allowed
+                .iter()
+                .map(AsRef::as_ref)
+                .filter(|s| grantable(s))
+                .map(str::to_owned)
+                .collect(),
+        ));
+    };
+    let mut set = BTreeSet::new();
+    for s in asked.split(' ').filter(|s| !s.is_empty()) {
+        let shown: String = s.chars().take(64).collect();
+        if has(customer_scopes, s) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!(
+                    "A customer scope cannot be granted to an app acting for itself (client_credentials) : {shown}"
+                ),
+            ));
+        }
+        if has(app_scopes, s) && !has(allowed, s) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!("The client is not allowed the requested scope : {shown}"),
+            ));
+        }
+        if !grantable(s) {
+            return Err(OAuthError::invalid_scope(&shown));
+        }
+        set.insert(s.to_owned());
+    }
+    if set.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "The request has an invalid parameter : scope",
+        ));
+    }
+    Ok(Scopes(set))
+}
+
+/// A set of known scopes: non-empty when a customer granted it; a `client_credentials` token's may be empty.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Scopes(BTreeSet<String>);
 
 impl Scopes {
     /// Parses a space-separated list; every scope must be in `known`.
-    pub fn parse(input: &str, known: &[&str]) -> Result<Scopes, OAuthError> {
+    pub fn parse(input: &str, known: &[impl AsRef<str>]) -> Result<Scopes, OAuthError> {
         let mut set = BTreeSet::new();
         for s in input.split(' ').filter(|s| !s.is_empty()) {
-            if !known.contains(&s) {
+            if !known.iter().any(|k| k.as_ref() == s) {
                 let shown: String = s.chars().take(64).collect();
                 return Err(OAuthError::invalid_scope(&shown));
             }
@@ -161,6 +273,80 @@ mod tests {
         assert!(!Scopes::parse("openid", STANDARD_SCOPES)
             .unwrap()
             .allows_profile());
+    }
+
+    #[test]
+    fn operator_scope_names_are_scope_tokens_and_not_standard_ones() {
+        for good in [
+            "alexa::skill_messaging",
+            "orders:read",
+            "https://api.example/read",
+            "a!#[]~",
+        ] {
+            check_operator_scope_name(good).unwrap();
+        }
+        for (bad, says) in [
+            ("", "not a valid scope name"),
+            ("two words", "not a valid scope name"),
+            ("quote\"d", "not a valid scope name"),
+            ("back\\slash", "not a valid scope name"),
+            ("tab\there", "not a valid scope name"),
+            ("caf\u{e9}", "not a valid scope name"),
+            ("profile", "standard scope"),
+            ("profile:user_id", "standard scope"),
+            ("openid", "standard scope"),
+        ] {
+            let e = check_operator_scope_name(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+        assert!(check_operator_scope_name(&"x".repeat(MAX_SCOPE_NAME_LEN)).is_ok());
+        assert!(
+            check_operator_scope_name(&"x".repeat(MAX_SCOPE_NAME_LEN + 1))
+                .unwrap_err()
+                .contains("too long")
+        );
+    }
+
+    #[test]
+    fn client_credentials_get_only_the_app_scopes_the_app_was_allowed() {
+        let customer = ["profile", "postal_code", "orders:read"];
+        let app = ["alexa::skill_messaging", "reports:write"];
+        let allowed = ["alexa::skill_messaging", "no_longer_defined"];
+        let none: [&str; 0] = [];
+        let grant = |asked: Option<&str>, allowed: &[&str]| {
+            client_credentials_scopes(asked, &customer, &app, allowed)
+        };
+        assert_eq!(
+            grant(Some("alexa::skill_messaging"), &allowed)
+                .unwrap()
+                .to_string_sorted(),
+            "alexa::skill_messaging"
+        );
+        // Nothing asked: every app scope the app is allowed and that is still defined; or none at all.
+        assert_eq!(
+            grant(None, &allowed).unwrap().to_string_sorted(),
+            "alexa::skill_messaging"
+        );
+        assert!(grant(None, &none).unwrap().is_empty());
+        for (asked, says) in [
+            ("profile", "customer scope"),
+            ("orders:read", "customer scope"),
+            ("alexa::skill_messaging postal_code", "customer scope"),
+            ("reports:write", "not allowed"),
+            ("no_longer_defined", "unknown scope"),
+            ("bogus", "unknown scope"),
+            ("  ", ": scope"),
+        ] {
+            let e = grant(Some(asked), &allowed).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidScope, "{asked}");
+            assert!(e.description.contains(says), "{asked}: {}", e.description);
+        }
+        assert_eq!(
+            grant(Some("alexa::skill_messaging"), &none)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidScope
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::metrics::Metrics;
 use crate::password::Passwords;
 use crate::seal::{KeySource, MasterKey, OpenError, Row};
 use crate::store::{SqlStore, Store, StoreError};
+use latchkey_core::scope::ScopeKind;
 use latchkey_core::secret::KeyedHasher;
 use latchkey_core::Timestamp;
 use rand::RngCore;
@@ -44,7 +45,10 @@ pub struct App {
     pub passwords: Passwords,
     pub metrics: Metrics,
     pub clock: Clock,
-    pub known_scopes: Vec<&'static str>,
+    /// The scopes a customer can grant: the standard ones and the operator's customer scopes (SPEC 1).
+    pub known_scopes: Vec<String>,
+    /// The operator's app scopes: granted only through `client_credentials`, to apps allowed them.
+    pub app_scopes: Vec<String>,
     pub secure_cookies: bool,
     /// ID-token signing keys, shared with every node through the store.
     pub keys: KeyRing,
@@ -172,7 +176,16 @@ impl App {
             store,
             metrics: Metrics::default(),
             clock,
-            known_scopes: latchkey_core::scope::STANDARD_SCOPES.to_vec(),
+            known_scopes: latchkey_core::scope::STANDARD_SCOPES
+                .iter()
+                .copied()
+                .chain(config.scopes_of(ScopeKind::Customer).map(|(name, _)| name))
+                .map(str::to_owned)
+                .collect(),
+            app_scopes: config
+                .scopes_of(ScopeKind::App)
+                .map(|(name, _)| name.to_owned())
+                .collect(),
             token_throttle: Default::default(),
             trusted_proxies,
             proxy_header,

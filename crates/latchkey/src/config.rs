@@ -3,7 +3,9 @@
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use latchkey_core::scope::ScopeKind;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -70,7 +72,20 @@ pub struct Config {
     pub master_key: Option<SecretSetting>,
     /// A file holding the master key, as `master.key` does (`LATCHKEY_MASTER_KEY_FILE`); it must exist.
     pub master_key_file: Option<PathBuf>,
+    /// The operator's own scopes (SPEC 1), by name: `[scopes."alexa::skill_messaging"]`.
+    pub scopes: BTreeMap<String, ScopeSetting>,
 }
+
+/// One operator scope: `description` (what the consent page says) and `kind` (`customer` or `app`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSetting {
+    pub description: String,
+    pub kind: ScopeKind,
+}
+
+/// The longest scope description: a line on the consent page.
+pub const MAX_SCOPE_DESCRIPTION_LEN: usize = 200;
 
 /// A list from TOML, or a comma-separated string (an environment variable).
 fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -136,6 +151,7 @@ impl Default for Config {
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9480))),
             master_key: None,
             master_key_file: None,
+            scopes: BTreeMap::new(),
         }
     }
 }
@@ -261,7 +277,29 @@ impl Config {
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err("log_format must be json or pretty".into());
         }
+        for (name, scope) in &self.scopes {
+            latchkey_core::scope::check_operator_scope_name(name)
+                .map_err(|e| format!("[scopes]: {e}"))?;
+            let description = scope.description.trim();
+            if description.is_empty()
+                || description.chars().count() > MAX_SCOPE_DESCRIPTION_LEN
+                || description.chars().any(char::is_control)
+            {
+                return Err(format!(
+                    "[scopes.{name:?}]: description must be one line of 1 to {MAX_SCOPE_DESCRIPTION_LEN} \
+                     characters (the consent page shows it)"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The operator's scopes of `kind`, by name.
+    pub fn scopes_of(&self, kind: ScopeKind) -> impl Iterator<Item = (&str, &ScopeSetting)> {
+        self.scopes
+            .iter()
+            .filter(move |(_, s)| s.kind == kind)
+            .map(|(name, s)| (name.as_str(), s))
     }
 
     /// The proxies whose forwarding headers are believed.
@@ -336,6 +374,61 @@ mod tests {
             assert_eq!(c.access_token_ttl, 120);
             jail.set_env("LATCHKEY_ACESS_TOKEN_TTL", "120");
             assert!(Config::load(None).unwrap_err().contains("acess_token_ttl"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail wants its own error type
+    fn operator_scopes_are_read_from_the_file_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "good.toml",
+                r#"
+                [scopes."alexa::skill_messaging"]
+                description = "Send messages to your Alexa skill"
+                kind = "app"
+                [scopes."https://api.example.com/orders.read"]
+                description = "See your orders"
+                kind = "customer"
+                "#,
+            )?;
+            let c = Config::load(Some(Path::new("good.toml"))).map_err(figment::Error::from)?;
+            let app: Vec<_> = c.scopes_of(ScopeKind::App).map(|(n, _)| n).collect();
+            assert_eq!(app, ["alexa::skill_messaging"]);
+            let customer: Vec<_> = c.scopes_of(ScopeKind::Customer).collect();
+            assert_eq!(customer.len(), 1);
+            assert_eq!(customer[0].0, "https://api.example.com/orders.read");
+            assert_eq!(customer[0].1.description, "See your orders");
+
+            for (toml, says) in [
+                (
+                    "[scopes.\"two words\"]\ndescription = \"x\"\nkind = \"app\"",
+                    "\"two words\" is not a valid scope name",
+                ),
+                (
+                    "[scopes.profile]\ndescription = \"x\"\nkind = \"customer\"",
+                    "\"profile\" is a standard scope",
+                ),
+                (
+                    "[scopes.x]\ndescription = \"x\"\nkind = \"machine\"",
+                    "found `machine`, expected ``customer` or `app`` for key \"default.scopes.x.kind\"",
+                ),
+                ("[scopes.x]\ndescription = \"x\"", "missing field `kind`"),
+                ("[scopes.x]\nkind = \"app\"", "missing field `description`"),
+                (
+                    "[scopes.x]\ndescription = \"  \"\nkind = \"app\"",
+                    "description must be one line",
+                ),
+                (
+                    "[scopes.x]\ndescription = \"x\"\nkind = \"app\"\nconsent = false",
+                    "unknown field: found `consent`",
+                ),
+            ] {
+                jail.create_file("bad.toml", toml)?;
+                let e = Config::load(Some(Path::new("bad.toml"))).unwrap_err();
+                assert!(e.contains(says), "{toml}: {e}");
+            }
             Ok(())
         });
     }

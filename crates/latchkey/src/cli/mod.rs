@@ -133,6 +133,10 @@ struct ClientAddArgs {
     /// Allow the client_credentials grant.
     #[arg(long)]
     client_credentials: bool,
+    /// An app scope (defined with kind = "app" in the config's [scopes]) the app may get through
+    /// client_credentials (repeat for more); needs --client-credentials.
+    #[arg(long = "app-scope")]
+    app_scopes: Vec<String>,
     /// A development app: http://localhost return URLs are allowed.
     #[arg(long)]
     development: bool,
@@ -682,6 +686,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "confidential": p.confidential, "implicit": p.allow_implicit, "plain_pkce": p.allow_plain_pkce,
         "device": p.allow_device, "client_credentials": p.allow_client_credentials, "development": p.development,
         "id_token_alg": c.id_token_alg.as_str(), "created_at": c.created_at, "verified": c.verified,
+        "app_scopes": c.app_scopes,
     })
 }
 
@@ -701,6 +706,9 @@ fn print_client(c: &Client) {
     println!("return URLs:   {}", p.redirect_uris.join(" "));
     println!("origins:       {}", c.allowed_origins.join(" "));
     println!("privacy URL:   {}", c.privacy_url);
+    if !c.app_scopes.is_empty() {
+        println!("app scopes:    {}", c.app_scopes.join(" "));
+    }
     println!(
         "verified:      {}",
         if c.verified {
@@ -732,6 +740,7 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 id_token_alg: a.id_token_alg,
                 // The operator made it: verified (SPEC 1).
                 verified: true,
+                app_scopes: a.app_scopes,
             };
             let (client, secret) =
                 registration::register(&state, &input)
@@ -864,6 +873,13 @@ async fn config_check(config: Config) -> anyhow::Result<()> {
     println!("database:      {}", redacted_url(&config.database_url()));
     println!("data_dir:      {}", config.data_dir.display());
     println!("token ttl:     {} s", config.access_token_ttl);
+    for (name, scope) in &config.scopes {
+        println!(
+            "scope:         {name} ({}): {}",
+            scope.kind.as_str(),
+            scope.description
+        );
+    }
     match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
             crate::web::server::Tls::load(cert, key)?;

@@ -37,12 +37,13 @@ impl RemoveForm {
 }
 
 /// What an app can see, in the consent page's words; an app that was granted only an identifier says so.
-fn items(scopes: &str, user: &User) -> Vec<ConsentItem> {
-    let items = consent_items(&Scopes::from_stored(scopes), &[], user);
+fn items(state: &AppState, scopes: &str, user: &User) -> Vec<ConsentItem> {
+    let operator = &state.config.scopes;
+    let items = consent_items(&Scopes::from_stored(scopes), &[], user, operator);
     if !items.is_empty() {
         return items;
     }
-    consent_items(&Scopes::from_stored("profile:user_id"), &[], user)
+    consent_items(&Scopes::from_stored("profile:user_id"), &[], user, operator)
 }
 
 /// `GET /ap/adam`, `GET /account/apps`; `removed` names the app just removed (after Post/Redirect/Get).
@@ -76,7 +77,7 @@ pub async fn show(
             name: client.name,
             logo_url: client.logo_url,
             privacy_url: client.privacy_url,
-            items: items(&consent.scopes, user),
+            items: items(state, &consent.scopes, user),
             since: pages::utc(consent.created_at),
             changed: (consent.updated_at > consent.created_at)
                 .then(|| pages::utc(consent.updated_at)),

@@ -6,6 +6,7 @@
 //! the customer (RFC 8252 8.6).
 
 use crate::app::AppState;
+use crate::config::ScopeSetting;
 use crate::store::{Client, NewAuthCode, User};
 use crate::web::error::{self, Failure};
 use crate::web::pages::{self, ConsentItem};
@@ -17,9 +18,10 @@ use latchkey_core::authorize::{
 };
 use latchkey_core::error::{ErrorCode, OAuthError};
 use latchkey_core::params::Params;
-use latchkey_core::scope::Scopes;
+use latchkey_core::scope::{ScopeKind, Scopes};
 use latchkey_core::secret::{self, Kind, Stamp};
 use latchkey_core::{ids, redirect, AUTH_CODE_TTL_SECS, CONSENT_PAGE_TTL_SECS};
+use std::collections::BTreeMap;
 
 fn page_error(e: PageError) -> Response {
     let (title, detail) = match e {
@@ -352,24 +354,35 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
     .await
 }
 
-fn item(scope: &str, user: &User, optional: bool) -> Option<ConsentItem> {
+fn item(
+    scope: &str,
+    user: &User,
+    optional: bool,
+    operator: &BTreeMap<String, ScopeSetting>,
+) -> Option<ConsentItem> {
     let (label, value) = match scope {
         "profile" => (
-            "Your name and email address",
+            "Your name and email address".to_owned(),
             format!("{} · {}", user.name, user.email),
         ),
         "profile:user_id" => (
-            "An identifier for your account",
+            "An identifier for your account".to_owned(),
             "a code that only this developer's apps can see".to_owned(),
         ),
         "postal_code" => (
-            "Your postal code",
+            "Your postal code".to_owned(),
             user.postal_code
                 .clone()
                 .unwrap_or_else(|| "(none on your account)".into()),
         ),
-        "email" => ("Your email address", user.email.clone()),
-        _ => return None,
+        "email" => ("Your email address".to_owned(), user.email.clone()),
+        // The operator's customer scopes are described in its own words and carry no value of the account's.
+        other => match operator.get(other) {
+            Some(s) if s.kind == ScopeKind::Customer => {
+                (s.description.trim().to_owned(), String::new())
+            }
+            _ => return None,
+        },
     };
     Some(ConsentItem {
         scope: scope.to_owned(),
@@ -380,16 +393,23 @@ fn item(scope: &str, user: &User, optional: bool) -> Option<ConsentItem> {
 }
 
 /// What a consent page lists for `scopes`: essential items first, in the order people expect (who you are, how
-/// to reach you, where), each with its current value; `optional` ones can be unticked.
-pub fn consent_items(scopes: &Scopes, optional: &[String], user: &User) -> Vec<ConsentItem> {
+/// to reach you, where, then the operator's own scopes described by `operator`), each with its current value;
+/// `optional` ones can be unticked.
+pub fn consent_items(
+    scopes: &Scopes,
+    optional: &[String],
+    user: &User,
+    operator: &BTreeMap<String, ScopeSetting>,
+) -> Vec<ConsentItem> {
     let mut items: Vec<ConsentItem> = scopes
         .iter()
-        .filter_map(|s| item(s, user, optional.iter().any(|o| o == s)))
+        .filter_map(|s| item(s, user, optional.iter().any(|o| o == s), operator))
         .collect();
     let rank = |scope: &str| {
         ["profile", "profile:user_id", "email", "postal_code"]
             .iter()
             .position(|s| *s == scope)
+            .unwrap_or(usize::MAX)
     };
     items.sort_by_key(|i| (i.optional, rank(&i.scope)));
     items
@@ -448,7 +468,12 @@ fn consent_page(
     confirm: bool,
 ) -> Response {
     let user = &signed_in.session.user;
-    let items = consent_items(&req.scopes, &req.optional_scopes, user);
+    let items = consent_items(
+        &req.scopes,
+        &req.optional_scopes,
+        user,
+        &state.config.scopes,
+    );
     pages::render(
         StatusCode::OK,
         &pages::Consent {

@@ -1,5 +1,6 @@
-//! The client credentials grant (RFC 6749 4.4; SPEC 2.2): for confidential apps that enabled it; an access token
-//! that acts for the app itself, with no refresh token, and always the granted `scope`.
+//! The client credentials grant (RFC 6749 4.4; SPEC 1, 2.2): for confidential apps that enabled it; an access
+//! token that acts for the app itself, with no refresh token. It carries only app scopes the operator allowed the
+//! app (a customer scope is `invalid_scope`: there is no customer), and states them in `scope` when there are any.
 
 use super::client_auth::Caller;
 use super::TokenResponse;
@@ -8,7 +9,7 @@ use crate::metrics::GrantLabels;
 use crate::store::NewAccessToken;
 use crate::web::error::Failure;
 use latchkey_core::error::{ErrorCode, OAuthError};
-use latchkey_core::scope::Scopes;
+use latchkey_core::scope;
 use latchkey_core::secret::{self, Kind, ACCESS_TOKEN_PREFIX};
 
 pub async fn issue(
@@ -27,13 +28,16 @@ pub async fn issue(
         )
         .into());
     }
-    // The granted scope is always stated (SPEC 2.2): the scopes asked for, or, when none were, the empty scope.
-    // The token acts for the app, not for a customer, so there is no default customer scope to give it;
-    // tokeninfo and introspection report the same empty string.
-    let scopes = match scope {
-        Some(s) => Scopes::parse(s, &state.known_scopes)?.to_string_sorted(),
-        None => String::new(),
-    };
+    // The scopes asked for, or when none were, every app scope the app is allowed (RFC 6749 3.3's default).
+    // A token with no scope at all states none: an empty `scope` would read as one empty scope (RFC 6749 5.1
+    // lets it be left out); tokeninfo reports it as "" and introspection leaves it out too.
+    let scopes = scope::client_credentials_scopes(
+        scope,
+        &state.known_scopes,
+        &state.app_scopes,
+        &client.app_scopes,
+    )?
+    .to_string_sorted();
     let now = state.clock.now();
     let token = secret::mint(&mut rand::thread_rng(), ACCESS_TOKEN_PREFIX);
     state
@@ -61,7 +65,7 @@ pub async fn issue(
         token_type: "bearer",
         expires_in: state.config.access_token_ttl,
         refresh_token: None,
-        scope: Some(scopes),
+        scope: Some(scopes).filter(|s| !s.is_empty()),
         id_token: None,
     })
 }

@@ -240,7 +240,12 @@ pub async fn submit(
             user_code_shown: device::display(&code),
             confirm_token: confirm_token(state, signed_in, &code),
             user_code: code,
-            items: consent_items(&Scopes::from_stored(&request.scopes), &optional, user),
+            items: consent_items(
+                &Scopes::from_stored(&request.scopes),
+                &optional,
+                user,
+                &state.config.scopes,
+            ),
         },
     )
 }

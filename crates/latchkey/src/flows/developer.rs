@@ -127,6 +127,8 @@ impl ConsoleForm {
             id_token_alg: alg,
             // A developer's own profile: unverified until the operator runs `latchkey client verify` (SPEC 1).
             verified: false,
+            // Only the operator allows app scopes (SPEC 1); an edit keeps the ones the app has.
+            app_scopes: Vec::new(),
         })
     }
 }

@@ -85,7 +85,8 @@ pub async fn introspect(
             Ok(match found {
                 Some(t) if t.client_id == own => Introspection {
                     active: true,
-                    scope: Some(t.scopes),
+                    // An app's own token may carry no scope: then none is stated (RFC 7662 2.2).
+                    scope: Some(t.scopes).filter(|s| !s.is_empty()),
                     token_type: Some("Bearer"),
                     exp: Some(t.expires_at),
                     iat: Some(t.issued_at),

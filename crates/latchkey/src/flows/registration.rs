@@ -31,6 +31,9 @@ pub struct AppInput {
     pub id_token_alg: SigningAlg,
     /// Made by the operator (the CLI): verified from the start. The console's profiles are not (SPEC 1).
     pub verified: bool,
+    /// The operator's app scopes the app may get through `client_credentials` (SPEC 1); only the operator sets
+    /// them (`client add --app-scope`): the console never does, and an edit keeps them.
+    pub app_scopes: Vec<String>,
 }
 
 fn check_web_url(what: &str, value: &str) -> Result<(), String> {
@@ -153,6 +156,13 @@ pub fn validate_fields(input: &AppInput) -> Vec<Problem> {
             "a public app (no secret) cannot use client credentials".to_owned(),
         );
     }
+    if !input.app_scopes.is_empty() && !input.allow_client_credentials {
+        add(
+            Field::Flows,
+            "app scopes are granted only through client credentials: allow that grant too"
+                .to_owned(),
+        );
+    }
     if input.public && input.allow_plain_pkce {
         add(
             Field::Flows,
@@ -209,6 +219,12 @@ pub fn new_app(
         created_at: now,
         id_token_alg: input.id_token_alg,
         verified: input.verified,
+        app_scopes: {
+            let mut scopes = input.app_scopes.clone();
+            scopes.sort();
+            scopes.dedup();
+            scopes
+        },
     };
     Ok((client, secret))
 }
@@ -219,6 +235,19 @@ pub async fn register(
     state: &AppState,
     input: &AppInput,
 ) -> Result<Result<(Client, Option<Secret>), Vec<String>>, StoreError> {
+    let undefined: Vec<String> = input
+        .app_scopes
+        .iter()
+        .filter(|s| !state.app_scopes.contains(s))
+        .map(|s| {
+            format!(
+                "app scope {s:?} is not defined: add [scopes.{s:?}] with kind = \"app\" to the config file"
+            )
+        })
+        .collect();
+    if !undefined.is_empty() {
+        return Ok(Err(undefined));
+    }
     let now = state.clock.now();
     let made = new_app(input, &state.hasher, &mut rand::thread_rng(), now);
     let (client, secret) = match made {

@@ -79,6 +79,9 @@ pub struct Client {
     /// Made or vouched for by the operator (SPEC 1): `client add`, or `client verify` of a console profile.
     /// An unverified app's errors before any interaction are shown on a page, never redirected (SPEC 2.1).
     pub verified: bool,
+    /// The operator's app scopes this app may get through `client_credentials` (SPEC 1): set by the operator
+    /// (`client add --app-scope`), never by a console edit.
+    pub app_scopes: Vec<String>,
 }
 
 /// One of a customer's sessions, as the account page lists them.
@@ -570,7 +573,8 @@ pub trait Store: Send + Sync + 'static {
     /// The apps `owner` owns, oldest first.
     async fn list_clients_by_owner(&self, owner: &str) -> StoreResult<Vec<Client>>;
     /// Replaces what a developer may edit (name, description, URLs, origins, flows, development, ID-token
-    /// algorithm) of the app with `client`'s client id and owner; ids, type, secrets and creation time stay.
+    /// algorithm) of the app with `client`'s client id and owner; ids, type, secrets, app scopes and creation
+    /// time stay.
     /// `verified: false` makes it unverified; `true` leaves the flag as it is (an edit never verifies).
     /// False if `owner` has no such app.
     async fn update_client(&self, client: &Client) -> StoreResult<bool>;

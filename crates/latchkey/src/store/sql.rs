@@ -115,7 +115,8 @@ fn user_from(row: &AnyRow) -> StoreResult<User> {
 
 const CLIENT_COLUMNS: &str = "client_id, app_id, owner, name, description, privacy_url, logo_url, redirect_uris, \
     allowed_origins, confidential, allow_implicit, allow_plain_pkce, allow_device, allow_client_credentials, \
-    development, secret_hash, prev_secret_hash, prev_secret_expires_at, created_at, id_token_alg, verified";
+    development, secret_hash, prev_secret_hash, prev_secret_expires_at, created_at, id_token_alg, verified, \
+    app_scopes";
 
 /// Makes `client_origins` hold exactly `origins` for `client_id` (inside the caller's transaction).
 async fn put_origins(tx: &mut Tx<'_>, client_id: &str, origins: &[String]) -> StoreResult<()> {
@@ -161,6 +162,7 @@ fn client_from(row: &AnyRow) -> StoreResult<Client> {
         created_at: row.try_get("created_at")?,
         id_token_alg: signing_alg(&row.try_get::<String, _>("id_token_alg")?)?,
         verified: b("verified")?,
+        app_scopes: parse_list(&row.try_get::<String, _>("app_scopes")?)?,
     })
 }
 
@@ -564,7 +566,7 @@ impl Store for SqlStore {
     async fn create_client(&self, c: &Client) -> StoreResult<Created> {
         let sql = format!(
             "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT DO NOTHING"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT DO NOTHING"
         );
         let p = &c.policy;
         let mut tx = self.pool.begin().await?;
@@ -590,6 +592,7 @@ impl Store for SqlStore {
             .bind(c.created_at)
             .bind(c.id_token_alg.as_str())
             .bind(flag(c.verified))
+            .bind(json_list(&c.app_scopes))
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() != 1 {

@@ -37,7 +37,8 @@ pub struct Register {
 /// One line of the consent page: what the app will see, with its current value.
 pub struct ConsentItem {
     pub scope: String,
-    pub label: &'static str,
+    pub label: String,
+    /// The account's current value; empty for an operator's scope, which its label describes.
     pub value: String,
     /// Non-essential (`scope_data`): the customer may untick it.
     pub optional: bool,

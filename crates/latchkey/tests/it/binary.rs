@@ -627,6 +627,135 @@ fn the_cli_adds_and_lists_users_and_clients_as_json() {
     assert!(stderr.contains("no app"), "{stderr}");
 }
 
+/// SPEC 1, 5: the operator's scopes come from the config file: `config check` lists them, a bad name or kind is
+/// refused with the reason before anything starts, and `client add --app-scope` allows an app a defined app scope,
+/// which `client show` reports.
+#[test]
+fn operators_define_scopes_in_the_config_file_and_allow_app_scopes_per_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("latchkey.toml"),
+        r#"
+[scopes."alexa::skill_messaging"]
+description = "Send messages to the app's Alexa skill"
+kind = "app"
+
+[scopes."orders:read"]
+description = "See the orders you placed at the shop"
+kind = "customer"
+"#,
+    )
+    .unwrap();
+    let (ok, text, stderr) = cli(d, &["--config", "latchkey.toml", "config", "check"], "");
+    assert!(ok, "{stderr}");
+    assert!(
+        text.contains(
+            "scope:         alexa::skill_messaging (app): Send messages to the app's Alexa skill"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "scope:         orders:read (customer): See the orders you placed at the shop"
+        ),
+        "{text}"
+    );
+
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            "latchkey.toml",
+            "client",
+            "add",
+            "--name",
+            "Skill",
+            "--privacy-url",
+            "https://skill.example/privacy",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        cli(d, &args, "")
+    };
+    let (ok, stdout, stderr) = add(&[
+        "--client-credentials",
+        "--app-scope",
+        "alexa::skill_messaging",
+    ]);
+    assert!(ok, "{stderr}");
+    let added: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        added["app_scopes"],
+        serde_json::json!(["alexa::skill_messaging"])
+    );
+    let client_id = added["client_id"].as_str().unwrap();
+    let shown = cli_json(
+        d,
+        &[
+            "--config",
+            "latchkey.toml",
+            "client",
+            "show",
+            client_id,
+            "--json",
+        ],
+        "",
+    );
+    assert_eq!(
+        shown["app_scopes"],
+        serde_json::json!(["alexa::skill_messaging"])
+    );
+    let (ok, text, _) = cli(
+        d,
+        &["--config", "latchkey.toml", "client", "show", client_id],
+        "",
+    );
+    assert!(ok);
+    assert!(
+        text.contains("app scopes:    alexa::skill_messaging"),
+        "{text}"
+    );
+    for (extra, says) in [
+        (
+            &["--client-credentials", "--app-scope", "orders:read"][..],
+            "app scope \"orders:read\" is not defined",
+        ),
+        (
+            &["--client-credentials", "--app-scope", "alexa::undefined"][..],
+            "app scope \"alexa::undefined\" is not defined",
+        ),
+        (
+            &["--app-scope", "alexa::skill_messaging"][..],
+            "granted only through client credentials",
+        ),
+    ] {
+        let (ok, _, stderr) = add(extra);
+        assert!(!ok, "{extra:?}");
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+    }
+
+    for (toml, says) in [
+        (
+            "[scopes.\"two words\"]\ndescription = \"x\"\nkind = \"app\"\n",
+            "scope \"two words\" is not a valid scope name",
+        ),
+        (
+            "[scopes.email]\ndescription = \"x\"\nkind = \"customer\"\n",
+            "scope \"email\" is a standard scope",
+        ),
+        (
+            "[scopes.\"orders:read\"]\ndescription = \"x\"\nkind = \"api\"\n",
+            "found `api`, expected ``customer` or `app``",
+        ),
+    ] {
+        std::fs::write(d.join("bad.toml"), toml).unwrap();
+        let (ok, _, stderr) = cli(d, &["--config", "bad.toml", "config", "check"], "");
+        assert!(!ok, "{toml}");
+        assert!(stderr.contains(says), "{toml}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
 /// `latchkey keys list --json` as an array of (kid, alg, activate_at, published) rows.
 fn list_keys(dir: &Path) -> Vec<serde_json::Value> {
     cli_json(dir, &["keys", "list", "--json"], "")

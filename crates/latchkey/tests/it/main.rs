@@ -16,6 +16,7 @@ mod multinode;
 mod oidc;
 mod oidc_authlib;
 mod proxy;
+mod scopes;
 mod sdk;
 mod server;
 mod smoke;

@@ -623,16 +623,14 @@ async fn client_credentials_tokens_act_for_the_app_only_where_enabled() {
             i.allow_client_credentials = true;
         })
         .await;
-    let grant = [("grant_type", "client_credentials"), ("scope", "profile")];
+    let grant = [("grant_type", "client_credentials")];
     let a = post(&w.app, "/oauth2/token", Auth::Basic(&machine), &grant).await;
     assert_eq!(a.status, 200, "{}", a.json);
     assert!(a.json.get("refresh_token").is_none(), "{}", a.json);
-    assert_eq!(a.json["scope"], "profile", "{}", a.json);
     let token = a.json["access_token"].as_str().unwrap().to_owned();
 
     let i = introspect(&w.app, Auth::Basic(&machine), &token).await;
     assert_eq!(i.json["active"], true, "{}", i.json);
-    assert_eq!(i.json["scope"], "profile", "{}", i.json);
     assert_eq!(i.json["client_id"], machine.client_id.as_str());
     assert_eq!(i.json["token_type"], "Bearer");
     assert!(i.json.get("sub").is_none(), "no customer: {}", i.json);
@@ -667,12 +665,12 @@ async fn client_credentials_tokens_act_for_the_app_only_where_enabled() {
     );
 }
 
-/// SPEC 2.2: a client-credentials response always states the granted scope, and says what tokeninfo and
-/// introspection will say about the token: the scopes asked for (sorted, as stored), or the empty scope when none
-/// was asked (the token acts for the app; there is no customer scope to default to).
+/// SPEC 1, 2.2: a client-credentials token acts for the app, so a customer scope (`profile` and the rest) is
+/// `invalid_scope`: there is no customer whose profile it could read. With no scope asked (and no app scope
+/// allowed, `scopes.rs`), the response states no scope rather than one empty scope, which the `oauth2` crate
+/// reads as no scopes; tokeninfo reports "" and introspection no scope.
 #[tokio::test]
-async fn client_credentials_always_states_the_granted_scope_as_tokeninfo_and_introspection_report_it(
-) {
+async fn client_credentials_refuse_customer_scopes_and_state_no_empty_scope() {
     let w = world(|_| {}).await;
     let machine = w
         .app
@@ -681,40 +679,54 @@ async fn client_credentials_always_states_the_granted_scope_as_tokeninfo_and_int
             i.allow_client_credentials = true;
         })
         .await;
-    for (asked, granted) in [
-        (None, ""),
-        (Some("profile"), "profile"),
-        (Some("profile postal_code"), "postal_code profile"),
-        (
-            Some("postal_code profile postal_code"),
-            "postal_code profile",
-        ),
+    for scope in [
+        "profile",
+        "profile:user_id",
+        "postal_code profile",
+        "openid",
+        "email",
     ] {
-        let mut form = vec![("grant_type", "client_credentials")];
-        if let Some(scope) = asked {
-            form.push(("scope", scope));
-        }
+        let form = [("grant_type", "client_credentials"), ("scope", scope)];
         for (path, auth) in [
             ("/oauth2/token", Auth::Basic(&machine)),
             ("/auth/o2/token", Auth::Post(&machine)),
         ] {
             let a = post(&w.app, path, auth, &form).await;
-            assert_eq!(a.status, 200, "{asked:?} at {path}: {}", a.json);
-            assert_eq!(
-                a.json.get("scope").and_then(Value::as_str),
-                Some(granted),
-                "{asked:?} at {path}: the response states the granted scope: {}",
+            assert_error(&a, 400, "invalid_scope", scope);
+            assert!(
+                a.json["error_description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("customer scope"),
+                "{scope} at {path}: {}",
                 a.json
             );
-            let token = a.json["access_token"].as_str().unwrap();
-            let info = tokeninfo(&w.app, token).await;
-            assert_eq!(info.status, 200, "{}", info.json);
-            assert_eq!(info.json["scope"], granted, "{asked:?}: tokeninfo");
-            let i = introspect(&w.app, Auth::Basic(&machine), token).await;
-            assert_eq!(i.json["active"], true, "{}", i.json);
-            assert_eq!(i.json["scope"], granted, "{asked:?}: introspection");
         }
     }
+
+    let tokens = w
+        .app
+        .oauth_client(&machine)
+        .exchange_client_credentials()
+        .request_async(&http_client())
+        .await
+        .unwrap();
+    assert_eq!(tokens.scopes(), None, "no scope, not one empty scope");
+    let token = tokens.access_token().secret();
+    let raw = post(
+        &w.app,
+        "/auth/o2/token",
+        Auth::Post(&machine),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert!(raw.json.get("scope").is_none(), "{}", raw.json);
+    let info = tokeninfo(&w.app, token).await;
+    assert_eq!(info.status, 200, "{}", info.json);
+    assert_eq!(info.json["scope"], "", "tokeninfo always has a scope");
+    let i = introspect(&w.app, Auth::Basic(&machine), token).await;
+    assert_eq!(i.json["active"], true, "{}", i.json);
+    assert!(i.json.get("scope").is_none(), "introspection: {}", i.json);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -357,6 +357,7 @@ async fn clients_are_created_once_found_and_listed() {
         second.policy.redirect_uris =
             vec!["https://a.example/cb".into(), "https://b.example/cb".into()];
         second.secret_hash = None;
+        second.app_scopes = vec!["alexa::skill_messaging".into(), "reports:write".into()];
         assert_eq!(s.create_client(&second).await.unwrap(), Created::Created);
 
         let mut dup = new_client("Duplicate", NOW);
@@ -382,9 +383,26 @@ async fn clients_are_created_once_found_and_listed() {
         assert_eq!(s.find_client("lk1.nothing").await.unwrap(), None);
         assert_eq!(
             s.list_clients().await.unwrap(),
-            vec![fx.client.clone(), second],
+            vec![fx.client.clone(), second.clone()],
             "{e}"
         );
+
+        // An edit (the developer console's) neither drops the app scopes the operator allowed nor adds any.
+        let mut edited = second.clone();
+        edited.name = "Second, renamed".into();
+        edited.app_scopes = Vec::new();
+        assert!(s.update_client(&edited).await.unwrap(), "{e}");
+        let mut claimed = fx.client.clone();
+        claimed.app_scopes = vec!["alexa::skill_messaging".into()];
+        assert!(s.update_client(&claimed).await.unwrap(), "{e}");
+        let found = s.find_client(&second.policy.client_id).await.unwrap();
+        assert_eq!(
+            found.as_ref().map(|c| c.name.as_str()),
+            Some("Second, renamed")
+        );
+        assert_eq!(found.map(|c| c.app_scopes), Some(second.app_scopes), "{e}");
+        let found = s.find_client(&fx.client.policy.client_id).await.unwrap();
+        assert_eq!(found.map(|c| c.app_scopes), Some(Vec::new()), "{e}");
     }
 }
 
