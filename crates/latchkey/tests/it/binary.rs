@@ -441,6 +441,7 @@ fn the_cli_adds_and_lists_users_and_clients_as_json() {
         .starts_with("lk1.application."));
     assert_eq!(added["confidential"], true);
     assert_eq!(added["client_secret"].as_str().unwrap().len(), 64);
+    assert_eq!(added["id_token_alg"], "RS256", "RS256 by default: {added}");
     let public = cli_json(
         d,
         &[

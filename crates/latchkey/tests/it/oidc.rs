@@ -776,8 +776,24 @@ async fn an_installation_without_an_rs256_key_publishes_one_at_once_and_signs_wi
             refused.len() == 1 && refused[0].contains("RS256") && refused[0].contains("try again"),
             "{engine}: {refused:?}"
         );
-        app.register_app(|i| i.id_token_alg = SigningAlg::Es256)
+        let es256 = app
+            .register_app(|i| i.id_token_alg = SigningAlg::Es256)
             .await;
+        let es256 = app
+            .store()
+            .find_client(&es256.client_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let switched = registration::update(&app.state, &es256, &input)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            switched[0].field,
+            registration::Field::IdTokenAlg,
+            "{engine}: {switched:?}"
+        );
 
         // Once the key has been published for the lead, an RS256 app signs with it, and the relying party that
         // fetched the JWKS at the start verifies its first ID token.
