@@ -6,19 +6,20 @@ use base64::Engine as _;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256, Sha512};
 
-/// The JWS algorithms an app's ID tokens can be signed with. ES256 is the default: every certified library
-/// verifies it; EdDSA (Ed25519) and RS256 are per-app choices.
+/// The JWS algorithms an app's ID tokens can be signed with. RS256 is the default: OpenID Connect Core 3.1.3.7
+/// makes it what a relying party expects when it registered none, and libraries' defaults accept only it; ES256
+/// and EdDSA (Ed25519) are per-app choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SigningAlg {
-    #[default]
     Es256,
     EdDsa,
+    #[default]
     Rs256,
 }
 
 impl SigningAlg {
     pub const ALL: [SigningAlg; 3] = [SigningAlg::Es256, SigningAlg::EdDsa, SigningAlg::Rs256];
-    pub const DEFAULT: SigningAlg = SigningAlg::Es256;
+    pub const DEFAULT: SigningAlg = SigningAlg::Rs256;
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -67,6 +68,12 @@ pub struct IdTokenClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rs256_is_the_default() {
+        assert_eq!(SigningAlg::default(), SigningAlg::Rs256);
+        assert_eq!(SigningAlg::DEFAULT, SigningAlg::default());
+    }
 
     #[test]
     fn at_hash_is_the_left_half_of_the_signature_hash() {

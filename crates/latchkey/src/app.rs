@@ -151,6 +151,15 @@ impl App {
 
     /// Builds the state around an already migrated store, with the master key the configuration names.
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<AppState, StoreError> {
+        Self::with_store_and_key_maker(config, store, crate::keys::generate).await
+    }
+
+    /// [`App::with_store`], making any missing signing key with `make` (see [`KeyRing::open_with`]; for tests).
+    pub async fn with_store_and_key_maker(
+        config: Config,
+        store: Arc<dyn Store>,
+        make: crate::keys::KeyMaker,
+    ) -> Result<AppState, StoreError> {
         let (master, source) = MasterKey::load(&config).map_err(StoreError::Corrupt)?;
         let (key, sealed_hash_key) = hash_key(store.as_ref(), &master, &source).await?;
         let key = zeroize::Zeroizing::new(key);
@@ -163,7 +172,14 @@ impl App {
         let trusted_proxies = config.trusted_proxies().map_err(StoreError::Corrupt)?;
         let proxy_header = config.proxy_header().map_err(StoreError::Corrupt)?;
         let clock = Clock::default();
-        let keys = KeyRing::open(store.as_ref(), clock.now(), config.id_token_ttl, master).await?;
+        let keys = KeyRing::open_with(
+            store.as_ref(),
+            clock.now(),
+            config.id_token_ttl,
+            master,
+            make,
+        )
+        .await?;
         Ok(AppState(Arc::new(App {
             keys,
             issuer: config.issuer(),

@@ -2,9 +2,13 @@
 //! same ones; each node keeps them in memory and reloads them every [`RELOAD_SECS`].
 //!
 //! A key signs from its `activate_at` until a newer key of its algorithm activates, and stays in the JWKS until
-//! every ID token it could have signed has expired. `latchkey keys rotate` adds keys that activate after
-//! [`ROTATION_DELAY_SECS`]: by then every node has reloaded and publishes them, so no relying party ever sees a
-//! `kid` it cannot find.
+//! every ID token it could have signed has expired. Published before used: a key signs only once it has been in
+//! every node's JWKS for longer than a relying party caches it, [`PUBLISH_LEAD_SECS`] after it was stored.
+//! `latchkey keys rotate` adds keys that activate after [`ROTATION_DELAY_SECS`], and a node that finds no key for
+//! an algorithm makes one that activates after [`PUBLISH_LEAD_SECS`], so no relying party ever sees a `kid` it
+//! cannot find. The one exception to the lead, besides [`revoke`], is a new installation's first keys, made
+//! before any node has served a JWKS: there is no earlier JWKS they could be missing from, so they sign at once.
+//! Keys for every algorithm exist from that first start, so an app choosing an algorithm never waits for a key.
 //!
 //! Private keys are stored sealed under the master key ([`crate::seal`]); a node opens them when it loads them.
 //! `latchkey keys revoke` withdraws a key at once (see [`revoke`]).
@@ -19,14 +23,15 @@ use std::sync::{Arc, RwLock};
 
 /// How often a node rereads the keys.
 pub const RELOAD_SECS: i64 = 30;
-/// How long after `keys rotate` new keys start signing (several reloads).
+/// How long relying parties may cache the JWKS (its `Cache-Control: max-age`).
+pub const JWKS_MAX_AGE_SECS: i64 = 60;
+/// How long a key is published before it may sign: until every node has reloaded and published it, and every
+/// JWKS fetched before that has expired from relying parties' caches.
+pub const PUBLISH_LEAD_SECS: i64 = RELOAD_SECS + JWKS_MAX_AGE_SECS;
+/// How long after `keys rotate` new keys start signing (several reloads, longer than [`PUBLISH_LEAD_SECS`]).
 pub const ROTATION_DELAY_SECS: i64 = 4 * RELOAD_SECS;
 /// Extra time a superseded key stays published beyond the ID-token lifetime (clock skew, caches).
 const PUBLISH_MARGIN_SECS: i64 = 300;
-
-/// The algorithms every installation has keys for from the first start; RS256 (slow to generate) is created the
-/// first time an app needs it.
-const EAGER: [SigningAlg; 2] = [SigningAlg::Es256, SigningAlg::EdDsa];
 
 fn jws_alg(alg: SigningAlg) -> Algorithm {
     match alg {
@@ -84,6 +89,9 @@ pub fn generate(alg: SigningAlg) -> Result<Vec<u8>, StoreError> {
     }
 }
 
+/// What makes a new private key (DER) for an algorithm: [`generate`], or a test's stand-in.
+pub type KeyMaker = fn(SigningAlg) -> Result<Vec<u8>, StoreError>;
+
 /// A new key record, random `kid`, its private key sealed under `master`.
 pub async fn new_record(
     alg: SigningAlg,
@@ -91,11 +99,27 @@ pub async fn new_record(
     activate_at: Timestamp,
     master: &MasterKey,
 ) -> StoreResult<SigningKeyRecord> {
-    let private_der = zeroize::Zeroizing::new(
+    let private_der = generate_off_thread(alg).await?;
+    record(alg, &private_der, now, activate_at, master)
+}
+
+/// [`generate`] on a blocking thread (RSA takes up to a second or so).
+async fn generate_off_thread(alg: SigningAlg) -> StoreResult<zeroize::Zeroizing<Vec<u8>>> {
+    Ok(zeroize::Zeroizing::new(
         tokio::task::spawn_blocking(move || generate(alg))
             .await
             .map_err(|e| StoreError::Corrupt(format!("key generation stopped: {e}")))??,
-    );
+    ))
+}
+
+/// The record of the private key `private_der`, random `kid`, sealed under `master`.
+fn record(
+    alg: SigningAlg,
+    private_der: &[u8],
+    now: Timestamp,
+    activate_at: Timestamp,
+    master: &MasterKey,
+) -> StoreResult<SigningKeyRecord> {
     let kid = format!(
         "{}-{}",
         alg.as_str().to_ascii_lowercase(),
@@ -103,7 +127,7 @@ pub async fn new_record(
     );
     Ok(SigningKeyRecord {
         sealed_key: master
-            .seal(Row::SigningKey(&kid), &private_der)
+            .seal(Row::SigningKey(&kid), private_der)
             .map_err(StoreError::Corrupt)?,
         kid,
         alg,
@@ -254,26 +278,56 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Loads the keys, creating the first ones if the database has none. Fails if a key does not open with
-    /// `master` (a key stored before keys were sealed is sealed first: [`seal_keys_stored_in_the_clear`]).
+    /// Loads the keys, creating one for every algorithm that has none. Fails if a key does not open with `master`
+    /// (a key stored before keys were sealed is sealed first: [`seal_keys_stored_in_the_clear`]).
+    ///
+    /// On a new installation (no key stored yet, revoked ones included) the keys sign at once; a key added to an
+    /// existing one (e.g. the first RS256 key of an installation from before keys were made for every algorithm)
+    /// signs after [`PUBLISH_LEAD_SECS`]: nodes may have served JWKS documents without it.
     pub async fn open(
         store: &dyn Store,
         now: Timestamp,
         id_token_ttl: i64,
         master: MasterKey,
     ) -> StoreResult<KeyRing> {
+        Self::open_with(store, now, id_token_ttl, master, generate).await
+    }
+
+    /// [`KeyRing::open`], making any missing key's private key with `make` instead of [`generate`] (tests that
+    /// start many fresh databases reuse one pre-made RSA key: generating one takes about a second).
+    pub async fn open_with(
+        store: &dyn Store,
+        now: Timestamp,
+        id_token_ttl: i64,
+        master: MasterKey,
+        make: KeyMaker,
+    ) -> StoreResult<KeyRing> {
         let mut changed = false;
         let mut records = store.list_signing_keys().await?;
-        for alg in EAGER {
-            if !records
-                .iter()
-                .any(|r| r.alg == alg && r.revoked_at.is_none())
-            {
-                store
-                    .insert_signing_key(&new_record(alg, now, now, &master).await?)
-                    .await?;
-                changed = true;
-            }
+        let activate_at = if records.is_empty() {
+            now
+        } else {
+            now + PUBLISH_LEAD_SECS
+        };
+        // The missing keys are made side by side, each on a blocking thread.
+        let making: Vec<_> = SigningAlg::ALL
+            .into_iter()
+            .filter(|alg| {
+                !records
+                    .iter()
+                    .any(|r| r.alg == *alg && r.revoked_at.is_none())
+            })
+            .map(|alg| (alg, tokio::task::spawn_blocking(move || make(alg))))
+            .collect();
+        for (alg, made) in making {
+            let der = zeroize::Zeroizing::new(
+                made.await
+                    .map_err(|e| StoreError::Corrupt(format!("key generation stopped: {e}")))??,
+            );
+            store
+                .insert_signing_key(&record(alg, &der, now, activate_at, &master)?)
+                .await?;
+            changed = true;
         }
         if changed {
             records = store.list_signing_keys().await?;
@@ -317,8 +371,8 @@ impl KeyRing {
         Ok(())
     }
 
-    /// Makes sure a key of `alg` exists (registering an app that uses it calls this, so that the key is in the
-    /// store, and soon in every node's JWKS, before it signs anything), and reloads.
+    /// Makes sure a key of `alg` exists, and reloads. Every algorithm has keys from the first start; one found
+    /// missing (e.g. deleted from the database) is made to sign after [`PUBLISH_LEAD_SECS`].
     pub async fn ensure(
         &self,
         store: &dyn Store,
@@ -332,13 +386,25 @@ impl KeyRing {
             .any(|k| k.alg == alg && k.revoked_at.is_none())
         {
             store
-                .insert_signing_key(&new_record(alg, now, now, &self.master).await?)
+                .insert_signing_key(
+                    &new_record(alg, now, now + PUBLISH_LEAD_SECS, &self.master).await?,
+                )
                 .await?;
         }
         self.reload(store, now).await
     }
 
-    /// Signs an ID token with the active key of `alg`, creating the first key of that algorithm if need be.
+    /// When this node's keys of `alg` start signing (the earliest `activate_at`), `None` if it holds none.
+    pub fn signs_from(&self, alg: SigningAlg) -> Option<Timestamp> {
+        self.current()
+            .keys
+            .iter()
+            .filter(|k| k.alg == alg)
+            .map(|k| k.activate_at)
+            .min()
+    }
+
+    /// Signs an ID token with the active key of `alg`. Fails if no key of `alg` signs yet.
     pub async fn sign(
         &self,
         store: &dyn Store,
@@ -347,8 +413,13 @@ impl KeyRing {
         now: Timestamp,
     ) -> StoreResult<String> {
         self.refresh(store, now).await?;
-        if !self.current().keys.iter().any(|k| k.alg == alg) {
-            // Another node (or the registration of an app using `alg`) may have made one since the last reload.
+        if !self
+            .current()
+            .keys
+            .iter()
+            .any(|k| k.alg == alg && k.activate_at <= now)
+        {
+            // Another node may have made or activated one since the last reload.
             self.ensure(store, alg, now).await?;
         }
         let set = self.current();
@@ -357,7 +428,12 @@ impl KeyRing {
             .iter()
             .filter(|k| k.alg == alg && k.activate_at <= now)
             .max_by_key(|k| (k.activate_at, k.kid.as_str()))
-            .ok_or_else(|| StoreError::Corrupt(format!("no active {} key", alg.as_str())))?;
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "no {} key signs yet: a new key signs {PUBLISH_LEAD_SECS} s after it is published",
+                    alg.as_str()
+                ))
+            })?;
         let mut header = Header::new(jws_alg(alg));
         header.kid = Some(key.kid.clone());
         jsonwebtoken::encode(&header, claims, &key.encoding)
@@ -381,21 +457,18 @@ impl KeyRing {
     }
 }
 
-/// `latchkey keys rotate`: a new key for each algorithm in use, signing from `now + delay`.
+/// `latchkey keys rotate`: a new key for each algorithm, signing from `now + delay`.
 pub async fn rotate(
     store: &dyn Store,
     master: &MasterKey,
     now: Timestamp,
     delay: i64,
 ) -> StoreResult<Vec<SigningKeyRecord>> {
-    let existing = store.list_signing_keys().await?;
     let mut added = Vec::new();
     for alg in SigningAlg::ALL {
-        if EAGER.contains(&alg) || existing.iter().any(|k| k.alg == alg) {
-            let record = new_record(alg, now, now + delay, master).await?;
-            store.insert_signing_key(&record).await?;
-            added.push(record);
-        }
+        let record = new_record(alg, now, now + delay, master).await?;
+        store.insert_signing_key(&record).await?;
+        added.push(record);
     }
     Ok(added)
 }

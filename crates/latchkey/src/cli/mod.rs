@@ -143,8 +143,9 @@ struct ClientAddArgs {
     /// The developer who owns the app (apps of one owner see the same user_id for a customer).
     #[arg(long, default_value = "operator")]
     owner: String,
-    /// How the app's ID tokens are signed: ES256, EdDSA or RS256.
-    #[arg(long, default_value = "ES256", value_parser = parse_alg)]
+    /// How the app's ID tokens are signed: RS256 (what OpenID Connect relying parties expect unless told
+    /// otherwise), ES256 or EdDSA.
+    #[arg(long, default_value = "RS256", value_parser = parse_alg)]
     id_token_alg: SigningAlg,
     #[arg(long)]
     json: bool,
@@ -200,7 +201,7 @@ enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Add a new key for each algorithm in use. It is published at once and signs after `--delay` seconds
+    /// Add a new key for each algorithm. It is published at once and signs after `--delay` seconds
     /// (long enough for every node to reload); older keys stay published until their ID tokens have expired.
     Rotate {
         #[arg(long, default_value_t = keys::ROTATION_DELAY_SECS)]

@@ -55,7 +55,7 @@ pub struct ConsoleForm {
 impl ConsoleForm {
     pub fn parse(body: &[u8]) -> ConsoleForm {
         let mut f = ConsoleForm {
-            id_token_alg: SigningAlg::Es256.as_str().to_owned(),
+            id_token_alg: SigningAlg::default().as_str().to_owned(),
             ..ConsoleForm::default()
         };
         for (k, v) in url::form_urlencoded::parse(body) {
@@ -394,7 +394,7 @@ fn form_page_with(
             allow_client_credentials: form.allow_client_credentials,
             allow_plain_pkce: form.allow_plain_pkce,
             development: form.development,
-            algs: [SigningAlg::Es256, SigningAlg::EdDsa, SigningAlg::Rs256]
+            algs: [SigningAlg::Rs256, SigningAlg::Es256, SigningAlg::EdDsa]
                 .map(|alg| (alg.as_str(), alg.as_str() == form.id_token_alg)),
             errors: field_errors(problems, general),
         },
@@ -653,6 +653,6 @@ mod tests {
         let form = ConsoleForm::parse(b"name=A&type=public&flow=device&flow=bogus");
         let input = form.input("dev").unwrap();
         assert!(input.public && input.allow_device && !input.allow_implicit);
-        assert_eq!(input.id_token_alg, SigningAlg::Es256);
+        assert_eq!(input.id_token_alg, SigningAlg::Rs256, "RS256 by default");
     }
 }

@@ -229,8 +229,23 @@ pub fn new_app(
     Ok((client, secret))
 }
 
-/// Registers a new app: validates it, makes sure its ID-token signing algorithm has a key, and stores it.
-/// `Ok(Err(problems))` when the input is refused.
+/// Why an app cannot be given `alg` yet: its keys have not been published long enough to sign (only just after an
+/// existing installation gained its first key of `alg`; see `keys`). `None` when it can.
+fn not_signing_yet(state: &AppState, alg: SigningAlg, now: Timestamp) -> Option<Problem> {
+    let from = state.keys.signs_from(alg)?;
+    (from > now).then(|| Problem {
+        field: Field::IdTokenAlg,
+        message: format!(
+            "ID tokens signed with {alg} can be issued in {} s, once every relying party can have fetched the new \
+             {alg} key; choose another algorithm, or try again then",
+            from - now,
+            alg = alg.as_str()
+        ),
+    })
+}
+
+/// Registers a new app: validates it, makes sure its ID-token signing algorithm has a key that signs, and
+/// stores it. `Ok(Err(problems))` when the input is refused.
 pub async fn register(
     state: &AppState,
     input: &AppInput,
@@ -258,6 +273,9 @@ pub async fn register(
         .keys
         .ensure(state.store.as_ref(), client.id_token_alg, now)
         .await?;
+    if let Some(problem) = not_signing_yet(state, client.id_token_alg, now) {
+        return Ok(Err(vec![problem.message]));
+    }
     if state.store.create_client(&client).await? == Created::AlreadyExists {
         return Err(StoreError::Corrupt("a new client id collided".into()));
     }
@@ -304,7 +322,7 @@ pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>>
 }
 
 /// Saves an edit of `client` by its owner: validates it, makes sure its (perhaps new) ID-token algorithm has a
-/// key, and stores it. `Ok(Err(problems))` when the input is refused; `Ok(Ok(None))` when the app is gone.
+/// key that signs, and stores it. `Ok(Err(problems))` when the input is refused; `Ok(Ok(None))` when the app is gone.
 pub async fn update(
     state: &AppState,
     client: &Client,
@@ -314,14 +332,16 @@ pub async fn update(
         Ok(updated) => updated,
         Err(problems) => return Ok(Err(problems)),
     };
+    let now = state.clock.now();
     state
         .keys
-        .ensure(
-            state.store.as_ref(),
-            updated.id_token_alg,
-            state.clock.now(),
-        )
+        .ensure(state.store.as_ref(), updated.id_token_alg, now)
         .await?;
+    if updated.id_token_alg != client.id_token_alg {
+        if let Some(problem) = not_signing_yet(state, updated.id_token_alg, now) {
+            return Ok(Err(vec![problem]));
+        }
+    }
     Ok(Ok(state
         .store
         .update_client(&updated)

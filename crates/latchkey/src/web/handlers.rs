@@ -695,7 +695,7 @@ pub async fn profile(
     }
 }
 
-/// A public, cacheable JSON document.
+/// A public, cacheable JSON document (for 60 s: `keys::JWKS_MAX_AGE_SECS`, which new signing keys wait out).
 fn public_json(body: impl serde::Serialize) -> Response {
     let mut res = Json(body).into_response();
     res.headers_mut().insert(

@@ -441,6 +441,7 @@ fn the_cli_adds_and_lists_users_and_clients_as_json() {
         .starts_with("lk1.application."));
     assert_eq!(added["confidential"], true);
     assert_eq!(added["client_secret"].as_str().unwrap().len(), 64);
+    assert_eq!(added["id_token_alg"], "RS256", "RS256 by default: {added}");
     let public = cli_json(
         d,
         &[
@@ -769,20 +770,16 @@ async fn keys_rotate_adds_keys_that_keys_list_and_the_server_publish() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
 
-    // The first start makes one key per default algorithm, signing and published.
+    // The first start makes one key per algorithm, signing and published.
     let first = list_keys(d);
     let mut algs: Vec<&str> = first.iter().map(|k| k["alg"].as_str().unwrap()).collect();
     algs.sort();
-    assert_eq!(algs, ["ES256", "EdDSA"], "{first:?}");
+    assert_eq!(algs, ["ES256", "EdDSA", "RS256"], "{first:?}");
     assert!(first.iter().all(|k| k["published"] == true), "{first:?}");
 
     let added = cli_json(d, &["keys", "rotate", "--json"], "");
     let added = added.as_array().unwrap();
-    assert_eq!(
-        added.len(),
-        2,
-        "one new key per algorithm in use: {added:?}"
-    );
+    assert_eq!(added.len(), 3, "one new key per algorithm: {added:?}");
     for k in added {
         let delay = k["activate_at"].as_i64().unwrap() - k["created_at"].as_i64().unwrap();
         assert_eq!(
@@ -798,7 +795,7 @@ async fn keys_rotate_adds_keys_that_keys_list_and_the_server_publish() {
 
     // The listing shows the new keys, published at once (before they sign), and keeps the old ones.
     let listed = list_keys(d);
-    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert_eq!(listed.len(), 6, "{listed:?}");
     for k in added.iter().chain(&first) {
         let row = listed
             .iter()
@@ -823,7 +820,7 @@ async fn keys_rotate_adds_keys_that_keys_list_and_the_server_publish() {
     let (ok, _, stderr) = cli(d, &["keys", "rotate", "--delay=-5"], "");
     assert!(!ok);
     assert!(stderr.contains("cannot be negative"), "{stderr}");
-    assert_eq!(list_keys(d).len(), 4);
+    assert_eq!(list_keys(d).len(), 6);
 
     // A server started on the same data directory publishes exactly the listed keys.
     let server = serve(d, Some(free_port()))
@@ -1028,8 +1025,8 @@ fn keys_revoke_and_rewrap_from_the_command_line() {
     // `keys rewrap` with no option re-seals every key under a new master key, which then replaces master.key.
     let rewrapped = cli_json(d, &["keys", "rewrap", "--json"], "");
     assert_eq!(
-        rewrapped["rewrapped"], 3,
-        "hash key and two live signing keys: {rewrapped}"
+        rewrapped["rewrapped"], 4,
+        "hash key and three live signing keys: {rewrapped}"
     );
     let replaced = std::fs::read_to_string(&key_file).unwrap();
     assert_ne!(replaced, original);
@@ -1060,7 +1057,7 @@ fn keys_revoke_and_rewrap_from_the_command_line() {
         &["keys", "rewrap", "--new-key-file", other_arg, "--json"],
         "",
     );
-    assert_eq!(moved["rewrapped"], 3, "{moved}");
+    assert_eq!(moved["rewrapped"], 4, "{moved}");
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), replaced);
     #[cfg(unix)]
     assert_eq!(mode_of(&other), 0o600);

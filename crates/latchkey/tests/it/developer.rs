@@ -590,6 +590,7 @@ async fn an_edit_is_validated_saved_and_keeps_the_ids_and_secret() {
     let (b, _) = developer(&app, DEV).await;
     let shop = create_app(&b, &[]).await;
     let before = stored(&app, &shop.client_id).await.unwrap();
+    assert_eq!(before.id_token_alg.as_str(), "RS256", "the form's default");
     let edit = format!("{}/edit", app_path(&shop));
 
     // A bad edit is refused with the message next to the field, and nothing changes.
@@ -629,7 +630,7 @@ async fn an_edit_is_validated_saved_and_keeps_the_ids_and_secret() {
                 ("redirect_uris", "https://shop.example/new-cb"),
                 ("flow", "implicit"),
                 ("flow", "device"),
-                ("id_token_alg", "RS256"),
+                ("id_token_alg", "EdDSA"),
                 ("type", "public"),
             ],
             None,
@@ -651,7 +652,7 @@ async fn an_edit_is_validated_saved_and_keeps_the_ids_and_secret() {
         vec!["https://shop.example/new-cb"]
     );
     assert!(after.policy.allow_implicit && after.policy.allow_device);
-    assert_eq!(after.id_token_alg.as_str(), "RS256");
+    assert_eq!(after.id_token_alg.as_str(), "EdDSA");
     assert!(
         after.policy.confidential,
         "the type cannot be changed by an edit"

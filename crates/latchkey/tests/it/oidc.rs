@@ -581,3 +581,237 @@ async fn login_hint_prefills_the_sign_in_form() {
     let (_, _, html) = app.browser().open(&plain).await.page();
     assert!(!html.contains("hint@example.com"));
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The default algorithm, and keys published before they sign (SPEC 3)
+
+/// What a relying party learns from discovery (the JWKS included), fetched now and kept.
+async fn discover(app: &TestApp) -> CoreProviderMetadata {
+    CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &http_client())
+        .await
+        .expect("discovery")
+}
+
+/// Signs `email` in to `rp` with the `openidconnect` crate as a relying party that knows only `provider` (discovery
+/// and the JWKS as it fetched them, perhaps before `rp` existed), and verifies the first ID token with those keys:
+/// with the crate's default verifier, or allowing only `algs`. Returns the outcome and the token's `alg` and `kid`.
+async fn first_sign_in(
+    app: &TestApp,
+    provider: CoreProviderMetadata,
+    rp: &RegisteredApp,
+    email: &str,
+    algs: Option<Vec<CoreJwsSigningAlgorithm>>,
+) -> (
+    Result<CoreIdTokenClaims, ClaimsVerificationError>,
+    String,
+    String,
+) {
+    app.create_user(email, "First Sign-In", None).await;
+    let http = http_client();
+    let client = CoreClient::from_provider_metadata(
+        provider,
+        ClientId::new(rp.client_id.clone()),
+        Some(ClientSecret::new(rp.secret.clone().unwrap())),
+    )
+    .set_redirect_uri(RedirectUrl::new(rp.redirect_uri.clone()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge)
+        .url();
+    let back = login_through(&app.browser(), url.as_str(), email).await;
+    let token = client
+        .exchange_code(AuthorizationCode::new(Step::param(&back, "code").unwrap()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+    let id_token = token.id_token().expect("an ID token for openid");
+    let raw = id_token.to_string();
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            raw.split('.').next().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut id_verifier = client.id_token_verifier();
+    if let Some(algs) = algs {
+        id_verifier = id_verifier.set_allowed_algs(algs);
+    }
+    (
+        id_token.claims(&id_verifier, &nonce).cloned(),
+        header["alg"].as_str().unwrap().to_owned(),
+        kid_of(&raw),
+    )
+}
+
+#[tokio::test]
+async fn the_first_start_publishes_keys_for_every_algorithm_that_sign_at_once() {
+    for (engine, db) in each_db().await {
+        let before = latchkey::app::Clock::default().now();
+        let app = spawn_app_on(std::sync::Arc::new(db)).await;
+        let set = jwks(&app).await;
+        let mut algs: Vec<&str> = set["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["alg"].as_str().unwrap())
+            .collect();
+        algs.sort();
+        assert_eq!(algs, ["ES256", "EdDSA", "RS256"], "{engine}: {set}");
+        // A new installation's first keys sign at once: no JWKS was ever served without them.
+        for alg in SigningAlg::ALL {
+            let from = app.state.keys.signs_from(alg).unwrap();
+            assert!(
+                before <= from && from <= app.state.clock.now(),
+                "{engine}: {alg:?} signs from {from}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_relying_party_that_loaded_the_jwks_before_an_rs256_app_existed_verifies_its_first_id_token(
+) {
+    let app = spawn_app().await;
+    // The relying party (one library instance serving several apps, say) fetched discovery and the JWKS first.
+    let provider = discover(&app).await;
+    let rp = app
+        .register_app(|i| i.id_token_alg = SigningAlg::Rs256)
+        .await;
+    let (claims, alg, kid) = first_sign_in(
+        &app,
+        provider,
+        &rp,
+        "first-rs256@example.com",
+        Some(vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]),
+    )
+    .await;
+    assert_eq!(alg, "RS256");
+    let claims = claims.unwrap_or_else(|e| {
+        panic!("the first RS256 ID token ({kid}) against the JWKS fetched before the app: {e}")
+    });
+    assert_eq!(claims.audiences()[0].as_str(), rp.client_id);
+}
+
+#[tokio::test]
+async fn a_default_app_signs_what_a_relying_party_with_default_settings_accepts() {
+    let app = spawn_app().await;
+    let rp = app.register_app(|_| {}).await;
+    let stored = app
+        .store()
+        .find_client(&rp.client_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.id_token_alg, SigningAlg::Rs256, "RS256 by default");
+    // The `openidconnect` crate's default `CoreIdTokenVerifier` accepts RS256 only (OIDC Core 3.1.3.7).
+    let (claims, alg, _) =
+        first_sign_in(&app, discover(&app).await, &rp, "default@example.com", None).await;
+    assert_eq!(alg, "RS256");
+    let claims = claims.expect("the default verifier accepts a default app's ID token");
+    assert_eq!(claims.issuer().as_str(), app.base);
+}
+
+#[tokio::test]
+async fn an_installation_without_an_rs256_key_publishes_one_at_once_and_signs_with_it_after_the_lead(
+) {
+    use latchkey::flows::registration;
+    for (engine, db) in each_db().await {
+        let db = std::sync::Arc::new(db);
+        // A database as an earlier version left it: signing keys for ES256 and EdDSA only.
+        let store = latchkey::app::App::open_store(&test_config(&db.url))
+            .await
+            .unwrap();
+        let master = latchkey::seal::MasterKey::parse(TEST_MASTER_KEY).unwrap();
+        let then = latchkey::app::Clock::default().now() - 600;
+        for alg in [SigningAlg::Es256, SigningAlg::EdDsa] {
+            let key = latchkey::keys::new_record(alg, then, then, &master)
+                .await
+                .unwrap();
+            latchkey::store::Store::insert_signing_key(&store, &key)
+                .await
+                .unwrap();
+        }
+        let before = latchkey::app::Clock::default().now();
+        let app = spawn_app_over(db.clone(), std::sync::Arc::new(store)).await;
+        let start = app.state.clock.now();
+        let lead = latchkey::keys::PUBLISH_LEAD_SECS;
+
+        // Its next start publishes an RS256 key at once, to sign only once every cached JWKS has it.
+        let provider = discover(&app).await;
+        let set = jwks(&app).await;
+        assert!(
+            set["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["alg"] == "RS256"),
+            "{engine}: {set}"
+        );
+        let from = app.state.keys.signs_from(SigningAlg::Rs256).unwrap();
+        assert!(
+            before + lead <= from && from <= start + lead,
+            "{engine}: RS256 signs from {from}, started at {start}"
+        );
+
+        // Meanwhile an app cannot choose RS256 (it would sign with a kid a relying party may not have yet): a clear
+        // refusal; ES256 apps are unaffected.
+        let input = registration::AppInput {
+            id_token_alg: SigningAlg::Rs256,
+            ..default_app_input()
+        };
+        let refused = registration::register(&app.state, &input)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            refused.len() == 1 && refused[0].contains("RS256") && refused[0].contains("try again"),
+            "{engine}: {refused:?}"
+        );
+        let es256 = app
+            .register_app(|i| i.id_token_alg = SigningAlg::Es256)
+            .await;
+        let es256 = app
+            .store()
+            .find_client(&es256.client_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let switched = registration::update(&app.state, &es256, &input)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            switched[0].field,
+            registration::Field::IdTokenAlg,
+            "{engine}: {switched:?}"
+        );
+
+        // Once the key has been published for the lead, an RS256 app signs with it, and the relying party that
+        // fetched the JWKS at the start verifies its first ID token.
+        app.state.clock.advance(lead);
+        let rp = app
+            .register_app(|i| i.id_token_alg = SigningAlg::Rs256)
+            .await;
+        let (claims, alg, kid) = first_sign_in(
+            &app,
+            provider,
+            &rp,
+            &format!("upgrade-{engine}@example.com"),
+            None,
+        )
+        .await;
+        assert_eq!(alg, "RS256", "{engine}");
+        claims.unwrap_or_else(|e| {
+            panic!("{engine}: {kid} against the JWKS fetched at the start: {e}")
+        });
+    }
+}

@@ -110,7 +110,7 @@ async fn authlib_completes_discovery_login_id_token_userinfo_refresh_introspecti
     assert_eq!(pages.len(), 2, "{stdout}");
     assert_eq!(pages[0], "/ap/signin");
 
-    // The ID token Authlib accepted: ES256 by default, for this client, about this customer's pairwise id.
+    // The ID token Authlib accepted: RS256 by default, for this client, about this customer's pairwise id.
     let id_token = &steps["id_token"]["result"];
     let owner = app
         .store()
@@ -120,7 +120,7 @@ async fn authlib_completes_discovery_login_id_token_userinfo_refresh_introspecti
         .unwrap()
         .owner;
     let sub = pairwise_user_id(&app.state.hasher, &owner, &user.id);
-    assert_eq!(id_token["alg"], "ES256", "{stdout}");
+    assert_eq!(id_token["alg"], "RS256", "{stdout}");
     assert_eq!(id_token["sub"], sub.as_str(), "{stdout}");
     assert_eq!(id_token["aud"], shop.client_id.as_str(), "{stdout}");
 

@@ -5,7 +5,9 @@
 use latchkey::app::{App, AppState};
 use latchkey::config::Config;
 use latchkey::flows::registration::{self, AppInput};
-use latchkey::store::{Store, User};
+use latchkey::keys;
+use latchkey::store::{Store, StoreError, User};
+use latchkey_core::oidc::SigningAlg;
 use latchkey_core::secret::Secret;
 use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, TokenUrl};
@@ -142,10 +144,13 @@ async fn spawn(
     config.listen = listener.local_addr().unwrap();
     config.issuer = Some(base.clone());
     tweak(&mut config);
-    let state = match store {
-        Some(store) => App::with_store(config, store).await.unwrap(),
-        None => App::build(config).await.unwrap(),
+    let store = match store {
+        Some(store) => store,
+        None => Arc::new(App::open_store(&config).await.unwrap()),
     };
+    let state = App::with_store_and_key_maker(config, store, test_key_maker)
+        .await
+        .unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let serving = state.clone();
     tokio::spawn(async move {
@@ -160,6 +165,17 @@ async fn spawn(
         state,
         db,
         shutdown: Some(tx),
+    }
+}
+
+/// How test servers make their first signing keys: every server of this process shares one pre-made RSA key
+/// (generating one takes about a second, and the suite starts hundreds of fresh databases); ES256 and EdDSA keys
+/// are fresh. `latchkey` itself, `App::build` and key rotation make real new keys.
+fn test_key_maker(alg: SigningAlg) -> Result<Vec<u8>, StoreError> {
+    static RSA: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    match alg {
+        SigningAlg::Rs256 => Ok(RSA.get_or_init(|| keys::generate(alg).unwrap()).clone()),
+        _ => keys::generate(alg),
     }
 }
 
