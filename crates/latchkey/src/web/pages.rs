@@ -52,7 +52,8 @@ pub struct Consent {
     /// Who has not verified the app, if it is unverified (a profile made in the developer console).
     pub unverified_by: Option<String>,
     pub app_name: String,
-    pub logo_url: Option<String>,
+    /// The app's logo, served by Latchkey (`flows::logo`): never a developer's URL.
+    pub logo: Option<String>,
     pub privacy_url: String,
     pub user_email: String,
     pub csrf: String,
@@ -160,7 +161,8 @@ pub struct CodeConfirm {
     /// Who has not verified the app, if it is unverified.
     pub unverified_by: Option<String>,
     pub app_name: String,
-    pub logo_url: Option<String>,
+    /// The app's logo, served by Latchkey (`flows::logo`): never a developer's URL.
+    pub logo: Option<String>,
     pub privacy_url: String,
     pub user_email: String,
     pub csrf: String,
@@ -216,7 +218,8 @@ pub fn utc(ts: i64) -> String {
 pub struct AllowedApp {
     pub client_id: String,
     pub name: String,
-    pub logo_url: Option<String>,
+    /// The app's logo, served by Latchkey (`flows::logo`).
+    pub logo: Option<String>,
     pub privacy_url: String,
     pub items: Vec<ConsentItem>,
     /// When the customer first allowed it.
@@ -318,7 +321,8 @@ pub struct AppSummary {
     pub app_id: String,
     pub description: String,
     pub privacy_url: String,
-    pub logo_url: Option<String>,
+    /// Where Latchkey serves its logo, if it has one.
+    pub logo: Option<String>,
     pub confidential: bool,
     pub redirect_uris: Vec<String>,
     pub allowed_origins: Vec<String>,
@@ -364,7 +368,7 @@ impl AppSummary {
             app_id: c.app_id.clone(),
             description: c.description.clone(),
             privacy_url: c.privacy_url.clone(),
-            logo_url: c.logo_url.clone(),
+            logo: crate::flows::logo::src(c),
             confidential: p.confidential,
             redirect_uris: p.redirect_uris.clone(),
             allowed_origins: c.allowed_origins.clone(),
@@ -387,7 +391,6 @@ pub struct FieldErrors {
     pub name: Vec<String>,
     pub description: Vec<String>,
     pub privacy_url: Vec<String>,
-    pub logo_url: Vec<String>,
     pub redirect_uris: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub flows: Vec<String>,
@@ -415,7 +418,6 @@ pub struct DeveloperAppForm {
     pub name: String,
     pub description: String,
     pub privacy_url: String,
-    pub logo_url: String,
     pub redirect_uris: String,
     pub allowed_origins: String,
     pub public: bool,
@@ -438,6 +440,8 @@ pub struct DeveloperApp {
     pub usage: crate::store::ClientUsage,
     pub grace_choices: Vec<(i64, &'static str)>,
     pub notice: Option<String>,
+    /// Why the last logo upload was refused.
+    pub logo_error: Option<String>,
 }
 
 /// A new secret (of a new app, or a rotation), shown this once.
