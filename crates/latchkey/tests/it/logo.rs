@@ -443,3 +443,89 @@ async fn only_the_owner_can_change_an_apps_logo_and_only_with_the_forms_token() 
         assert_eq!(fetch(&app, &path).await.0, 404, "{path}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The operator's CLI
+
+/// `latchkey <args>` in `dir` with no configuration (the data directory is `dir`): (success, stdout, stderr).
+fn latchkey(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    cmd.current_dir(dir).args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LATCHKEY_") {
+            cmd.env_remove(name);
+        }
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn the_cli_sets_and_removes_logos_through_the_same_re_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("shop.png"), png(512, 512)).unwrap();
+    std::fs::write(d.join("shop.jpg"), jpeg(30, 20)).unwrap();
+    std::fs::write(d.join("shop.gif"), b"GIF89a not really").unwrap();
+    let add = |logo: &str| {
+        latchkey(
+            d,
+            &[
+                "client",
+                "add",
+                "--name",
+                "Shop",
+                "--privacy-url",
+                "https://shop.example/privacy",
+                "--redirect-uri",
+                "https://shop.example/cb",
+                "--logo",
+                logo,
+                "--json",
+            ],
+        )
+    };
+    // A refused file: nothing is made.
+    let (ok, _, stderr) = add("shop.gif");
+    assert!(!ok);
+    assert!(stderr.contains("must be a PNG or JPEG"), "{stderr}");
+    let (_, list, _) = latchkey(d, &["client", "list", "--json"]);
+    assert_eq!(list.trim(), "[]", "{list}");
+
+    let (ok, stdout, stderr) = add("shop.png");
+    assert!(ok, "{stderr}");
+    let app: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let client_id = app["client_id"].as_str().unwrap().to_owned();
+    let first = app["logo"].as_str().expect("a logo version").to_owned();
+    assert_eq!(
+        app["verified"], true,
+        "the operator's own app stays verified"
+    );
+
+    let (ok, stdout, stderr) = latchkey(d, &["client", "logo", &client_id, "shop.jpg", "--json"]);
+    assert!(ok, "{stderr}");
+    let set: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let second = set["logo"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    assert_eq!(set["logo_path"], format!("/logos/{client_id}/{second}"));
+
+    let (ok, _, stderr) = latchkey(d, &["client", "logo", &client_id, "shop.gif"]);
+    assert!(!ok && stderr.contains("must be a PNG or JPEG"), "{stderr}");
+    let (_, shown, _) = latchkey(d, &["client", "show", &client_id, "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        shown["logo"],
+        second.as_str(),
+        "a refused file changes nothing"
+    );
+
+    let (ok, _, stderr) = latchkey(d, &["client", "logo", &client_id, "--remove"]);
+    assert!(ok, "{stderr}");
+    let (_, shown, _) = latchkey(d, &["client", "show", &client_id, "--json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["logo"], serde_json::Value::Null);
+}
