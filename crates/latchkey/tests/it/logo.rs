@@ -281,6 +281,43 @@ async fn an_uploaded_logo_is_served_by_latchkey_resized_and_is_the_only_image_cu
     }
 }
 
+#[tokio::test]
+async fn the_device_confirmation_shows_the_logo_from_latchkey() {
+    let app = spawn_app().await;
+    app.create_user(CUSTOMER, "Ada", None).await;
+    let (dev, _) = developer(&app, DEV).await;
+    let tv = create_app(&dev, &[("name", "Living Room TV"), ("flow", "device")]).await;
+    let (status, _, html) = upload(&dev, &tv.client_id, ("tv.png", "image/png", png(64, 64))).await;
+    assert_eq!(status, 200, "{html}");
+    let src = img_src(&html, "#current-logo").unwrap();
+
+    let pair: serde_json::Value = app
+        .api()
+        .post(app.url("/auth/o2/create/codepair"))
+        .form(&[
+            ("response_type", "device_code"),
+            ("client_id", tv.client_id.as_str()),
+            ("scope", "profile"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = pair["user_code"].as_str().expect("a user code");
+    let customer = app.browser();
+    customer.sign_in(CUSTOMER, PASSWORD).await.page();
+    let (_, url, html) = customer.open("/code").await.page();
+    let (status, _, html) = customer
+        .submit(&url, &html, "/code", &[("user_code", code)], None, &[])
+        .await
+        .page();
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Is this your device?"), "{html}");
+    assert_eq!(img_src(&html, "img.logo"), Some(src));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // What is refused
 
