@@ -116,8 +116,9 @@ struct ClientAddArgs {
     origins: Vec<String>,
     #[arg(long, default_value = "")]
     description: String,
+    /// The consent logo: a PNG or JPEG file of at most 1 MB (re-encoded and served by Latchkey).
     #[arg(long)]
-    logo_url: Option<String>,
+    logo: Option<PathBuf>,
     /// A public app: no secret, PKCE S256 only (mobile, single-page, devices).
     #[arg(long)]
     public: bool,
@@ -174,6 +175,17 @@ enum ClientCommand {
     /// return URL directly, and its consent page no longer says it is not verified.
     Verify {
         client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set an app's consent logo from a PNG or JPEG file of at most 1 MB (re-encoded and served by Latchkey),
+    /// or remove it with `--remove`.
+    Logo {
+        client_id: String,
+        #[arg(required_unless_present = "remove", conflicts_with = "remove")]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        remove: bool,
         #[arg(long)]
         json: bool,
     },
@@ -678,11 +690,29 @@ async fn keys_rewrap(
     Ok(())
 }
 
+/// A logo file, re-encoded as the console does (`flows::logo`); the error says why it is refused.
+async fn read_logo(path: &std::path::Path) -> anyhow::Result<crate::store::Logo> {
+    let cannot =
+        |e: std::io::Error| anyhow::anyhow!("cannot read the logo {}: {e}", path.display());
+    let size = tokio::fs::metadata(path).await.map_err(cannot)?.len();
+    if size > crate::flows::logo::MAX_UPLOAD_BYTES as u64 {
+        anyhow::bail!(
+            "the logo {} is refused: {}",
+            path.display(),
+            crate::flows::logo::LogoError::TooLarge
+        );
+    }
+    let bytes = tokio::fs::read(path).await.map_err(cannot)?;
+    crate::flows::logo::reencode_blocking(bytes)
+        .await
+        .map_err(|e| anyhow::anyhow!("the logo {} is refused: {e}", path.display()))
+}
+
 fn client_json(c: &Client) -> serde_json::Value {
     let p = &c.policy;
     json!({
         "client_id": p.client_id, "app_id": c.app_id, "name": c.name, "description": c.description,
-        "owner": c.owner, "privacy_url": c.privacy_url, "logo_url": c.logo_url,
+        "owner": c.owner, "privacy_url": c.privacy_url, "logo": c.logo,
         "redirect_uris": p.redirect_uris, "allowed_origins": c.allowed_origins,
         "confidential": p.confidential, "implicit": p.allow_implicit, "plain_pkce": p.allow_plain_pkce,
         "device": p.allow_device, "client_credentials": p.allow_client_credentials, "development": p.development,
@@ -728,7 +758,6 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 name: a.name,
                 description: a.description,
                 privacy_url: a.privacy_url,
-                logo_url: a.logo_url,
                 redirect_uris: a.redirect_uris,
                 allowed_origins: a.origins,
                 public: a.public,
@@ -743,12 +772,24 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 verified: true,
                 app_scopes: a.app_scopes,
             };
-            let (client, secret) =
+            // The logo is checked before anything is made: a refused file leaves no app behind.
+            let logo = match &a.logo {
+                Some(path) => Some(read_logo(path).await?),
+                None => None,
+            };
+            let (mut client, secret) =
                 registration::register(&state, &input)
                     .await?
                     .map_err(|problems| {
                         anyhow::anyhow!("the app was not created:\n  - {}", problems.join("\n  - "))
                     })?;
+            if let Some(logo) = logo {
+                state
+                    .store
+                    .set_client_logo(&client.policy.client_id, Some(&logo), false, now)
+                    .await?;
+                client.logo = Some(logo.version);
+            }
             if a.json {
                 let mut v = client_json(&client);
                 v["client_secret"] = json!(secret.as_ref().map(|s| s.expose()));
@@ -789,6 +830,37 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 print_json(client_json(&c));
             } else {
                 println!("verified {} ({client_id})", c.name);
+            }
+        }
+        ClientCommand::Logo {
+            client_id,
+            file,
+            remove,
+            json,
+        } => {
+            let logo = match (&file, remove) {
+                (Some(path), false) => Some(read_logo(path).await?),
+                _ => None,
+            };
+            // The operator sets it: the app stays as verified as it was.
+            if !state
+                .store
+                .set_client_logo(&client_id, logo.as_ref(), false, now)
+                .await?
+            {
+                anyhow::bail!("no app with client id {client_id}");
+            }
+            let path = logo
+                .as_ref()
+                .map(|l| crate::flows::logo::path(&client_id, &l.version));
+            if json {
+                print_json(
+                    json!({"client_id": client_id, "logo": logo.map(|l| l.version), "logo_path": path}),
+                );
+            } else if let Some(path) = path {
+                println!("logo of {client_id} saved; served at {path}");
+            } else {
+                println!("logo of {client_id} removed");
             }
         }
         ClientCommand::RotateSecret {

@@ -72,10 +72,11 @@ pub async fn show(
                 return page_error(e.into());
             }
         };
+        let logo = crate::flows::logo::src(&client);
         apps.push(AllowedApp {
             client_id: client.policy.client_id,
             name: client.name,
-            logo_url: client.logo_url,
+            logo,
             privacy_url: client.privacy_url,
             items: items(state, &consent.scopes, user),
             since: pages::utc(consent.created_at),

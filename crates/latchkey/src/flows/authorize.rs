@@ -480,7 +480,7 @@ fn consent_page(
             confirm,
             unverified_by: (!client.verified).then(|| pages::operator_name(&state.issuer)),
             app_name: client.name.clone(),
-            logo_url: client.logo_url.clone(),
+            logo: crate::flows::logo::src(client),
             privacy_url: client.privacy_url.clone(),
             user_email: user.email.clone(),
             csrf: browser.csrf(state),

@@ -9,10 +9,12 @@
 //!   the clear); the other forms answer with a redirect (post/redirect/get).
 
 use crate::app::AppState;
+use crate::flows::logo::{self, LogoError};
 use crate::flows::registration::{self, AppInput, Field, Problem};
 use crate::store::{Client, StoreError};
 use crate::web::pages::{self, AppRow, AppSummary, FieldErrors};
 use crate::web::session::Browser;
+use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::ids;
@@ -36,7 +38,6 @@ pub struct ConsoleForm {
     pub name: String,
     pub description: String,
     pub privacy_url: String,
-    pub logo_url: String,
     /// One per line, as typed.
     pub redirect_uris: String,
     /// One per line, as typed.
@@ -64,7 +65,6 @@ impl ConsoleForm {
                 "name" => f.name = v.into_owned(),
                 "description" => f.description = v.into_owned(),
                 "privacy_url" => f.privacy_url = v.trim().to_owned(),
-                "logo_url" => f.logo_url = v.trim().to_owned(),
                 "redirect_uris" => f.redirect_uris = v.into_owned(),
                 "allowed_origins" => f.allowed_origins = v.into_owned(),
                 "type" => f.public = v == "public",
@@ -90,7 +90,6 @@ impl ConsoleForm {
             name: c.name.clone(),
             description: c.description.clone(),
             privacy_url: c.privacy_url.clone(),
-            logo_url: c.logo_url.clone().unwrap_or_default(),
             redirect_uris: c.policy.redirect_uris.join("\n"),
             allowed_origins: c.allowed_origins.join("\n"),
             public: !c.policy.confidential,
@@ -114,7 +113,6 @@ impl ConsoleForm {
             name: self.name.clone(),
             description: self.description.trim().to_owned(),
             privacy_url: self.privacy_url.clone(),
-            logo_url: Some(self.logo_url.clone()).filter(|l| !l.is_empty()),
             redirect_uris: lines(&self.redirect_uris),
             allowed_origins: lines(&self.allowed_origins),
             public: self.public,
@@ -130,6 +128,56 @@ impl ConsoleForm {
             // Only the operator allows app scopes (SPEC 1); an edit keeps the ones the app has.
             app_scopes: Vec::new(),
         })
+    }
+}
+
+/// The logo upload form (`multipart/form-data`): its CSRF token and the file, or why the file did not arrive.
+#[derive(Debug)]
+pub struct LogoForm {
+    pub csrf: Option<String>,
+    pub file: Result<Vec<u8>, LogoError>,
+}
+
+impl LogoForm {
+    /// Reads the fields the form sends (`csrf` first, then `logo`), within the route's body limit.
+    pub async fn read(multipart: Result<Multipart, MultipartRejection>) -> LogoForm {
+        let mut form = LogoForm {
+            csrf: None,
+            file: Err(LogoError::Empty),
+        };
+        let Ok(mut multipart) = multipart else {
+            return form;
+        };
+        loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => return form,
+                Err(e) => {
+                    form.file = Err(too_large_or_broken(e.status()));
+                    return form;
+                }
+            };
+            match field.name() {
+                Some("csrf") => form.csrf = field.text().await.ok(),
+                Some("logo") => {
+                    form.file = field
+                        .bytes()
+                        .await
+                        .map(|b| b.to_vec())
+                        .map_err(|e| too_large_or_broken(e.status()));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A body cut off at the route's limit is a file over 1 MB; anything else, an upload that did not arrive whole.
+fn too_large_or_broken(status: StatusCode) -> LogoError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        LogoError::TooLarge
+    } else {
+        LogoError::Undecodable
     }
 }
 
@@ -163,7 +211,6 @@ fn field_errors(problems: &[Problem], general: &[String]) -> FieldErrors {
             Field::Name => &mut e.name,
             Field::Description => &mut e.description,
             Field::PrivacyUrl => &mut e.privacy_url,
-            Field::LogoUrl => &mut e.logo_url,
             Field::RedirectUris => &mut e.redirect_uris,
             Field::AllowedOrigins => &mut e.allowed_origins,
             Field::Flows => &mut e.flows,
@@ -183,7 +230,6 @@ fn field_id(field: Field) -> &'static str {
         Field::Name => "name",
         Field::Description => "description",
         Field::PrivacyUrl => "privacy_url",
-        Field::LogoUrl => "logo_url",
         Field::RedirectUris => "redirect_uris",
         Field::AllowedOrigins => "allowed_origins",
         Field::Flows => "flow-device",
@@ -299,6 +345,8 @@ fn notice_text(done: Option<&str>) -> Option<String> {
         }
         "saved" => "Your changes are saved.",
         "deleted" => "The security profile is deleted, and every token it held is revoked.",
+        "logo" => "The logo is saved. Customers now see it when this app asks them to sign in.",
+        "logo-removed" => "The logo is removed.",
         _ => return None,
     };
     Some(text.to_owned())
@@ -385,7 +433,6 @@ fn form_page_with(
             name: form.name.clone(),
             description: form.description.clone(),
             privacy_url: form.privacy_url.clone(),
-            logo_url: form.logo_url.clone(),
             redirect_uris: form.redirect_uris.clone(),
             allowed_origins: form.allowed_origins.clone(),
             public: form.public,
@@ -460,20 +507,117 @@ pub async fn app_page(
         Ok(c) => c,
         Err(refused) => return refused.into_response(),
     };
-    let usage = match state.store.client_usage(client_id, state.clock.now()).await {
+    show_app(state, browser, &client, notice_text(done), None).await
+}
+
+/// The app's page; with `logo_error`, a refused upload (400), the reason next to the file field.
+async fn show_app(
+    state: &AppState,
+    browser: &Browser,
+    client: &Client,
+    notice: Option<String>,
+    logo_error: Option<String>,
+) -> Response {
+    let usage = match state
+        .store
+        .client_usage(&client.policy.client_id, state.clock.now())
+        .await
+    {
         Ok(u) => u,
         Err(e) => return store_failed(e),
     };
+    let status = if logo_error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     pages::render(
-        StatusCode::OK,
+        status,
         &pages::DeveloperApp {
             csrf: browser.csrf(state),
-            app: AppSummary::of(&client, state.clock.now()),
+            app: AppSummary::of(client, state.clock.now()),
             usage,
             grace_choices: GRACE_CHOICES.to_vec(),
-            notice: notice_text(done),
+            notice,
+            logo_error,
         },
     )
+}
+
+/// `POST /developer/apps/{client_id}/logo`: decodes, shrinks and re-encodes the upload (`flows::logo`), then
+/// stores it in place of the old logo. The app becomes unverified again: customers see something new.
+pub async fn upload_logo(
+    state: &AppState,
+    browser: &Browser,
+    client_id: &str,
+    form: LogoForm,
+) -> Response {
+    let owner = match developer(
+        state,
+        browser,
+        &app_path(client_id),
+        Some(form.csrf.as_deref()),
+    )
+    .await
+    {
+        Ok(id) => id,
+        Err(refused) => return refused.into_response(),
+    };
+    let client = match owned_app(state, &owner, client_id).await {
+        Ok(c) => c,
+        Err(refused) => return refused.into_response(),
+    };
+    let made = match form.file {
+        Ok(bytes) => logo::reencode_blocking(bytes).await,
+        Err(e) => Err(e),
+    };
+    let made = match made {
+        Ok(made) => made,
+        Err(e) => return show_app(state, browser, &client, None, Some(e.to_string())).await,
+    };
+    match state
+        .store
+        .set_client_logo(client_id, Some(&made), true, state.clock.now())
+        .await
+    {
+        Ok(true) => Redirect::to(&format!("{}?done=logo", app_path(client_id))).into_response(),
+        Ok(false) => not_found(),
+        Err(e) => store_failed(e),
+    }
+}
+
+/// `POST /developer/apps/{client_id}/logo/remove`: pages show no logo for the app from now on.
+pub async fn remove_logo(
+    state: &AppState,
+    browser: &Browser,
+    client_id: &str,
+    form: ConsoleForm,
+) -> Response {
+    let owner = match developer(
+        state,
+        browser,
+        &app_path(client_id),
+        Some(form.csrf.as_deref()),
+    )
+    .await
+    {
+        Ok(id) => id,
+        Err(refused) => return refused.into_response(),
+    };
+    if let Err(refused) = owned_app(state, &owner, client_id).await {
+        return refused.into_response();
+    }
+    match state
+        .store
+        .set_client_logo(client_id, None, false, state.clock.now())
+        .await
+    {
+        Ok(true) => {
+            Redirect::to(&format!("{}?done=logo-removed", app_path(client_id))).into_response()
+        }
+        Ok(false) => not_found(),
+        Err(e) => store_failed(e),
+    }
 }
 
 /// `GET /developer/apps/{client_id}/edit`.

@@ -14,6 +14,7 @@ pub mod developer;
 pub mod device_code;
 pub mod discovery;
 pub mod introspect;
+pub mod logo;
 pub mod profile;
 pub mod refresh_token;
 pub mod registration;

@@ -17,7 +17,6 @@ pub struct AppInput {
     pub name: String,
     pub description: String,
     pub privacy_url: String,
-    pub logo_url: Option<String>,
     pub redirect_uris: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub public: bool,
@@ -70,7 +69,6 @@ pub enum Field {
     Name,
     Description,
     PrivacyUrl,
-    LogoUrl,
     RedirectUris,
     AllowedOrigins,
     Flows,
@@ -85,7 +83,7 @@ pub struct Problem {
     pub message: String,
 }
 
-/// The longest privacy notice, logo or origin URL accepted.
+/// The longest privacy notice or origin URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
 
 fn check_length(what: &str, value: &str) -> Result<(), String> {
@@ -118,13 +116,6 @@ pub fn validate_fields(input: &AppInput) -> Vec<Problem> {
         .and_then(|()| check_web_url("privacy notice URL", &input.privacy_url))
     {
         add(Field::PrivacyUrl, e);
-    }
-    if let Some(logo) = &input.logo_url {
-        if let Err(e) =
-            check_length("logo URL", logo).and_then(|()| check_web_url("logo URL", logo))
-        {
-            add(Field::LogoUrl, e);
-        }
     }
     if input.redirect_uris.is_empty() && !input.allow_client_credentials && !input.allow_device {
         add(
@@ -209,7 +200,8 @@ pub fn new_app(
         name: input.name.trim().to_owned(),
         description: input.description.clone(),
         privacy_url: input.privacy_url.clone(),
-        logo_url: input.logo_url.clone(),
+        // Set by uploading one (`flows::logo`), never at registration.
+        logo: None,
         allowed_origins: input.allowed_origins.clone(),
         secret_hash: secret
             .as_ref()
@@ -283,8 +275,8 @@ pub async fn register(
 }
 
 /// `client` with what a developer may edit replaced by `input` (ids, owner, type and secrets stay), if valid.
-/// A change to what customers see of the app or where they are sent (name, logo, privacy notice, return URLs,
-/// origins) makes it unverified again: the operator vouched for the profile as it was.
+/// A change to what customers see of the app or where they are sent (name, privacy notice, return URLs, origins;
+/// the logo, through `Store::set_client_logo`) makes it unverified again: the operator vouched for it as it was.
 pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>> {
     let input = AppInput {
         public: !client.policy.confidential,
@@ -305,13 +297,11 @@ pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>>
     updated.name = input.name.trim().to_owned();
     updated.description = input.description;
     updated.privacy_url = input.privacy_url;
-    updated.logo_url = input.logo_url;
     updated.allowed_origins = input.allowed_origins;
     updated.id_token_alg = input.id_token_alg;
     let vouched_for = |c: &Client| {
         (
             c.name.clone(),
-            c.logo_url.clone(),
             c.privacy_url.clone(),
             c.policy.redirect_uris.clone(),
             c.allowed_origins.clone(),

@@ -68,7 +68,9 @@ pub struct Client {
     pub name: String,
     pub description: String,
     pub privacy_url: String,
-    pub logo_url: Option<String>,
+    /// The version of its uploaded consent logo, if it has one (served at `/logos/<client_id>/<version>`). Set
+    /// only by [`Store::set_client_logo`]; `create_client` and `update_client` ignore it.
+    pub logo: Option<String>,
     pub allowed_origins: Vec<String>,
     pub secret_hash: Option<Digest>,
     pub prev_secret_hash: Option<Digest>,
@@ -323,6 +325,13 @@ impl std::fmt::Debug for SigningKeyRecord {
             .field("revoked_at", &self.revoked_at)
             .finish_non_exhaustive()
     }
+}
+
+/// An app's consent logo: a PNG Latchkey made (`flows::logo`), and the version that names these bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logo {
+    pub png: Vec<u8>,
+    pub version: String,
 }
 
 /// How much an app is used, as its developer sees it in the console.
@@ -582,6 +591,17 @@ pub trait Store: Send + Sync + 'static {
     async fn set_client_verified(&self, client_id: &str) -> StoreResult<bool>;
     /// The app's usage counts at `now`, read in one statement.
     async fn client_usage(&self, client_id: &str, now: Timestamp) -> StoreResult<ClientUsage>;
+    /// The app's consent logo, if it has one.
+    async fn find_client_logo(&self, client_id: &str) -> StoreResult<Option<Logo>>;
+    /// Replaces (`Some`) or removes (`None`) the app's consent logo; `unverify` also makes the app unverified
+    /// (a developer's change to what customers see). False if there is no such app.
+    async fn set_client_logo(
+        &self,
+        client_id: &str,
+        logo: Option<&Logo>,
+        unverify: bool,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 }
 
 #[cfg(test)]

@@ -113,10 +113,14 @@ fn user_from(row: &AnyRow) -> StoreResult<User> {
     })
 }
 
-const CLIENT_COLUMNS: &str = "client_id, app_id, owner, name, description, privacy_url, logo_url, redirect_uris, \
+const CLIENT_COLUMNS: &str = "client_id, app_id, owner, name, description, privacy_url, redirect_uris, \
     allowed_origins, confidential, allow_implicit, allow_plain_pkce, allow_device, allow_client_credentials, \
     development, secret_hash, prev_secret_hash, prev_secret_expires_at, created_at, id_token_alg, verified, \
     app_scopes";
+
+/// What `SELECT`s of clients read besides [`CLIENT_COLUMNS`]: the version of the app's logo, if any.
+const CLIENT_LOGO: &str =
+    "(SELECT l.version FROM client_logos l WHERE l.client_id = clients.client_id) AS logo";
 
 /// Makes `client_origins` hold exactly `origins` for `client_id` (inside the caller's transaction).
 async fn put_origins(tx: &mut Tx<'_>, client_id: &str, origins: &[String]) -> StoreResult<()> {
@@ -154,7 +158,7 @@ fn client_from(row: &AnyRow) -> StoreResult<Client> {
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         privacy_url: row.try_get("privacy_url")?,
-        logo_url: row.try_get("logo_url")?,
+        logo: row.try_get("logo")?,
         allowed_origins: parse_list(&row.try_get::<String, _>("allowed_origins")?)?,
         secret_hash: opt_digest(row.try_get("secret_hash")?)?,
         prev_secret_hash: opt_digest(row.try_get("prev_secret_hash")?)?,
@@ -566,7 +570,7 @@ impl Store for SqlStore {
     async fn create_client(&self, c: &Client) -> StoreResult<Created> {
         let sql = format!(
             "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT DO NOTHING"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT DO NOTHING"
         );
         let p = &c.policy;
         let mut tx = self.pool.begin().await?;
@@ -577,7 +581,6 @@ impl Store for SqlStore {
             .bind(&c.name)
             .bind(&c.description)
             .bind(&c.privacy_url)
-            .bind(c.logo_url.as_deref())
             .bind(json_list(&p.redirect_uris))
             .bind(json_list(&c.allowed_origins))
             .bind(flag(p.confidential))
@@ -604,7 +607,8 @@ impl Store for SqlStore {
     }
 
     async fn find_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
-        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1");
+        let sql =
+            format!("SELECT {CLIENT_COLUMNS}, {CLIENT_LOGO} FROM clients WHERE client_id = $1");
         sqlx::query(&sql)
             .bind(client_id)
             .fetch_optional(&self.reader)
@@ -615,7 +619,9 @@ impl Store for SqlStore {
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<Client>> {
-        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id");
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS}, {CLIENT_LOGO} FROM clients ORDER BY created_at, client_id"
+        );
         sqlx::query(&sql)
             .fetch_all(&self.pool)
             .await?
@@ -667,6 +673,7 @@ impl Store for SqlStore {
         put_origins(&mut tx, client_id, &[]).await?;
         for sql in [
             "DELETE FROM consents WHERE client_id = $1",
+            "DELETE FROM client_logos WHERE client_id = $1",
             "UPDATE access_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
             "UPDATE refresh_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
             "UPDATE token_families SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
@@ -1606,7 +1613,7 @@ impl Store for SqlStore {
 
     async fn list_clients_by_owner(&self, owner: &str) -> StoreResult<Vec<Client>> {
         let sql = format!(
-            "SELECT {CLIENT_COLUMNS} FROM clients WHERE owner = $1 ORDER BY created_at, client_id"
+            "SELECT {CLIENT_COLUMNS}, {CLIENT_LOGO} FROM clients WHERE owner = $1 ORDER BY created_at, client_id"
         );
         sqlx::query(&sql)
             .bind(owner)
@@ -1621,10 +1628,10 @@ impl Store for SqlStore {
         let p = &c.policy;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE clients SET name = $3, description = $4, privacy_url = $5, logo_url = $6, \
-               redirect_uris = $7, allowed_origins = $8, allow_implicit = $9, allow_plain_pkce = $10, \
-               allow_device = $11, allow_client_credentials = $12, development = $13, id_token_alg = $14, \
-               verified = CASE WHEN $15 = 0 THEN 0 ELSE verified END \
+            "UPDATE clients SET name = $3, description = $4, privacy_url = $5, \
+               redirect_uris = $6, allowed_origins = $7, allow_implicit = $8, allow_plain_pkce = $9, \
+               allow_device = $10, allow_client_credentials = $11, development = $12, id_token_alg = $13, \
+               verified = CASE WHEN $14 = 0 THEN 0 ELSE verified END \
              WHERE client_id = $1 AND owner = $2",
         )
         .bind(&p.client_id)
@@ -1632,7 +1639,6 @@ impl Store for SqlStore {
         .bind(&c.name)
         .bind(&c.description)
         .bind(&c.privacy_url)
-        .bind(c.logo_url.as_deref())
         .bind(json_list(&p.redirect_uris))
         .bind(json_list(&c.allowed_origins))
         .bind(flag(p.allow_implicit))
@@ -1679,6 +1685,63 @@ impl Store for SqlStore {
             live_access_tokens: row.try_get("live_access_tokens")?,
             issued_last_day: row.try_get("issued_last_day")?,
         })
+    }
+
+    async fn find_client_logo(&self, client_id: &str) -> StoreResult<Option<Logo>> {
+        let row = sqlx::query("SELECT png, version FROM client_logos WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| {
+            Ok(Logo {
+                png: row.try_get("png")?,
+                version: row.try_get("version")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_client_logo(
+        &self,
+        client_id: &str,
+        logo: Option<&Logo>,
+        unverify: bool,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The app's row first: it must exist, and a deletion in flight either waits for this or makes it miss.
+        let done = sqlx::query(
+            "UPDATE clients SET verified = CASE WHEN $2 = 1 THEN 0 ELSE verified END WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .bind(flag(unverify))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        match logo {
+            Some(logo) => {
+                sqlx::query(
+                    "INSERT INTO client_logos (client_id, png, version, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (client_id) DO UPDATE SET png = $2, version = $3, updated_at = $4",
+                )
+                .bind(client_id)
+                .bind(logo.png.clone())
+                .bind(&logo.version)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM client_logos WHERE client_id = $1")
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }
 

@@ -430,6 +430,40 @@ pub async fn developer_delete(
     .await
 }
 
+pub async fn developer_logo_upload(
+    State(state): State<AppState>,
+    browser: Browser,
+    ClientIdParam(client_id): ClientIdParam,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let form = developer::LogoForm::read(multipart).await;
+    developer::upload_logo(&state, &browser, &client_id, form).await
+}
+
+pub async fn developer_logo_remove(
+    State(state): State<AppState>,
+    browser: Browser,
+    ClientIdParam(client_id): ClientIdParam,
+    body: Bytes,
+) -> Response {
+    developer::remove_logo(
+        &state,
+        &browser,
+        &client_id,
+        developer::ConsoleForm::parse(&body),
+    )
+    .await
+}
+
+/// `GET /logos/{client_id}/{version}`.
+pub async fn logo(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let (client_id, version) = path.map(|Path(p)| p).unwrap_or_default();
+    flows::logo::serve(&state, &client_id, &version).await
+}
+
 /// `POST /auth/o2/create/codepair` (LWA shape).
 pub async fn codepair(
     state: State<AppState>,

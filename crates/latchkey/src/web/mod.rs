@@ -25,8 +25,11 @@ use tower_http::request_id::{
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-/// The largest request body any endpoint reads.
+/// The largest request body any endpoint reads, but the logo upload.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
+
+/// The logo upload's body: the largest logo accepted, and room for the form's other field and multipart framing.
+pub const MAX_LOGO_BODY_BYTES: usize = crate::flows::logo::MAX_UPLOAD_BYTES + 16 * 1024;
 
 /// Builds the whole HTTP surface. The binary and the tests both serve exactly this.
 pub fn router(state: AppState) -> Router {
@@ -85,11 +88,27 @@ pub fn router(state: AppState) -> Router {
             "/developer/apps/{client_id}/delete",
             get(handlers::developer_delete_page).post(handlers::developer_delete),
         )
+        .route(
+            "/developer/apps/{client_id}/logo/remove",
+            post(handlers::developer_logo_remove),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             session::ensure_browser_cookie,
         ))
         .route_layer(middleware::from_fn(refuse_nul_in_pages));
+    // The logo upload (SPEC 2.6): the one form whose body is binary and up to 1 MB, so it has its own limit and
+    // is not scanned for NULs (its path is a checked client id; its file is decoded, never stored as sent).
+    let uploads = Router::new()
+        .route(
+            "/developer/apps/{client_id}/logo",
+            post(handlers::developer_logo_upload),
+        )
+        .route_layer(DefaultBodyLimit::max(MAX_LOGO_BODY_BYTES))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::ensure_browser_cookie,
+        ));
     // What browser apps call from their own pages (SPEC 2.7, 3): CORS for registered origins only.
     let cross_origin_token = cors::cross_origin(
         Router::new()
@@ -142,11 +161,13 @@ pub fn router(state: AppState) -> Router {
         .route("/sdk/relay/{client_id}", get(handlers::sdk_relay))
         .route("/sdk/button-light.svg", get(handlers::button_light))
         .route("/sdk/button-dark.svg", get(handlers::button_dark))
+        .route("/logos/{client_id}/{version}", get(handlers::logo))
         .method_not_allowed_fallback(|| async { error::method_not_allowed("GET, HEAD") })
         .merge(token_api)
         .merge(cross_origin_api)
         .merge(cross_origin_userinfo);
     let inner = pages
+        .merge(uploads)
         .merge(api)
         .fallback(handlers::not_found)
         .layer(
@@ -326,7 +347,7 @@ async fn security_headers(
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
             ),
         );
     }

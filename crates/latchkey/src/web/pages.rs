@@ -53,7 +53,8 @@ pub struct Consent {
     /// Who has not verified the app, if it is unverified (a profile made in the developer console).
     pub unverified_by: Option<String>,
     pub app_name: String,
-    pub logo_url: Option<String>,
+    /// The app's logo, served by Latchkey (`flows::logo`): never a developer's URL.
+    pub logo: Option<String>,
     pub privacy_url: String,
     pub user_email: String,
     pub csrf: String,
@@ -161,7 +162,8 @@ pub struct CodeConfirm {
     /// Who has not verified the app, if it is unverified.
     pub unverified_by: Option<String>,
     pub app_name: String,
-    pub logo_url: Option<String>,
+    /// The app's logo, served by Latchkey (`flows::logo`): never a developer's URL.
+    pub logo: Option<String>,
     pub privacy_url: String,
     pub user_email: String,
     pub csrf: String,
@@ -217,7 +219,8 @@ pub fn utc(ts: i64) -> String {
 pub struct AllowedApp {
     pub client_id: String,
     pub name: String,
-    pub logo_url: Option<String>,
+    /// The app's logo, served by Latchkey (`flows::logo`).
+    pub logo: Option<String>,
     pub privacy_url: String,
     pub items: Vec<ConsentItem>,
     /// When the customer first allowed it.
@@ -319,7 +322,8 @@ pub struct AppSummary {
     pub app_id: String,
     pub description: String,
     pub privacy_url: String,
-    pub logo_url: Option<String>,
+    /// Where Latchkey serves its logo, if it has one.
+    pub logo: Option<String>,
     pub confidential: bool,
     pub redirect_uris: Vec<String>,
     pub allowed_origins: Vec<String>,
@@ -365,7 +369,7 @@ impl AppSummary {
             app_id: c.app_id.clone(),
             description: c.description.clone(),
             privacy_url: c.privacy_url.clone(),
-            logo_url: c.logo_url.clone(),
+            logo: crate::flows::logo::src(c),
             confidential: p.confidential,
             redirect_uris: p.redirect_uris.clone(),
             allowed_origins: c.allowed_origins.clone(),
@@ -388,7 +392,6 @@ pub struct FieldErrors {
     pub name: Vec<String>,
     pub description: Vec<String>,
     pub privacy_url: Vec<String>,
-    pub logo_url: Vec<String>,
     pub redirect_uris: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub flows: Vec<String>,
@@ -416,7 +419,6 @@ pub struct DeveloperAppForm {
     pub name: String,
     pub description: String,
     pub privacy_url: String,
-    pub logo_url: String,
     pub redirect_uris: String,
     pub allowed_origins: String,
     pub public: bool,
@@ -439,6 +441,8 @@ pub struct DeveloperApp {
     pub usage: crate::store::ClientUsage,
     pub grace_choices: Vec<(i64, &'static str)>,
     pub notice: Option<String>,
+    /// Why the last logo upload was refused.
+    pub logo_error: Option<String>,
 }
 
 /// A new secret (of a new app, or a rotation), shown this once.

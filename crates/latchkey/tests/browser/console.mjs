@@ -77,6 +77,15 @@ export async function registerApp(page, { axe, submit, fail, step, sample }) {
   if ((await text(page, 'main .notice')) !== 'Your changes are saved.') fail(`saving: ${await text(page, 'main')}`);
   if (!(await text(page, 'main')).includes('registered and edited by the browser test')) fail('the edit was not saved');
   await axe(page, 'security profile page (saved)');
+
+  // A logo, uploaded as a file (a 16x16 PNG): the page then shows Latchkey's own copy, from Latchkey's origin.
+  const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAFklEQVR4nGPgDr9AEmIY1TCqYfhqAADpbTIQS5otggAAAABJRU5ErkJggg==', 'base64');
+  await page.setInputFiles('#logo', { name: 'shop.png', mimeType: 'image/png', buffer: png });
+  await Promise.all([page.waitForURL(/done=logo$/), page.getByRole('button', { name: 'Upload logo', exact: true }).click()]);
+  if (!(await text(page, 'main .notice')).startsWith('The logo is saved')) fail(`uploading the logo: ${await text(page, 'main')}`);
+  const logo = await page.locator('#current-logo').getAttribute('src');
+  if (!logo || !logo.startsWith('/logos/')) fail(`the logo is not served by Latchkey: ${logo}`);
+  await axe(page, 'security profile page (logo)');
   const appPage = page.url();
 
   // A confidential app: its secret appears on the page that created it, and nowhere after.

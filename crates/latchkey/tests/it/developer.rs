@@ -88,7 +88,7 @@ fn attr_of(html: &str, id: &str, attr: &str) -> Option<String> {
 }
 
 /// The CSRF token in a page's forms.
-fn csrf_in(html: &str) -> String {
+pub(crate) fn csrf_in(html: &str) -> String {
     let doc = Html::parse_document(html);
     let sel = Selector::parse("input[name=csrf]").unwrap();
     doc.select(&sel)
@@ -274,7 +274,6 @@ async fn a_new_app_shows_its_secret_once_and_signs_customers_in() {
             &[
                 ("name", "Dev Shop"),
                 ("description", "Sells things"),
-                ("logo_url", "https://shop.example/logo.png"),
                 (
                     "redirect_uris",
                     "http://127.0.0.1/callback\r\nhttps://shop.example/cb\n",
@@ -300,10 +299,7 @@ async fn a_new_app_shows_its_secret_once_and_signs_customers_in() {
         );
         assert_eq!(client.name, "Dev Shop");
         assert_eq!(client.description, "Sells things");
-        assert_eq!(
-            client.logo_url.as_deref(),
-            Some("https://shop.example/logo.png")
-        );
+        assert_eq!(client.logo, None, "{engine}: no logo until one is uploaded");
         assert_eq!(
             client.policy.redirect_uris,
             vec!["http://127.0.0.1/callback", "https://shop.example/cb"]
@@ -439,12 +435,6 @@ async fn every_kind_of_bad_input_is_shown_next_to_its_field_and_nothing_is_creat
             "privacy URL over http",
             vec![("privacy_url", "http://shop.example/privacy")],
             "privacy_url",
-            "must use https",
-        ),
-        (
-            "logo URL over http",
-            vec![("logo_url", "http://cdn.example/logo.png")],
-            "logo_url",
             "must use https",
         ),
         (

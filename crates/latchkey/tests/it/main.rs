@@ -12,6 +12,7 @@ mod errors;
 mod hardening;
 mod interaction;
 mod keys_at_rest;
+mod logo;
 mod multinode;
 mod oidc;
 mod oidc_authlib;

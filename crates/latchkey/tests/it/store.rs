@@ -350,7 +350,6 @@ async fn clients_are_created_once_found_and_listed() {
     for fx in fixtures().await {
         let (s, e) = (&fx.store, fx.engine);
         let mut second = new_client("Second", NOW + 10);
-        second.logo_url = Some("https://shop.example/logo.png".into());
         second.policy.confidential = false;
         second.policy.allow_implicit = true;
         second.policy.allow_device = true;
@@ -2118,7 +2117,6 @@ async fn an_update_changes_only_what_a_developer_may_edit_and_only_for_the_owner
         edit.name = "Renamed".into();
         edit.description = "New words".into();
         edit.privacy_url = "https://shop.example/new-privacy".into();
-        edit.logo_url = Some("https://shop.example/logo.png".into());
         edit.policy.redirect_uris = vec![
             "https://shop.example/a".into(),
             "https://shop.example/b".into(),

@@ -576,6 +576,83 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Submits the `multipart/form-data` form whose `action` ends with `action` as a browser does: its hidden
+    /// fields in order, then the file input named `file_field` holding `bytes` as `filename` of type `mime`.
+    /// Returns the answer to the POST itself, unfollowed.
+    pub async fn upload_answer(
+        &self,
+        page_url: &str,
+        html: &str,
+        action: &str,
+        file_field: &str,
+        (filename, mime, bytes): (&str, &str, Vec<u8>),
+    ) -> reqwest::Response {
+        let (target, hidden) = {
+            let doc = Html::parse_document(html);
+            let form = doc
+                .select(&Selector::parse("form").unwrap())
+                .find(|f| {
+                    f.value()
+                        .attr("action")
+                        .is_some_and(|a| a.ends_with(action))
+                })
+                .unwrap_or_else(|| panic!("no form with action {action} in:\n{html}"));
+            assert_eq!(
+                form.value().attr("enctype"),
+                Some("multipart/form-data"),
+                "a file form must be multipart"
+            );
+            let file_sel =
+                Selector::parse(&format!("input[type=file][name={file_field}]")).unwrap();
+            assert!(
+                form.select(&file_sel).next().is_some(),
+                "no file input {file_field}"
+            );
+            let hidden: Vec<(String, String)> = form
+                .select(&Selector::parse("input[type=hidden]").unwrap())
+                .filter_map(|i| {
+                    let v = i.value();
+                    Some((
+                        v.attr("name")?.to_owned(),
+                        v.attr("value").unwrap_or("").to_owned(),
+                    ))
+                })
+                .collect();
+            let target = Url::parse(page_url)
+                .unwrap()
+                .join(form.value().attr("action").unwrap())
+                .unwrap();
+            (target, hidden)
+        };
+        let mut body = reqwest::multipart::Form::new();
+        for (name, value) in hidden {
+            body = body.text(name, value);
+        }
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(filename.to_owned())
+            .mime_str(mime)
+            .unwrap();
+        body = body.part(file_field.to_owned(), part);
+        self.http.post(target).multipart(body).send().await.unwrap()
+    }
+
+    /// Like [`Browser::upload_answer`], following redirects within Latchkey.
+    pub async fn upload(
+        &self,
+        page_url: &str,
+        html: &str,
+        action: &str,
+        file_field: &str,
+        file: (&str, &str, Vec<u8>),
+    ) -> Step {
+        let res = self
+            .upload_answer(page_url, html, action, file_field, file)
+            .await;
+        self.settle(res).await
+    }
+}
+
 /// Whether `step` is the "Continue to <app>?" page a native app's sign-in always shows (RFC 8252 8.6).
 pub fn is_confirm_page(step: &Step) -> bool {
     matches!(step, Step::Page { status: 200, html, .. } if html.contains("<h1>Continue to "))
