@@ -9,7 +9,7 @@ use crate::store::{Created, User};
 use crate::web::error::page_error;
 use crate::web::pages;
 use crate::web::session::{self, Browser};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::ids;
 use latchkey_core::secret::{self, Kind, Secret};
@@ -163,14 +163,11 @@ async fn start_session(
 }
 
 pub(crate) fn too_many(wait: i64) -> Response {
-    let mut res = pages::message(
-        StatusCode::TOO_MANY_REQUESTS,
+    pages::too_many(
         "Too many attempts",
-        &["There have been too many sign-in attempts. Wait a few minutes, then try again."],
-    );
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-    res
+        "There have been too many sign-in attempts. Wait a few minutes, then try again.",
+        wait,
+    )
 }
 
 /// `POST /ap/signin`.
@@ -383,14 +380,11 @@ pub async fn register(
     match limits::hit(state, &bucket).await {
         Ok(None) => {}
         Ok(Some(wait)) => {
-            let mut res = pages::message(
-                StatusCode::TOO_MANY_REQUESTS,
+            return pages::too_many(
                 "Too many new accounts",
-                &["Too many accounts have been created from this network. Wait a while, then try again."],
+                "Too many accounts have been created from this network. Wait a while, then try again.",
+                wait,
             );
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-            return res;
         }
         Err(e) => return page_error(e.into()),
     }

@@ -8,7 +8,7 @@ use crate::limits::{self, Bucket};
 use crate::store::{Client, DeviceDecision, DeviceRequest};
 use crate::web::pages::{self, CodeConfirm, CodeEntry};
 use crate::web::session::{Browser, SignedIn};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::device::{self, Status};
 use latchkey_core::scope::Scopes;
@@ -120,14 +120,11 @@ fn buckets(state: &AppState, signed_in: &SignedIn, client_ip: &str) -> [Bucket; 
 }
 
 fn too_many(wait: i64) -> Response {
-    let mut res = pages::message(
-        StatusCode::TOO_MANY_REQUESTS,
+    pages::too_many(
         "Too many wrong codes",
-        &["Too many codes entered here were not right. Wait a few minutes, check the code on your device, and try again."],
-    );
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-    res
+        "Too many codes entered here were not right. Wait a few minutes, check the code on your device, and try again.",
+        wait,
+    )
 }
 
 /// A code pair that can still be confirmed, with its app; or the page explaining why not.

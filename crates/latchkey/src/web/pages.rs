@@ -125,6 +125,16 @@ pub fn message(status: StatusCode, title: &str, paragraphs: &[&str]) -> Response
     )
 }
 
+/// A page past an abuse limit (SPEC 4): 429, with `Retry-After` of `wait` seconds.
+pub fn too_many(title: &str, paragraph: &str, wait: i64) -> Response {
+    let mut res = message(StatusCode::TOO_MANY_REQUESTS, title, &[paragraph]);
+    res.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(wait),
+    );
+    res
+}
+
 /// The page shown when storage fails.
 pub fn unavailable() -> Response {
     message(
