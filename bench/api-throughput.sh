@@ -46,14 +46,21 @@ TOKEN=$(curl -s $BASE/auth/o2/token -d grant_type=authorization_code -d code="$C
 curl -sf $BASE/user/profile -H "x-amz-access-token: $TOKEN" >/dev/null
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); database: ${DB:-SQLite}"
+# The server's CPU time (user + system, in clock ticks): CPU per request is less sensitive than throughput to what
+# else the machine is doing, so it compares builds measured on a busy machine.
+cpu_ticks() { awk '{print $14 + $15}' /proc/$SERVER/stat; }
 run() { # name, then wrk arguments
   local name=$1; shift
+  local before; before=$(cpu_ticks)
   local out; out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")
+  local after; after=$(cpu_ticks)
   local rps; rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   local p50 p99; p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   local errors; errors=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); errors=${errors:-0}
   local sockerr; sockerr=$(awk '/Socket errors/ {print}' <<<"$out")
-  printf '%-28s %10s req/s   p50 %-8s p99 %-8s non-2xx %s %s\n' "$name" "$rps" "$p50" "$p99" "$errors" "$sockerr"
+  local total; total=$(awk '/requests in/ {print $1}' <<<"$out")
+  local us; us=$(awk -v t=$((after - before)) -v n="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", t * 1e6 / hz / n}')
+  printf '%-28s %10s req/s   p50 %-8s p99 %-8s server CPU %4s µs/req   non-2xx %s %s\n' "$name" "$rps" "$p50" "$p99" "$us" "$errors" "$sockerr"
 }
 TOKEN=$TOKEN run "GET tokeninfo" -s bench/wrk/get.lua "$BASE/auth/o2/tokeninfo"
 TOKEN=$TOKEN run "GET profile" -s bench/wrk/get.lua "$BASE/user/profile"
