@@ -145,6 +145,7 @@ pub async fn run(config: Config, app_listen: SocketAddr) -> anyhow::Result<()> {
         .route("/login", get(login))
         .route("/callback", get(callback))
         .route("/sample", get(sample))
+        .route("/whoami", get(whoami))
         .route("/privacy", get(|| async { "The demo app keeps nothing." }))
         .with_state(demo);
     println!("Latchkey is running at {} with a demo app.", state.issuer);
@@ -188,6 +189,39 @@ async fn sample(State(demo): State<Arc<DemoApp>>) -> Response {
         Ok(html) => Html(html).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "template error").into_response(),
     }
+}
+
+/// `/whoami`: the sample shop's server side, as an LWA site's: it reads the `amazon_Login_accessToken` cookie the SDK
+/// wrote (`setUseCookie(true)`) and asks `/user/profile` with it. Answers the profile, or 401 and why.
+async fn whoami(State(demo): State<Arc<DemoApp>>, headers: HeaderMap) -> Response {
+    let unauthorized = |why: String| {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({ "signed_in": false, "why": why })),
+        )
+            .into_response()
+    };
+    let Some(token) = crate::web::session::get_cookie(&headers, "amazon_Login_accessToken")
+        .filter(|t| !t.is_empty())
+    else {
+        return unauthorized("no amazon_Login_accessToken cookie".into());
+    };
+    let answer = demo
+        .http
+        .get(format!("{}/user/profile", demo.issuer))
+        .bearer_auth(token)
+        .send()
+        .await;
+    let res = match answer {
+        Ok(r) => r,
+        Err(e) => return unauthorized(format!("Latchkey could not be reached: {e}")),
+    };
+    let ok = res.status().is_success();
+    let profile: serde_json::Value = res.json().await.unwrap_or_default();
+    if !ok {
+        return unauthorized(format!("Latchkey answered {profile}"));
+    }
+    axum::Json(serde_json::json!({ "signed_in": true, "profile": profile })).into_response()
 }
 
 fn page(status: StatusCode, p: DemoPage) -> Response {

@@ -1,7 +1,7 @@
 /*! Latchkey Login SDK (login1.js): Login with Amazon's `amazon.Login` API for a Latchkey server, as
  * `latchkey.Login` (and `amazon.Login` when the page has none). No dependencies.
  * setClientId(id) · authorize(options, next) · retrieveToken(code, cb) · retrieveProfile([token,] cb) ·
- * refreshToken(cb) (Latchkey addition) · logout() */
+ * refreshToken(cb) (Latchkey addition) · logout() · getClientId() · setUseCookie(bool) · setSiteDomain(domain) */
 (function (global) {
   'use strict';
   var script = document.currentScript;
@@ -9,6 +9,9 @@
   var clientId = null;
   var tokens = { access: null, refresh: null };
   var KEY = 'latchkey.login';
+  var useCookie = false;
+  var siteDomain = null;
+  var lastScope = null;
 
   function b64url(bytes) {
     var s = '';
@@ -36,6 +39,41 @@
   }
   function remember(v) { try { global.sessionStorage.setItem(KEY, JSON.stringify(v)); } catch (e) { /* private mode */ } }
   function recall() { try { return JSON.parse(global.sessionStorage.getItem(KEY) || '{}'); } catch (e) { return {}; } }
+  /* The cookie contract of LWA's SDK (its reference: setUseCookie "determines whether or not the access token will be
+   * written to a cookie", named amazon_Login_accessToken, to make it available to the site's server; setSiteDomain
+   * "sets the domain to use for saving cookies", which "must match the origin of the current page" and defaults to
+   * the page's own; logout() forgets the cached tokens). Written on the site's page (document.cookie), never on
+   * Latchkey's origin. Where LWA's documentation is silent, what sites' server code reads:
+   *   amazon_Login_accessToken  the token as it is (Atza|…, cookie-safe), so $_COOKIE / req.cookies give it as is;
+   *   amazon_Login_state_cache  encodeURIComponent(JSON) of { access_token, max_age (s), expiration_date (ms since
+   *                             the epoch), client_id, scope }: LWA's shape, read as JSON.parse(req.cookies[…]);
+   * both Path=/, Max-Age = the token's expires_in, SameSite=Lax, Secure on https pages, not HttpOnly (script-made).
+   * No site domain: host-only (the page's host). A site domain that does not cover the page's host would be
+   * dropped by the browser; the cookies are then written host-only instead, so the site's server still gets them. */
+  var COOKIE_TOKEN = 'amazon_Login_accessToken';
+  var COOKIE_STATE = 'amazon_Login_state_cache';
+  function cookieAttributes(maxAge) {
+    var host = global.location.hostname;
+    var domain = siteDomain && String(siteDomain).replace(/^\./, '').toLowerCase();
+    var covers = domain && (host === domain || host.slice(-(domain.length + 1)) === '.' + domain);
+    return '; Path=/; Max-Age=' + maxAge + (covers ? '; Domain=' + domain : '') + '; SameSite=Lax' +
+      (global.location.protocol === 'https:' ? '; Secure' : '');
+  }
+  function writeCookies(body) {
+    if (!useCookie || !body || !body.access_token) { return; }
+    var life = Math.max(0, Math.floor(Number(body.expires_in) || 3600));
+    var cache = { access_token: body.access_token, max_age: life, expiration_date: Date.now() + life * 1000,
+      client_id: clientId, scope: body.scope || lastScope || 'profile' };
+    document.cookie = COOKIE_TOKEN + '=' + body.access_token + cookieAttributes(life);
+    document.cookie = COOKIE_STATE + '=' + encodeURIComponent(JSON.stringify(cache)) + cookieAttributes(life);
+  }
+  function clearCookies() {
+    [COOKIE_TOKEN, COOKIE_STATE].forEach(function (name) {
+      if (document.cookie.indexOf(name + '=') < 0) { return; }
+      document.cookie = name + '=' + cookieAttributes(0);
+      document.cookie = name + '=; Path=/; Max-Age=0'; // one written host-only before a site domain was set
+    });
+  }
   function relayUri() { return base + '/sdk/relay/' + encodeURIComponent(clientId); }
   function post(path, form, cb) {
     fetch(base + path, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: query(form) })
@@ -43,6 +81,7 @@
       .then(function (body) {
         if (body.access_token) { tokens.access = body.access_token; }
         if (body.refresh_token) { tokens.refresh = body.refresh_token; }
+        writeCookies(body);
         cb(body);
       }, function () { cb({ error: 'network_error', error_description: 'Latchkey could not be reached' }); });
   }
@@ -65,6 +104,7 @@
     req._response = response;
     Object.keys(response).forEach(function (k) { req[k] = response[k]; });
     if (response.access_token) { tokens.access = response.access_token; }
+    writeCookies(response);
     req._next.forEach(function (n) { deliver(n, response); });
     req._next = [];
   }
@@ -72,6 +112,10 @@
   var Login = {
     setClientId: function (id) { clientId = id; },
     getClientId: function () { return clientId; },
+    /** LWA's: true keeps the access token in the amazon_Login_accessToken cookie for the site's server. */
+    setUseCookie: function (on) { useCookie = !!on; },
+    /** LWA's: the domain the cookies are written for (the page's host or a parent of it, e.g. example.com). */
+    setSiteDomain: function (domain) { siteDomain = domain || null; },
     /** Opens Latchkey's sign-in (a popup by default) and reports { code | access_token | error, state }. */
     authorize: function (options, next) {
       options = options || {};
@@ -82,6 +126,7 @@
       var responseType = options.response_type || 'token';
       var state = options.state || random(16);
       var scope = Array.isArray(options.scope) ? options.scope.join(' ') : (options.scope || 'profile');
+      lastScope = scope;
       var redirectUri = popup ? relayUri() : (typeof next === 'string' ? next : global.location.href.split('#')[0]);
       var params = { client_id: clientId, response_type: responseType, scope: scope, state: state, redirect_uri: redirectUri };
       if (options.scope_data) { params.scope_data = typeof options.scope_data === 'string' ? options.scope_data : JSON.stringify(options.scope_data); }
@@ -137,10 +182,11 @@
       if (!tokens.refresh) { callback({ error: 'invalid_request', error_description: 'No refresh token' }); return; }
       post('/auth/o2/token', { grant_type: 'refresh_token', refresh_token: tokens.refresh, client_id: clientId }, callback);
     },
-    /** Forgets the tokens this page holds (the customer stays signed in to Latchkey). */
+    /** Forgets the tokens this page holds, and its cookies (the customer stays signed in to Latchkey). */
     logout: function () {
       tokens.access = null;
       tokens.refresh = null;
+      clearCookies();
       try { global.sessionStorage.removeItem(KEY); } catch (e) { /* ignore */ }
     }
   };

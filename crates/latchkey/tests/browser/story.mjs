@@ -139,10 +139,37 @@ try {
   if (profile.Name !== 'Brow Ser' || profile.PrimaryEmail !== email) fail(`unexpected profile ${JSON.stringify(profile)}`);
   if (!String(profile.CustomerId).startsWith('lk1.account.')) fail('no pairwise customer id');
   await shot(site, 'sample-signed-in');
+  step('sample site signed in', { profile });
+
+  // The SDK's cookies (setUseCookie(true), SPEC 2.7): on the sample site's origin, as LWA writes them, and read by
+  // the site's own server (/whoami reads amazon_Login_accessToken and asks /user/profile with it).
+  const sdkCookies = async () => Object.fromEntries((await context.cookies(SAMPLE))
+    .filter((c) => c.name.startsWith('amazon_Login_')).map((c) => [c.name, c]));
+  const jar = await sdkCookies();
+  const tokenCookie = jar.amazon_Login_accessToken;
+  if (!tokenCookie) fail(`no amazon_Login_accessToken cookie on ${SAMPLE}: ${JSON.stringify(await context.cookies())}`);
+  const token = tokenCookie.value;
+  if (!token.startsWith('Atza|')) fail(`the cookie holds ${token.slice(0, 8)}…, not an access token`);
+  if (tokenCookie.path !== '/' || tokenCookie.sameSite !== 'Lax' || tokenCookie.httpOnly) fail(`cookie attributes ${JSON.stringify({ ...tokenCookie, value: '…' })}`);
+  const life = tokenCookie.expires - Date.now() / 1000;
+  const info = await (await fetch(`${BASE}/auth/o2/tokeninfo?access_token=${encodeURIComponent(token)}`)).json();
+  if (info.aud !== clientId) fail(`the cookie's token is not the sample app's: ${JSON.stringify(info)}`);
+  if (Math.abs(life - info.exp) > 30) fail(`the cookie lives ${life} s, the token ${info.exp} s`);
+  if (!jar.amazon_Login_state_cache) fail('no amazon_Login_state_cache cookie');
+  const cache = JSON.parse(decodeURIComponent(jar.amazon_Login_state_cache.value));
+  if (cache.access_token !== token || cache.client_id !== clientId || !String(cache.scope).includes('profile')
+      || !(cache.expiration_date > Date.now()) || !(cache.max_age > 0)) fail(`amazon_Login_state_cache is ${JSON.stringify({ ...cache, access_token: '…' })}`);
+  await site.waitForFunction(() => document.querySelector('#whoami').textContent.length > 0);
+  const whoami = JSON.parse(await site.textContent('#whoami'));
+  if (!whoami.signed_in || whoami.profile.name !== 'Brow Ser' || whoami.profile.email !== email) fail(`/whoami answered ${JSON.stringify(whoami)}`);
+  await axe(site, 'SDK sample site (signed in)');
+  step('sdk cookies read by the site server', { whoami });
+
   await site.click('#refresh');
   await site.waitForFunction(() => document.querySelector('#refresh-result').textContent.length > 0);
   if (!(await site.textContent('#refresh-result')).startsWith('Refreshed')) fail('the first refresh failed');
-  step('sample site signed in', { profile });
+  const refreshed = (await sdkCookies()).amazon_Login_accessToken;
+  if (!refreshed || refreshed.value === token) fail('the refreshed token did not replace the cookie');
 
   // 5. Remove the app on "Apps and websites you've allowed".
   await page.goto(`${BASE}/ap/adam`);
@@ -166,6 +193,10 @@ try {
   if (!(await site.isVisible('#login'))) fail('the login button did not come back after Log out');
   const shown = (await site.textContent('#status')).trim();
   if (shown !== 'You are signed out.') fail(`after Log out the sample site says: ${shown}`);
+  const gone = Object.keys(await sdkCookies());
+  if (gone.length > 0) fail(`after Log out the site still has the cookies ${gone.join(', ')}`);
+  const nobody = await (await fetch(`${SAMPLE}/whoami`)).json();
+  if (nobody.signed_in !== false) fail(`/whoami without the cookie: ${JSON.stringify(nobody)}`);
   const left = await site.evaluate(() => new Promise((resolve) => latchkey.Login.refreshToken(resolve)));
   if (left.error !== 'invalid_request') fail(`after Log out the SDK still refreshes: ${JSON.stringify(left)}`);
   await axe(site, 'SDK sample site (logged out)');

@@ -74,6 +74,7 @@ async fn a_customer_a_developer_and_the_sdk_sample_in_headless_chromium() {
         "device pages",
         "app registered in the console",
         "sample site signed in",
+        "sdk cookies read by the site server",
         "app removed",
         "refresh fails after removal",
         "sample site logged out",

@@ -120,8 +120,15 @@ async fn the_sdk_script_is_javascript_that_defines_latchkey_login_and_amazon_log
         "retrieveToken:",
         "retrieveProfile:",
         "logout:",
+        "getClientId:",
+        "setUseCookie:",
+        "setSiteDomain:",
     ] {
         assert!(js.body.contains(method), "login1.js has no {method}");
+    }
+    // LWA's cookie names, which sites' server code reads (SPEC 2.7; the browser story checks their contents).
+    for cookie in ["'amazon_Login_accessToken'", "'amazon_Login_state_cache'"] {
+        assert!(js.body.contains(cookie), "login1.js never names {cookie}");
     }
     // Small, with no dependencies: nothing is loaded from anywhere else.
     assert!(js.body.len() < 16 * 1024, "{} bytes", js.body.len());
