@@ -399,6 +399,7 @@ mod tests {
             allow_plain_pkce: false,
             allow_device: false,
             allow_client_credentials: false,
+            reusable_refresh: false,
             development: false,
         }
     }

@@ -18,4 +18,6 @@ pub struct ClientPolicy {
     pub allow_client_credentials: bool,
     /// Development apps may register `http://localhost` return URLs.
     pub development: bool,
+    /// LWA-style reusable refresh tokens (SPEC 2.2): not rotated, valid until revoked. Confidential apps only.
+    pub reusable_refresh: bool,
 }

@@ -141,6 +141,10 @@ struct ClientAddArgs {
     /// A development app: http://localhost return URLs are allowed.
     #[arg(long)]
     development: bool,
+    /// LWA-style reusable refresh tokens (what ask-cli and the ASK SDK expect): not rotated, valid until the
+    /// customer removes the app, the app revokes it or the account is disabled. Confidential apps only.
+    #[arg(long)]
+    reusable_refresh: bool,
     /// The developer who owns the app (apps of one owner see the same user_id for a customer).
     #[arg(long, default_value = "operator")]
     owner: String,
@@ -717,7 +721,7 @@ fn client_json(c: &Client) -> serde_json::Value {
         "confidential": p.confidential, "implicit": p.allow_implicit, "plain_pkce": p.allow_plain_pkce,
         "device": p.allow_device, "client_credentials": p.allow_client_credentials, "development": p.development,
         "id_token_alg": c.id_token_alg.as_str(), "created_at": c.created_at, "verified": c.verified,
-        "app_scopes": c.app_scopes,
+        "app_scopes": c.app_scopes, "reusable_refresh": p.reusable_refresh,
     })
 }
 
@@ -740,6 +744,14 @@ fn print_client(c: &Client) {
     if !c.app_scopes.is_empty() {
         println!("app scopes:    {}", c.app_scopes.join(" "));
     }
+    println!(
+        "refresh:       {}",
+        if p.reusable_refresh {
+            "reusable (not rotated; valid until revoked)"
+        } else {
+            "rotated at every use (reuse detection)"
+        }
+    );
     println!(
         "verified:      {}",
         if c.verified {
@@ -766,6 +778,7 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 allow_device: a.device,
                 allow_client_credentials: a.client_credentials,
                 development: a.development,
+                reusable_refresh: a.reusable_refresh,
                 owner: a.owner,
                 id_token_alg: a.id_token_alg,
                 // The operator made it: verified (SPEC 1).

@@ -48,6 +48,7 @@ pub struct ConsoleForm {
     pub allow_client_credentials: bool,
     pub allow_plain_pkce: bool,
     pub development: bool,
+    pub reusable_refresh: bool,
     pub id_token_alg: String,
     /// Seconds the previous secret keeps working after a rotation.
     pub grace: String,
@@ -73,6 +74,7 @@ impl ConsoleForm {
                     "implicit" => f.allow_implicit = true,
                     "client_credentials" => f.allow_client_credentials = true,
                     "plain_pkce" => f.allow_plain_pkce = true,
+                    "reusable_refresh" => f.reusable_refresh = true,
                     _ => {}
                 },
                 "development" => f.development = true,
@@ -98,6 +100,7 @@ impl ConsoleForm {
             allow_client_credentials: c.policy.allow_client_credentials,
             allow_plain_pkce: c.policy.allow_plain_pkce,
             development: c.policy.development,
+            reusable_refresh: c.policy.reusable_refresh,
             id_token_alg: c.id_token_alg.as_str().to_owned(),
             grace: String::new(),
         }
@@ -121,6 +124,7 @@ impl ConsoleForm {
             allow_device: self.allow_device,
             allow_client_credentials: self.allow_client_credentials,
             development: self.development,
+            reusable_refresh: self.reusable_refresh,
             owner: owner.to_owned(),
             id_token_alg: alg,
             // A developer's own profile: unverified until the operator runs `latchkey client verify` (SPEC 1).
@@ -441,6 +445,7 @@ fn form_page_with(
             allow_client_credentials: form.allow_client_credentials,
             allow_plain_pkce: form.allow_plain_pkce,
             development: form.development,
+            reusable_refresh: form.reusable_refresh,
             algs: [SigningAlg::Rs256, SigningAlg::Es256, SigningAlg::EdDsa]
                 .map(|alg| (alg.as_str(), alg.as_str() == form.id_token_alg)),
             errors: field_errors(problems, general),

@@ -1,5 +1,6 @@
 //! The refresh token grant (RFC 6749 6, RFC 9700 4.14.2; SPEC 2.2): every use rotates the token; an old token
-//! presented again outside the grace window revokes its whole family.
+//! presented again outside the grace window revokes its whole family. For an app with LWA-style reusable refresh
+//! tokens the token is not rotated: the response repeats it and it stays valid until revoked.
 
 use super::client_auth::Caller;
 use super::{mint_grant, GrantSubject, TokenResponse};
@@ -36,15 +37,18 @@ pub async fn refresh(
         }
     }
     let stored = stored.ok_or_else(|| OAuthError::grant("refresh_token"))?;
-    if let Verdict::Refuse(e) = refresh::decide(
+    let keep = match refresh::decide(
         stored.status,
         &stored.client_id,
         &client.policy.client_id,
+        client.policy.reusable_refresh,
         now,
         REUSE_GRACE_SECS,
     ) {
-        return Err(e.into());
-    }
+        Verdict::Refuse(e) => return Err(e.into()),
+        Verdict::Keep => true,
+        Verdict::Rotate | Verdict::RevokeFamily => false,
+    };
     let scopes = refresh::narrow(
         &Scopes::from_stored(&stored.scopes),
         scope,
@@ -60,7 +64,8 @@ pub async fn refresh(
             user_id: &stored.user_id,
             subject: &stored.subject,
             scopes: &scopes,
-            refresh_scopes: Some(&stored.scopes),
+            // A kept token needs no successor.
+            refresh_scopes: (!keep).then_some(stored.scopes.as_str()),
             auth_time: stored.auth_time,
             nonce: None,
             id_token_alg: client.id_token_alg,
@@ -68,6 +73,25 @@ pub async fn refresh(
         now,
     )
     .await?;
+    if keep {
+        if !state
+            .store
+            .refresh_without_rotation(&old_hash, &grant, now)
+            .await?
+        {
+            return Err(OAuthError::grant("refresh_token").into());
+        }
+        state
+            .metrics
+            .tokens_issued
+            .get_or_create(&GrantLabels {
+                grant: "refresh_token",
+            })
+            .inc();
+        let mut response = response;
+        response.refresh_token = Some(token.expose().to_owned());
+        return Ok(response);
+    }
     match state
         .store
         .rotate_refresh_token(&old_hash, &grant, now, REUSE_GRACE_SECS)

@@ -25,6 +25,8 @@ pub struct AppInput {
     pub allow_device: bool,
     pub allow_client_credentials: bool,
     pub development: bool,
+    /// LWA-style reusable refresh tokens (SPEC 2.2): confidential apps only.
+    pub reusable_refresh: bool,
     pub owner: String,
     /// How the app's ID tokens are signed.
     pub id_token_alg: SigningAlg,
@@ -161,6 +163,14 @@ pub fn validate_fields(input: &AppInput) -> Vec<Problem> {
                 .to_owned(),
         );
     }
+    if input.public && input.reusable_refresh {
+        add(
+            Field::Flows,
+            "a public app (no secret) cannot have reusable refresh tokens: a stolen one would work until revoked, \
+             with nothing to tell the thief from the app; they are only for confidential apps"
+                .to_owned(),
+        );
+    }
     problems
 }
 
@@ -194,6 +204,7 @@ pub fn new_app(
             allow_device: input.allow_device,
             allow_client_credentials: input.allow_client_credentials,
             development: input.development,
+            reusable_refresh: input.reusable_refresh,
         },
         app_id: ids::new_app_id(rng),
         owner: input.owner.clone(),
@@ -294,6 +305,7 @@ pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>>
     updated.policy.allow_device = input.allow_device;
     updated.policy.allow_client_credentials = input.allow_client_credentials;
     updated.policy.development = input.development;
+    updated.policy.reusable_refresh = input.reusable_refresh;
     updated.name = input.name.trim().to_owned();
     updated.description = input.description;
     updated.privacy_url = input.privacy_url;

@@ -443,6 +443,15 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         grace: i64,
     ) -> StoreResult<Rotation>;
+    /// Refreshes with a reusable refresh token (SPEC 2.2): stores `grant`'s access token in `token`'s family and
+    /// leaves `token` as it is, valid for the next use. `false`, and nothing stored, when the token is unknown,
+    /// rotated or revoked, its family revoked, or its customer disabled. `grant` carries no refresh token.
+    async fn refresh_without_rotation(
+        &self,
+        token: &Digest,
+        grant: &NewGrant,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// A live (unrevoked, unexpired) access token.
     async fn find_access_token(

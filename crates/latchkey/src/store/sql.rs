@@ -116,7 +116,7 @@ fn user_from(row: &AnyRow) -> StoreResult<User> {
 const CLIENT_COLUMNS: &str = "client_id, app_id, owner, name, description, privacy_url, redirect_uris, \
     allowed_origins, confidential, allow_implicit, allow_plain_pkce, allow_device, allow_client_credentials, \
     development, secret_hash, prev_secret_hash, prev_secret_expires_at, created_at, id_token_alg, verified, \
-    app_scopes";
+    app_scopes, reusable_refresh";
 
 /// What `SELECT`s of clients read besides [`CLIENT_COLUMNS`]: the version of the app's logo, if any.
 const CLIENT_LOGO: &str =
@@ -152,6 +152,7 @@ fn client_from(row: &AnyRow) -> StoreResult<Client> {
             allow_device: b("allow_device")?,
             allow_client_credentials: b("allow_client_credentials")?,
             development: b("development")?,
+            reusable_refresh: b("reusable_refresh")?,
         },
         app_id: row.try_get("app_id")?,
         owner: row.try_get("owner")?,
@@ -570,7 +571,7 @@ impl Store for SqlStore {
     async fn create_client(&self, c: &Client) -> StoreResult<Created> {
         let sql = format!(
             "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT DO NOTHING"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT DO NOTHING"
         );
         let p = &c.policy;
         let mut tx = self.pool.begin().await?;
@@ -596,6 +597,7 @@ impl Store for SqlStore {
             .bind(c.id_token_alg.as_str())
             .bind(flag(c.verified))
             .bind(json_list(&c.app_scopes))
+            .bind(flag(p.reusable_refresh))
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() != 1 {
@@ -988,6 +990,45 @@ impl Store for SqlStore {
             }
             _ => Ok(Rotation::Refused),
         }
+    }
+
+    async fn refresh_without_rotation(
+        &self,
+        token: &Digest,
+        grant: &NewGrant,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        if grant.refresh.is_some() {
+            return Err(StoreError::Corrupt(
+                "a kept refresh token gets no successor".into(),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        // The consuming statement of this issuance: it records the use, and holds the customer's row `FOR SHARE`,
+        // so a revocation (Remove, /oauth2/revoke, a disabled account) either waits for it or is seen by it.
+        let used = sqlx::query(&format!(
+            "UPDATE refresh_tokens SET last_used_at = $2 \
+             WHERE token_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL \
+             AND EXISTS (SELECT 1 FROM token_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL) \
+             AND user_id IN (SELECT id FROM users WHERE id = $3 AND disabled = 0{}) RETURNING family_id",
+            self.share()
+        ))
+        .bind(token.to_vec())
+        .bind(now)
+        .bind(grant_user(grant)?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = used else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let family: String = row.try_get("family_id")?;
+        if family != grant.family_id {
+            return Err(StoreError::Corrupt("refresh into another family".into()));
+        }
+        insert_grant_rows(&mut tx, grant, None, false).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn find_access_token(
@@ -1631,7 +1672,7 @@ impl Store for SqlStore {
             "UPDATE clients SET name = $3, description = $4, privacy_url = $5, \
                redirect_uris = $6, allowed_origins = $7, allow_implicit = $8, allow_plain_pkce = $9, \
                allow_device = $10, allow_client_credentials = $11, development = $12, id_token_alg = $13, \
-               verified = CASE WHEN $14 = 0 THEN 0 ELSE verified END \
+               verified = CASE WHEN $14 = 0 THEN 0 ELSE verified END, reusable_refresh = $15 \
              WHERE client_id = $1 AND owner = $2",
         )
         .bind(&p.client_id)
@@ -1648,6 +1689,7 @@ impl Store for SqlStore {
         .bind(flag(p.development))
         .bind(c.id_token_alg.as_str())
         .bind(flag(c.verified))
+        .bind(flag(p.reusable_refresh))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {

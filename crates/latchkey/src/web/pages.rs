@@ -369,6 +369,10 @@ impl AppSummary {
                 p.allow_plain_pkce,
                 "Plain PKCE (Login with Amazon compatibility)",
             ),
+            (
+                p.reusable_refresh,
+                "Reusable refresh tokens (Login with Amazon compatibility)",
+            ),
         ] {
             if on {
                 flows.push(name);
@@ -437,6 +441,7 @@ pub struct DeveloperAppForm {
     pub allow_client_credentials: bool,
     pub allow_plain_pkce: bool,
     pub development: bool,
+    pub reusable_refresh: bool,
     /// Each algorithm offered, and whether it is the chosen one.
     pub algs: [(&'static str, bool); 3],
     pub errors: FieldErrors,

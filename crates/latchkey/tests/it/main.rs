@@ -17,6 +17,7 @@ mod multinode;
 mod oidc;
 mod oidc_authlib;
 mod proxy;
+mod reusable_refresh;
 mod scopes;
 mod sdk;
 mod server;
