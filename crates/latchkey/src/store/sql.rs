@@ -553,9 +553,14 @@ impl Store for SqlStore {
         let Some(row) = row else { return Ok(false) };
         if disabled {
             let id: String = row.try_get("id")?;
+            // Exactly the parameters each statement names (see `delete_client`).
             for sql in [
                 "DELETE FROM sessions WHERE user_id = $1",
                 "DELETE FROM auth_codes WHERE user_id = $1 AND used_at IS NULL",
+            ] {
+                sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+            }
+            for sql in [
                 "UPDATE access_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
                 "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
                 "UPDATE token_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
@@ -673,9 +678,15 @@ impl Store for SqlStore {
             return Ok(false);
         }
         put_origins(&mut tx, client_id, &[]).await?;
+        // Each statement gets exactly the parameters it names: PostgreSQL refuses a cached prepared statement given
+        // more binds than it was prepared with (the same text is prepared with one bind elsewhere).
         for sql in [
             "DELETE FROM consents WHERE client_id = $1",
             "DELETE FROM client_logos WHERE client_id = $1",
+        ] {
+            sqlx::query(sql).bind(client_id).execute(&mut *tx).await?;
+        }
+        for sql in [
             "UPDATE access_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
             "UPDATE refresh_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
             "UPDATE token_families SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
