@@ -342,6 +342,20 @@ async fn owned_app(state: &AppState, owner: &str, client_id: &str) -> Result<Cli
     }
 }
 
+/// The signed-in developer (checking the form's CSRF token when `csrf` is given; `back` is where signing in
+/// returns to) and their app `client_id`; any other app answers as if it did not exist.
+async fn developers_app(
+    state: &AppState,
+    browser: &Browser,
+    back: &str,
+    client_id: &str,
+    csrf: Option<Option<&str>>,
+) -> Result<(String, Client), Refused> {
+    let owner = developer(state, browser, back, csrf).await?;
+    let client = owned_app(state, &owner, client_id).await?;
+    Ok((owner, client))
+}
+
 fn notice_text(done: Option<&str>) -> Option<String> {
     let text = match done? {
         "enabled" => {
@@ -504,14 +518,11 @@ pub async fn app_page(
     client_id: &str,
     done: Option<&str>,
 ) -> Response {
-    let owner = match developer(state, browser, &app_path(client_id), None).await {
-        Ok(id) => id,
-        Err(refused) => return refused.into_response(),
-    };
-    let client = match owned_app(state, &owner, client_id).await {
-        Ok(c) => c,
-        Err(refused) => return refused.into_response(),
-    };
+    let (_, client) =
+        match developers_app(state, browser, &app_path(client_id), client_id, None).await {
+            Ok(found) => found,
+            Err(refused) => return refused.into_response(),
+        };
     show_app(state, browser, &client, notice_text(done), None).await
 }
 
@@ -557,19 +568,16 @@ pub async fn upload_logo(
     client_id: &str,
     form: LogoForm,
 ) -> Response {
-    let owner = match developer(
+    let (_, client) = match developers_app(
         state,
         browser,
         &app_path(client_id),
+        client_id,
         Some(form.csrf.as_deref()),
     )
     .await
     {
-        Ok(id) => id,
-        Err(refused) => return refused.into_response(),
-    };
-    let client = match owned_app(state, &owner, client_id).await {
-        Ok(c) => c,
+        Ok(found) => found,
         Err(refused) => return refused.into_response(),
     };
     let made = match form.file {
@@ -598,18 +606,15 @@ pub async fn remove_logo(
     client_id: &str,
     form: ConsoleForm,
 ) -> Response {
-    let owner = match developer(
+    if let Err(refused) = developers_app(
         state,
         browser,
         &app_path(client_id),
+        client_id,
         Some(form.csrf.as_deref()),
     )
     .await
     {
-        Ok(id) => id,
-        Err(refused) => return refused.into_response(),
-    };
-    if let Err(refused) = owned_app(state, &owner, client_id).await {
         return refused.into_response();
     }
     match state
@@ -628,11 +633,10 @@ pub async fn remove_logo(
 /// `GET /developer/apps/{client_id}/edit`.
 pub async fn edit_form(state: &AppState, browser: &Browser, client_id: &str) -> Response {
     let back = format!("{}/edit", app_path(client_id));
-    let owner = match developer(state, browser, &back, None).await {
-        Ok(id) => id,
-        Err(refused) => return refused.into_response(),
-    };
-    match owned_app(state, &owner, client_id).await {
+    match developers_app(state, browser, &back, client_id, None)
+        .await
+        .map(|(_, c)| c)
+    {
         Ok(c) => form_page(state, browser, Some(&c), &ConsoleForm::from_client(&c), &[]),
         Err(refused) => refused.into_response(),
     }
@@ -646,14 +650,11 @@ pub async fn save(
     mut form: ConsoleForm,
 ) -> Response {
     let back = format!("{}/edit", app_path(client_id));
-    let owner = match developer(state, browser, &back, Some(form.csrf.as_deref())).await {
-        Ok(id) => id,
-        Err(refused) => return refused.into_response(),
-    };
-    let client = match owned_app(state, &owner, client_id).await {
-        Ok(c) => c,
-        Err(refused) => return refused.into_response(),
-    };
+    let (owner, client) =
+        match developers_app(state, browser, &back, client_id, Some(form.csrf.as_deref())).await {
+            Ok(found) => found,
+            Err(refused) => return refused.into_response(),
+        };
     // The type (and so whether there is a secret) is fixed when the app is created.
     form.public = !client.policy.confidential;
     let input = match form.input(&owner) {
@@ -677,19 +678,16 @@ pub async fn rotate(
     client_id: &str,
     form: ConsoleForm,
 ) -> Response {
-    let owner = match developer(
+    let (_, client) = match developers_app(
         state,
         browser,
         &app_path(client_id),
+        client_id,
         Some(form.csrf.as_deref()),
     )
     .await
     {
-        Ok(id) => id,
-        Err(refused) => return refused.into_response(),
-    };
-    let client = match owned_app(state, &owner, client_id).await {
-        Ok(c) => c,
+        Ok(found) => found,
         Err(refused) => return refused.into_response(),
     };
     if !client.policy.confidential {
@@ -735,11 +733,10 @@ pub async fn rotate(
 /// `GET /developer/apps/{client_id}/delete`: asks first.
 pub async fn delete_page(state: &AppState, browser: &Browser, client_id: &str) -> Response {
     let back = format!("{}/delete", app_path(client_id));
-    let owner = match developer(state, browser, &back, None).await {
-        Ok(id) => id,
-        Err(refused) => return refused.into_response(),
-    };
-    match owned_app(state, &owner, client_id).await {
+    match developers_app(state, browser, &back, client_id, None)
+        .await
+        .map(|(_, c)| c)
+    {
         Ok(c) => pages::render(
             StatusCode::OK,
             &pages::DeveloperDelete {
@@ -759,11 +756,9 @@ pub async fn delete(
     form: ConsoleForm,
 ) -> Response {
     let back = format!("{}/delete", app_path(client_id));
-    let owner = match developer(state, browser, &back, Some(form.csrf.as_deref())).await {
-        Ok(id) => id,
-        Err(refused) => return refused.into_response(),
-    };
-    if let Err(refused) = owned_app(state, &owner, client_id).await {
+    if let Err(refused) =
+        developers_app(state, browser, &back, client_id, Some(form.csrf.as_deref())).await
+    {
         return refused.into_response();
     }
     match state
