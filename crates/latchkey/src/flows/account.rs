@@ -6,7 +6,7 @@ use crate::limits::{self, Bucket};
 use crate::metrics::OutcomeLabels;
 use crate::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 use crate::store::{Created, User};
-use crate::web::error::page_error;
+use crate::web::error::page_failure;
 use crate::web::pages;
 use crate::web::session::{self, Browser};
 use axum::http::{header, StatusCode};
@@ -141,7 +141,7 @@ async fn start_session(
 ) -> Response {
     if let Some(previous) = &browser.signed_in {
         if let Err(e) = state.store.delete_session(&previous.id_hash).await {
-            return page_error(e.into());
+            return page_failure(e.into());
         }
     }
     let token = secret::mint(&mut rand::thread_rng(), "");
@@ -152,7 +152,7 @@ async fn start_session(
         .create_session(&hash, user_id, now, now + state.config.session_ttl)
         .await
     {
-        return page_error(e.into());
+        return page_failure(e.into());
     }
     let mut res = Redirect::to(return_to).into_response();
     res.headers_mut().append(
@@ -235,12 +235,12 @@ pub async fn signin(
                 .inc();
             return too_many(wait);
         }
-        Err(e) => return page_error(e.into()),
+        Err(e) => return page_failure(e.into()),
     }
     let user = match state.store.find_user_by_email(&form.email).await {
         Ok(u) => u.filter(|u| !u.disabled),
         Err(e) => {
-            return page_error(e.into());
+            return page_failure(e.into());
         }
     };
     let ok = match state
@@ -252,7 +252,7 @@ pub async fn signin(
         .await
     {
         Ok(ok) => ok,
-        Err(e) => return page_error(e.into()),
+        Err(e) => return page_failure(e.into()),
     };
     match (ok, user) {
         (true, Some(user)) => {
@@ -262,7 +262,7 @@ pub async fn signin(
                 .get_or_create(&OutcomeLabels { outcome: "success" })
                 .inc();
             if let Err(e) = limits::refund(state, &buckets).await {
-                return page_error(e.into());
+                return page_failure(e.into());
             }
             let return_to = safe_return_to(form.return_to.as_deref());
             let mut res = start_session(state, browser, &user.id, &return_to).await;
@@ -386,11 +386,11 @@ pub async fn register(
                 wait,
             );
         }
-        Err(e) => return page_error(e.into()),
+        Err(e) => return page_failure(e.into()),
     }
     let password_hash = match state.passwords.hash(&form.password).await {
         Ok(h) => h,
-        Err(e) => return page_error(e.into()),
+        Err(e) => return page_failure(e.into()),
     };
     let user = User {
         id: ids::new_internal_id(&mut rand::thread_rng()),
@@ -413,7 +413,7 @@ pub async fn register(
             Some("An account with this email address already exists. Sign in instead.".into()),
             StatusCode::CONFLICT,
         ),
-        Err(e) => page_error(e.into()),
+        Err(e) => page_failure(e.into()),
     }
 }
 
@@ -424,7 +424,7 @@ pub async fn signout(state: &AppState, browser: &Browser, csrf: Option<&str>) ->
     }
     if let Some(s) = &browser.signed_in {
         if let Err(e) = state.store.delete_session(&s.id_hash).await {
-            return page_error(e.into());
+            return page_failure(e.into());
         }
     }
     let mut res = pages::message(

@@ -4,11 +4,12 @@
 
 use super::account::{check_password, check_profile, expired_form, signin_first, too_many};
 use crate::app::AppState;
+use crate::flows::SignedIn;
 use crate::limits::{self, Bucket};
 use crate::store::ProfileUpdate;
-use crate::web::error::page_error;
+use crate::web::error::page_failure;
 use crate::web::pages::{self, AccountSettings, SessionRow};
-use crate::web::session::{self, Browser, SignedIn};
+use crate::web::session::{self, Browser};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::secret::{Digest, Kind, Secret};
@@ -102,7 +103,7 @@ async fn page(
     {
         Ok(s) => s,
         Err(e) => {
-            return page_error(e.into());
+            return page_failure(e.into());
         }
     };
     let sessions = sessions
@@ -190,7 +191,7 @@ pub async fn update_profile(state: &AppState, browser: &Browser, form: SettingsF
             .await
         }
         Ok(ProfileUpdate::UnknownUser) => signin_first(PAGE),
-        Err(e) => page_error(e.into()),
+        Err(e) => page_failure(e.into()),
     }
 }
 
@@ -227,7 +228,7 @@ pub async fn change_password(state: &AppState, browser: &Browser, form: Settings
     match limits::hit(state, &bucket).await {
         Ok(None) => {}
         Ok(Some(wait)) => return too_many(wait),
-        Err(e) => return page_error(e.into()),
+        Err(e) => return page_failure(e.into()),
     }
     match state
         .passwords
@@ -242,14 +243,14 @@ pub async fn change_password(state: &AppState, browser: &Browser, form: Settings
             )
             .await
         }
-        Err(e) => return page_error(e.into()),
+        Err(e) => return page_failure(e.into()),
     }
     if let Err(e) = limits::refund(state, &bucket).await {
-        return page_error(e.into());
+        return page_failure(e.into());
     }
     let new_hash = match state.passwords.hash(&form.new_password).await {
         Ok(h) => h,
-        Err(e) => return page_error(e.into()),
+        Err(e) => return page_failure(e.into()),
     };
     match state
         .store
@@ -270,7 +271,7 @@ pub async fn change_password(state: &AppState, browser: &Browser, form: Settings
             .await
         }
         Err(e) => {
-            page_error(e.into())
+            page_failure(e.into())
         }
     }
 }
@@ -295,7 +296,7 @@ pub async fn end_session(state: &AppState, browser: &Browser, form: SettingsForm
     let sessions = match state.store.list_sessions(user_id, state.clock.now()).await {
         Ok(s) => s,
         Err(e) => {
-            return page_error(e.into());
+            return page_failure(e.into());
         }
     };
     let Some(target) = sessions.iter().find(|s| {
@@ -313,7 +314,7 @@ pub async fn end_session(state: &AppState, browser: &Browser, form: SettingsForm
         .delete_user_session(user_id, &target.id_hash)
         .await
     {
-        return page_error(e.into());
+        return page_failure(e.into());
     }
     if target.id_hash == signed_in.id_hash {
         return signed_out_here(state);
@@ -334,7 +335,7 @@ pub async fn end_all_sessions(state: &AppState, browser: &Browser, form: Setting
         .delete_user_sessions(&signed_in.session.user.id)
         .await
     {
-        return page_error(e.into());
+        return page_failure(e.into());
     }
     signed_out_here(state)
 }

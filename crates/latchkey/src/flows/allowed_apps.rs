@@ -7,7 +7,7 @@ use super::account::{expired_form, signin_first};
 use super::authorize::consent_items;
 use crate::app::AppState;
 use crate::store::User;
-use crate::web::error::page_error;
+use crate::web::error::page_failure;
 use crate::web::pages::{self, AllowedApp, AllowedApps, ConsentItem};
 use crate::web::session::Browser;
 use axum::http::StatusCode;
@@ -60,7 +60,7 @@ pub async fn show(
     let consents = match state.store.list_consents(&user.id).await {
         Ok(c) => c,
         Err(e) => {
-            return page_error(e.into());
+            return page_failure(e.into());
         }
     };
     let mut apps = Vec::with_capacity(consents.len());
@@ -69,7 +69,7 @@ pub async fn show(
             Ok(Some(c)) => c,
             Ok(None) => continue,
             Err(e) => {
-                return page_error(e.into());
+                return page_failure(e.into());
             }
         };
         let logo = crate::flows::logo::src(&client);
@@ -95,7 +95,7 @@ pub async fn show(
             }
             Ok(None) => {}
             Err(e) => {
-                return page_error(e.into());
+                return page_failure(e.into());
             }
         }
     }
@@ -137,7 +137,7 @@ pub async fn remove(
         .revoke_consent(&user.id, &form.client_id, state.clock.now())
         .await
     {
-        return page_error(e.into());
+        return page_failure(e.into());
     }
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("removed", &form.client_id)

@@ -5,9 +5,9 @@
 use super::client_auth::Caller;
 use super::{mint_grant, GrantSubject, TokenResponse};
 use crate::app::AppState;
+use crate::flows::error::Failure;
 use crate::metrics::GrantLabels;
 use crate::store::Redeemed;
-use crate::web::error::Failure;
 use latchkey_core::code::{check_exchange, replay_revokes};
 use latchkey_core::error::OAuthError;
 use latchkey_core::ids;

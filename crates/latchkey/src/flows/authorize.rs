@@ -7,10 +7,12 @@
 
 use crate::app::AppState;
 use crate::config::ScopeSetting;
+use crate::flows::error::Failure;
+use crate::flows::SignedIn;
 use crate::store::{Client, NewAuthCode, User};
-use crate::web::error::{self, Failure};
+use crate::web::error;
 use crate::web::pages::{self, ConsentItem};
-use crate::web::session::{Browser, SignedIn};
+use crate::web::session::Browser;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::authorize::{
@@ -23,7 +25,7 @@ use latchkey_core::secret::{self, Kind, Stamp};
 use latchkey_core::{ids, redirect, AUTH_CODE_TTL_SECS, CONSENT_PAGE_TTL_SECS};
 use std::collections::BTreeMap;
 
-fn page_error(e: PageError) -> Response {
+fn refused_page(e: PageError) -> Response {
     let (title, detail) = match e {
         PageError::BadClientId(why) => ("This sign-in link is not valid".to_owned(), format!("The app sent an invalid request: {why}.")),
         PageError::UnknownClient => (
@@ -145,20 +147,21 @@ fn redirect_with(
 /// Parses and checks an authorization request; `Err` is the response to send.
 async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthorizeRequest), Response> {
     let params = Params::from_urlencoded(query.as_bytes())
-        .map_err(|e| page_error(PageError::Malformed(e.description)))?;
-    let client_id = authz::client_id(&params).map_err(page_error)?;
+        .map_err(|e| refused_page(PageError::Malformed(e.description)))?;
+    let client_id = authz::client_id(&params).map_err(refused_page)?;
     if !ids::is_client_id(client_id) {
-        return Err(page_error(PageError::UnknownClient));
+        return Err(refused_page(PageError::UnknownClient));
     }
     let client = match state.store.find_client(client_id).await {
         Ok(Some(c)) => c,
-        Ok(None) => return Err(page_error(PageError::UnknownClient)),
+        Ok(None) => return Err(refused_page(PageError::UnknownClient)),
         // The return URL is not known to be the app's yet: a page, never a redirect.
-        Err(e) => return Err(error::page_error(e.into())),
+        Err(e) => return Err(error::page_failure(e.into())),
     };
     let requested = params.get("redirect_uri").ok().flatten();
     let client = super::sdk::with_relay(&state.issuer, client, requested);
-    let (redirect_uri, sent) = authz::redirect_uri(&params, &client.policy).map_err(page_error)?;
+    let (redirect_uri, sent) =
+        authz::redirect_uri(&params, &client.policy).map_err(refused_page)?;
     let request = authz::parse(
         &params,
         &client.policy,

@@ -3,8 +3,8 @@
 //! period; or no secret at all, which only some grants accept.
 
 use crate::app::AppState;
+use crate::flows::error::Failure;
 use crate::store::Client;
-use crate::web::error::Failure;
 use latchkey_core::error::OAuthError;
 use latchkey_core::ids;
 use latchkey_core::params::Params;

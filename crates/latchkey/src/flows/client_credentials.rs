@@ -5,9 +5,9 @@
 use super::client_auth::Caller;
 use super::TokenResponse;
 use crate::app::AppState;
+use crate::flows::error::Failure;
 use crate::metrics::GrantLabels;
 use crate::store::NewAccessToken;
-use crate::web::error::Failure;
 use latchkey_core::error::{ErrorCode, OAuthError};
 use latchkey_core::scope;
 use latchkey_core::secret::{self, Kind, ACCESS_TOKEN_PREFIX};

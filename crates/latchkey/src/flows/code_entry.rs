@@ -4,10 +4,11 @@
 
 use super::authorize::{consent_items, remember_consent, shared_scopes};
 use crate::app::AppState;
+use crate::flows::SignedIn;
 use crate::limits::{self, Bucket};
 use crate::store::{Client, DeviceDecision, DeviceRequest};
 use crate::web::pages::{self, CodeConfirm, CodeEntry};
-use crate::web::session::{Browser, SignedIn};
+use crate::web::session::Browser;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::device::{self, Status};
@@ -91,7 +92,7 @@ fn expired_form() -> Response {
 }
 
 fn store_failed(e: crate::store::StoreError) -> Response {
-    crate::web::error::page_error(e.into())
+    crate::web::error::page_failure(e.into())
 }
 
 /// `GET /code` (and `verification_uri_complete`, which pre-fills the code).

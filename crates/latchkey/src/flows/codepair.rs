@@ -3,9 +3,9 @@
 
 use super::client_auth;
 use crate::app::AppState;
+use crate::flows::error::Failure;
 use crate::limits::{self, Bucket};
 use crate::store::{Created, NewDeviceCode};
-use crate::web::error::Failure;
 use latchkey_core::device::{self, Endpoint};
 use latchkey_core::error::{ErrorCode, OAuthError};
 use latchkey_core::params::Params;

@@ -269,7 +269,7 @@ fn expired() -> Response {
 }
 
 fn store_failed(e: crate::store::StoreError) -> Response {
-    crate::web::error::page_error(e.into())
+    crate::web::error::page_failure(e.into())
 }
 
 /// Why a console request is not served, and so what the browser gets instead.

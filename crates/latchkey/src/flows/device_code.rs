@@ -5,9 +5,9 @@
 use super::client_auth::Caller;
 use super::{mint_grant, GrantSubject, TokenResponse};
 use crate::app::AppState;
+use crate::flows::error::Failure;
 use crate::metrics::GrantLabels;
 use crate::store::{DeviceDecision, PollOutcome, StoreError};
-use crate::web::error::Failure;
 use latchkey_core::device::{self, PollForm, Refusal, Verdict};
 use latchkey_core::error::{ErrorCode, OAuthError};
 use latchkey_core::ids;

@@ -4,7 +4,7 @@
 
 use super::client_auth;
 use crate::app::AppState;
-use crate::web::error::Failure;
+use crate::flows::error::Failure;
 use latchkey_core::error::OAuthError;
 use latchkey_core::params::Params;
 use latchkey_core::refresh::Status;

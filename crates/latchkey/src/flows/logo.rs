@@ -126,7 +126,7 @@ pub async fn serve(state: &AppState, client_id: &str, version: &str) -> Response
         )
             .into_response(),
         Ok(_) => not_found(),
-        Err(e) => crate::web::error::page_error(e.into()),
+        Err(e) => crate::web::error::page_failure(e.into()),
     }
 }
 

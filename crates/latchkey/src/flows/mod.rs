@@ -13,6 +13,7 @@ pub mod codepair;
 pub mod developer;
 pub mod device_code;
 pub mod discovery;
+pub mod error;
 pub mod introspect;
 pub mod logo;
 pub mod profile;
@@ -29,6 +30,12 @@ use crate::store::{NewAccessToken, NewGrant, NewRefresh, StoreError};
 use latchkey_core::oidc::{self, IdTokenClaims, SigningAlg};
 use latchkey_core::secret::{self, Kind, ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX};
 use serde::Serialize;
+
+/// A signed-in session (SPEC 2.6) and the keyed hash it is stored under: who a browser flow acts for.
+pub struct SignedIn {
+    pub id_hash: latchkey_core::secret::Digest,
+    pub session: crate::store::Session,
+}
 
 /// A successful token response (RFC 6749 5.1; SPEC 2.2).
 #[derive(Debug, Serialize)]

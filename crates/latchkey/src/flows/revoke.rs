@@ -6,7 +6,7 @@
 use super::client_auth;
 use super::introspect::{classify, token_param, Presented};
 use crate::app::AppState;
-use crate::web::error::Failure;
+use crate::flows::error::Failure;
 use latchkey_core::error::OAuthError;
 use latchkey_core::params::Params;
 

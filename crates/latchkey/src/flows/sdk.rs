@@ -4,7 +4,7 @@
 
 use crate::app::AppState;
 use crate::store::Client;
-use crate::web::error::page_error;
+use crate::web::error::page_failure;
 use crate::web::pages;
 use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -48,7 +48,7 @@ pub async fn relay(state: &AppState, client_id: &str) -> Response {
             )
         }
         Err(e) => {
-            return page_error(e.into());
+            return page_failure(e.into());
         }
     };
     let page = Relay {

@@ -5,7 +5,7 @@ use super::{
     authorization_code, client_auth, client_credentials, device_code, refresh_token, TokenResponse,
 };
 use crate::app::AppState;
-use crate::web::error::Failure;
+use crate::flows::error::Failure;
 use latchkey_core::error::OAuthError;
 use latchkey_core::params::Params;
 use latchkey_core::token_request::{self, Grant};

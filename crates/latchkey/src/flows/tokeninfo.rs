@@ -2,7 +2,7 @@
 //! `exp` is the seconds remaining, as LWA answers. One indexed read; revocation is visible at once.
 
 use crate::app::AppState;
-use crate::web::error::Failure;
+use crate::flows::error::Failure;
 use latchkey_core::error::{ErrorCode, OAuthError};
 use latchkey_core::secret::{Kind, ACCESS_TOKEN_PREFIX};
 use serde::Serialize;

@@ -4,7 +4,7 @@
 
 use super::tokeninfo::{invalid_token, token_hash};
 use crate::app::AppState;
-use crate::web::error::Failure;
+use crate::flows::error::Failure;
 use latchkey_core::error::{ErrorCode, OAuthError};
 use latchkey_core::scope::Scopes;
 use serde::Serialize;

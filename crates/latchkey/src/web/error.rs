@@ -1,31 +1,15 @@
-//! The one mapping from errors to HTTP. Flows return [`Failure`]; each endpoint family renders it in its own
-//! shape (token JSON, resource JSON, HTML page), and [`status`] is the single exhaustive table of status codes.
+//! The one mapping from errors to HTTP. Flows return a [`Failure`] (`flows::error`) and never speak HTTP; each
+//! endpoint family renders it in its own shape (token JSON, resource JSON with a Bearer challenge, HTML page), and
+//! two exhaustive tables decide the status: [`status`] for protocol error codes, [`page_status`] for pages.
 //! Internal causes are logged (inside the request's span, so with its request id) and never sent. A failure that
-//! passes by itself (a full hashing queue, a database that is unreachable or overloaded) is
-//! `temporarily_unavailable`, a 503 with `Retry-After`; any other internal failure is `server_error`.
+//! passes by itself is a 503 with `Retry-After`; any other internal failure is a 500.
 
-use crate::password::PasswordError;
-use crate::store::StoreError;
+use crate::flows::error::{Cause, Failure, RETRY_AFTER_SECS};
 use crate::web::pages;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use latchkey_core::error::{ErrorCode, OAuthError};
-
-/// Why a flow did not succeed.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// A protocol error the client should see.
-    #[error("{0}")]
-    OAuth(#[from] OAuthError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Password(#[from] PasswordError),
-    /// Past an abuse limit (SPEC 4): 429, to try again after this many seconds.
-    #[error("too many requests; retry after {0} s")]
-    Limited(i64),
-}
+use latchkey_core::error::ErrorCode;
 
 /// HTTP status of each error code (RFC 6749 5.2, RFC 6750 3.1).
 pub fn status(code: ErrorCode) -> StatusCode {
@@ -54,53 +38,6 @@ pub fn status(code: ErrorCode) -> StatusCode {
     }
 }
 
-/// What `Retry-After` says with `temporarily_unavailable`: long enough for a queue to move.
-pub const RETRY_AFTER_SECS: u32 = 5;
-
-fn server_error() -> OAuthError {
-    OAuthError::new(
-        ErrorCode::ServerError,
-        "The server could not complete the request; try again",
-    )
-}
-
-fn busy() -> OAuthError {
-    OAuthError::new(
-        ErrorCode::TemporarilyUnavailable,
-        format!("The server is busy; try again in {RETRY_AFTER_SECS} seconds"),
-    )
-}
-
-impl Failure {
-    /// The error to show the client; an internal cause is logged here and replaced by `temporarily_unavailable`
-    /// when it passes by itself, by `server_error` otherwise.
-    pub fn into_oauth(self) -> OAuthError {
-        match self {
-            Failure::OAuth(e) => e,
-            Failure::Store(e) if e.is_transient() => {
-                tracing::error!(error = %e, "storage unavailable");
-                busy()
-            }
-            Failure::Store(e) => {
-                tracing::error!(error = %e, "storage failure");
-                server_error()
-            }
-            Failure::Password(PasswordError::Busy) => {
-                tracing::warn!("password hashing queue full; request refused");
-                busy()
-            }
-            Failure::Password(e @ (PasswordError::Hash(_) | PasswordError::Join)) => {
-                tracing::error!(error = %e, "password hashing failure");
-                server_error()
-            }
-            Failure::Limited(wait) => OAuthError::new(
-                ErrorCode::TemporarilyUnavailable,
-                format!("Too many requests from this address; try again in {wait} seconds"),
-            ),
-        }
-    }
-}
-
 /// Adds `Retry-After` to a `temporarily_unavailable` answer.
 fn add_retry_after(res: &mut Response, code: ErrorCode) {
     if code == ErrorCode::TemporarilyUnavailable {
@@ -109,17 +46,46 @@ fn add_retry_after(res: &mut Response, code: ErrorCode) {
     }
 }
 
-/// Page shape, for a failure on our side behind a page (sign-in, sign-up, the account page, an authorization
-/// request that cannot be redirected yet): 503, with
-/// `Retry-After` and a page that says to wait a little when it passes by itself.
-pub fn page_error(failure: Failure) -> Response {
-    let e = failure.into_oauth();
-    if e.code != ErrorCode::TemporarilyUnavailable {
-        return pages::unavailable();
+/// What a page answers for each kind of failure: the one table for pages.
+pub fn page_status(cause: Cause, code: ErrorCode) -> StatusCode {
+    match cause {
+        Cause::Refused => status(code),
+        Cause::Transient => StatusCode::SERVICE_UNAVAILABLE,
+        Cause::Fault => StatusCode::INTERNAL_SERVER_ERROR,
+        Cause::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
     }
-    let mut res = pages::busy(RETRY_AFTER_SECS);
-    add_retry_after(&mut res, e.code);
-    res
+}
+
+/// Page shape, for any failure behind a page (sign-in, sign-up, the account page, the console, an authorization
+/// request that cannot be redirected yet): a protocol error is explained with its table status; a failure on our
+/// side that passes by itself is a 503 with `Retry-After` and a page that says to wait a little; a real fault is a
+/// 500 page; an abuse limit is a 429 with `Retry-After`.
+pub fn page_failure(failure: Failure) -> Response {
+    let (cause, e) = failure.split();
+    let status = page_status(cause, e.code);
+    match cause {
+        Cause::Refused => pages::message(
+            status,
+            "This request cannot be completed",
+            &[e.description.as_str()],
+        ),
+        Cause::Transient => {
+            let mut res = pages::busy(RETRY_AFTER_SECS);
+            *res.status_mut() = status;
+            add_retry_after(&mut res, e.code);
+            res
+        }
+        Cause::Fault => {
+            let mut res = pages::unavailable();
+            *res.status_mut() = status;
+            res
+        }
+        Cause::Limited(wait) => pages::too_many(
+            "Too many attempts",
+            "There have been too many attempts. Wait a few minutes, then try again.",
+            wait,
+        ),
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -130,13 +96,9 @@ struct ErrorBody<'a> {
 
 /// Token-endpoint shape (RFC 6749 5.2): JSON, `no-store`, and a `WWW-Authenticate` challenge with 401.
 pub fn token_error(failure: Failure) -> Response {
-    let limited = match failure {
-        Failure::Limited(wait) => Some(wait),
-        _ => None,
-    };
-    let e = failure.into_oauth();
+    let (cause, e) = failure.split();
     let mut res = (
-        status(e.code),
+        token_status(cause, e.code),
         Json(ErrorBody {
             error: e.code.as_str(),
             error_description: &e.description,
@@ -153,12 +115,19 @@ pub fn token_error(failure: Failure) -> Response {
             HeaderValue::from_static("Basic realm=\"latchkey\""),
         );
     }
-    if let Some(wait) = limited {
-        *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Cause::Limited(wait) = cause {
         res.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(wait));
     }
     res
+}
+
+/// Status of a token-endpoint error: the [`status`] table, but 429 past the failure throttle.
+pub fn token_status(cause: Cause, code: ErrorCode) -> StatusCode {
+    match cause {
+        Cause::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
+        Cause::Refused | Cause::Transient | Cause::Fault => status(code),
+    }
 }
 
 /// Too many failed client-authenticated requests (`crate::throttle`): 429 with `Retry-After`, in the token
@@ -167,11 +136,29 @@ pub fn too_many_failures(retry_after: i64) -> Response {
     token_error(Failure::Limited(retry_after))
 }
 
-/// Resource-endpoint shape (tokeninfo, profile): JSON, plus a Bearer challenge (RFC 6750 3).
-pub fn resource_error(failure: Failure) -> Response {
+/// Which resource endpoints a token error comes from: they agree on everything but one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// LWA's paths (`/auth/o2/tokeninfo`, `/user/profile`): an invalid token is 400, as LWA answers.
+    Lwa,
+    /// The standard Bearer resource (`/oauth2/userinfo`, RFC 6750 3.1): an invalid token is 401, as OAuth
+    /// libraries expect.
+    Standard,
+}
+
+/// Status of a resource endpoint's error: the [`status`] table, but for `invalid_token` at a standard resource.
+pub fn resource_status(family: Resource, code: ErrorCode) -> StatusCode {
+    match (family, code) {
+        (Resource::Standard, ErrorCode::InvalidToken) => StatusCode::UNAUTHORIZED,
+        (Resource::Standard | Resource::Lwa, code) => status(code),
+    }
+}
+
+/// Resource-endpoint shape (tokeninfo, profile, userinfo): JSON, plus a Bearer challenge (RFC 6750 3).
+pub fn resource_error(family: Resource, failure: Failure) -> Response {
     let e = failure.into_oauth();
     let mut res = (
-        status(e.code),
+        resource_status(family, e.code),
         Json(ErrorBody {
             error: e.code.as_str(),
             error_description: &e.description,
@@ -182,22 +169,6 @@ pub fn resource_error(failure: Failure) -> Response {
     let challenge = format!("Bearer realm=\"latchkey\", error=\"{}\"", e.code.as_str());
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    res
-}
-
-/// Standard Bearer-resource shape (`/oauth2/userinfo`, RFC 6750 3.1): like [`resource_error`], but an invalid
-/// token is 401, as OAuth libraries expect, where LWA's paths answer 400.
-pub fn bearer_error(failure: Failure) -> Response {
-    let mut res = resource_error(failure);
-    if res.status() == StatusCode::BAD_REQUEST
-        && res
-            .headers()
-            .get(header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("invalid_token"))
-    {
-        *res.status_mut() = StatusCode::UNAUTHORIZED;
     }
     res
 }

@@ -1,11 +1,16 @@
 //! HTTP: the one router constructor, the middleware every response passes through (request ids, logs without
 //! secrets, metrics, security headers, body limits), and the server loop with graceful shutdown.
 
+mod api;
+mod assets;
+mod browser;
 pub mod cors;
 pub mod error;
-mod handlers;
+mod extract;
+mod ops;
 pub mod pages;
 pub mod params;
+mod resource;
 pub mod server;
 pub mod session;
 
@@ -34,63 +39,82 @@ pub const MAX_LOGO_BODY_BYTES: usize = crate::flows::logo::MAX_UPLOAD_BYTES + 16
 /// Builds the whole HTTP surface. The binary and the tests both serve exactly this.
 pub fn router(state: AppState) -> Router {
     let pages = Router::new()
-        .route("/", get(handlers::home))
-        .route("/ap/oa", get(handlers::authorize))
-        .route("/oauth2/authorize", get(handlers::authorize))
-        .route("/ap/oa/consent", post(handlers::consent))
+        .route("/", get(browser::home))
+        .route("/ap/oa", get(browser::authorize::authorize))
+        .route("/oauth2/authorize", get(browser::authorize::authorize))
+        .route("/ap/oa/consent", post(browser::authorize::consent))
         .route(
             "/ap/signin",
-            get(handlers::signin_page).post(handlers::signin),
+            get(browser::signin::signin_page).post(browser::signin::signin),
         )
         .route(
             "/ap/register",
-            get(handlers::register_page).post(handlers::register),
+            get(browser::signin::register_page).post(browser::signin::register),
         )
         .route(
             "/ap/signout",
-            get(handlers::signout_page).post(handlers::signout),
+            get(browser::signin::signout_page).post(browser::signin::signout),
         )
         .route(
             "/code",
-            get(handlers::code_page).post(handlers::code_submit),
+            get(browser::device::code_page).post(browser::device::code_submit),
         )
-        .route("/code/confirm", post(handlers::code_confirm))
+        .route("/code/confirm", post(browser::device::code_confirm))
         .route(
             "/ap/adam",
-            get(handlers::apps_page).post(handlers::apps_remove),
+            get(browser::apps::apps_page).post(browser::apps::apps_remove),
         )
         .route(
             "/account/apps",
-            get(handlers::account_apps_page).post(handlers::account_apps_remove),
+            get(browser::apps::account_apps_page).post(browser::apps::account_apps_remove),
         )
-        .route("/account", get(handlers::account_page))
-        .route("/account/profile", post(handlers::account_profile))
-        .route("/account/password", post(handlers::account_password))
-        .route("/account/sessions/end", post(handlers::account_end_session))
+        .route("/account", get(browser::account::account_page))
+        .route("/account/profile", post(browser::account::account_profile))
+        .route(
+            "/account/password",
+            post(browser::account::account_password),
+        )
+        .route(
+            "/account/sessions/end",
+            post(browser::account::account_end_session),
+        )
         .route(
             "/account/sessions/end-all",
-            post(handlers::account_end_all_sessions),
+            post(browser::account::account_end_all_sessions),
         )
-        .route("/developer", get(handlers::developer_console))
-        .route("/developer/enable", post(handlers::developer_enable))
-        .route("/developer/apps", post(handlers::developer_create))
-        .route("/developer/apps/new", get(handlers::developer_new_app))
-        .route("/developer/apps/{client_id}", get(handlers::developer_app))
+        .route("/developer", get(browser::developer::developer_console))
+        .route(
+            "/developer/enable",
+            post(browser::developer::developer_enable),
+        )
+        .route(
+            "/developer/apps",
+            post(browser::developer::developer_create),
+        )
+        .route(
+            "/developer/apps/new",
+            get(browser::developer::developer_new_app),
+        )
+        .route(
+            "/developer/apps/{client_id}",
+            get(browser::developer::developer_app),
+        )
         .route(
             "/developer/apps/{client_id}/edit",
-            get(handlers::developer_edit_form).post(handlers::developer_save),
+            get(browser::developer::developer_edit_form).post(browser::developer::developer_save),
         )
         .route(
             "/developer/apps/{client_id}/secret",
-            post(handlers::developer_rotate),
+            post(browser::developer::developer_rotate),
         )
         .route(
             "/developer/apps/{client_id}/delete",
-            get(handlers::developer_delete_page).post(handlers::developer_delete),
+            get(browser::developer::developer_delete_page)
+                .post(browser::developer::developer_delete),
         )
         .route(
             "/developer/apps/{client_id}/logo/remove",
-            post(handlers::developer_logo_remove),
+            post(browser::developer::developer_logo_remove),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -102,7 +126,7 @@ pub fn router(state: AppState) -> Router {
     let uploads = Router::new()
         .route(
             "/developer/apps/{client_id}/logo",
-            post(handlers::developer_logo_upload),
+            post(browser::developer::developer_logo_upload),
         )
         .route_layer(DefaultBodyLimit::max(MAX_LOGO_BODY_BYTES))
         .route_layer(middleware::from_fn_with_state(
@@ -112,24 +136,24 @@ pub fn router(state: AppState) -> Router {
     // What browser apps call from their own pages (SPEC 2.7, 3): CORS for registered origins only.
     let cross_origin_token = cors::cross_origin(
         Router::new()
-            .route("/auth/o2/token", post(handlers::token))
-            .route("/oauth2/token", post(handlers::token))
+            .route("/auth/o2/token", post(api::token))
+            .route("/oauth2/token", post(api::token))
             .method_not_allowed_fallback(|| async { error::method_not_allowed("POST") }),
         &state,
     );
     let cross_origin_api = cors::cross_origin(
         Router::new()
-            .route("/auth/o2/tokeninfo", get(handlers::tokeninfo))
-            .route("/user/profile", get(handlers::profile))
+            .route("/auth/o2/tokeninfo", get(resource::tokeninfo))
+            .route("/user/profile", get(resource::profile))
             .route(
                 "/.well-known/openid-configuration",
-                get(handlers::discovery),
+                get(resource::discovery),
             )
             .route(
                 "/.well-known/oauth-authorization-server",
-                get(handlers::discovery),
+                get(resource::discovery),
             )
-            .route("/jwks.json", get(handlers::jwks))
+            .route("/jwks.json", get(resource::jwks))
             .method_not_allowed_fallback(|| async { error::method_not_allowed("GET, HEAD") }),
         &state,
     );
@@ -137,31 +161,31 @@ pub fn router(state: AppState) -> Router {
         Router::new()
             .route(
                 "/oauth2/userinfo",
-                get(handlers::userinfo).post(handlers::userinfo),
+                get(resource::userinfo).post(resource::userinfo),
             )
             .method_not_allowed_fallback(|| async { error::method_not_allowed("GET, HEAD, POST") }),
         &state,
     );
     let token_api = Router::new()
-        .route("/auth/o2/create/codepair", post(handlers::codepair))
+        .route("/auth/o2/create/codepair", post(api::codepair))
         .route(
             "/oauth2/device_authorization",
-            post(handlers::device_authorization),
+            post(api::device_authorization),
         )
-        .route("/oauth2/introspect", post(handlers::introspect))
-        .route("/oauth2/revoke", post(handlers::revoke))
+        .route("/oauth2/introspect", post(api::introspect))
+        .route("/oauth2/revoke", post(api::revoke))
         .method_not_allowed_fallback(|| async { error::method_not_allowed("POST") })
         .merge(cross_origin_token);
     let api = Router::new()
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
-        .route("/static/latchkey.css", get(handlers::stylesheet))
-        .route("/sdk/login1.js", get(handlers::sdk_script))
-        .route("/sdk/relay.js", get(handlers::relay_script))
-        .route("/sdk/relay/{client_id}", get(handlers::sdk_relay))
-        .route("/sdk/button-light.svg", get(handlers::button_light))
-        .route("/sdk/button-dark.svg", get(handlers::button_dark))
-        .route("/logos/{client_id}/{version}", get(handlers::logo))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/static/latchkey.css", get(assets::stylesheet))
+        .route("/sdk/login1.js", get(assets::sdk_script))
+        .route("/sdk/relay.js", get(assets::relay_script))
+        .route("/sdk/relay/{client_id}", get(browser::sdk::sdk_relay))
+        .route("/sdk/button-light.svg", get(assets::button_light))
+        .route("/sdk/button-dark.svg", get(assets::button_dark))
+        .route("/logos/{client_id}/{version}", get(assets::logo))
         .method_not_allowed_fallback(|| async { error::method_not_allowed("GET, HEAD") })
         .merge(token_api)
         .merge(cross_origin_api)
@@ -169,7 +193,7 @@ pub fn router(state: AppState) -> Router {
     let inner = pages
         .merge(uploads)
         .merge(api)
-        .fallback(handlers::not_found)
+        .fallback(browser::not_found)
         .layer(
             ServiceBuilder::new()
                 // The request id is always the server's own: one sent by the client is dropped, not logged.
@@ -395,7 +419,7 @@ pub async fn serve(
 /// The operator's listener (`admin_listen`, SPEC 5): `/metrics`, never served on the public one.
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
-        .route("/metrics", get(handlers::metrics))
+        .route("/metrics", get(ops::metrics))
         .with_state(state)
 }
 

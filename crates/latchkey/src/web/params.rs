@@ -9,7 +9,8 @@ use axum::http::{header, StatusCode};
 use latchkey_core::error::OAuthError;
 use latchkey_core::params::Params;
 
-use super::error::{token_error, Failure};
+use super::error::token_error;
+use crate::flows::error::Failure;
 
 /// The parameters of a POSTed API request.
 pub struct BodyParams(pub Params);

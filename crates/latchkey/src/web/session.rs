@@ -3,14 +3,14 @@
 //! `__Host-` prefixed unless the issuer is plain-http loopback development (SPEC 4).
 
 use crate::app::AppState;
-use crate::store::Session;
+use crate::flows::SignedIn;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use latchkey_core::secret::{self, Digest, Kind};
+use latchkey_core::secret::{self, Kind};
 
 /// Tokens we mint are 43 base64url characters; anything else in a cookie is ignored.
 fn plausible_token(v: &str) -> bool {
@@ -74,12 +74,6 @@ pub async fn ensure_browser_cookie(
     res
 }
 
-/// A signed-in session and the hash it is stored under.
-pub struct SignedIn {
-    pub id_hash: Digest,
-    pub session: Session,
-}
-
 /// The browser making a page request.
 pub struct Browser {
     pub id: String,
@@ -109,7 +103,7 @@ impl FromRequestParts<AppState> for Browser {
                 let id_hash = state.hasher.token(Kind::Session, token);
                 match state.store.find_session(&id_hash, state.clock.now()).await {
                     Ok(found) => found.map(|session| SignedIn { id_hash, session }),
-                    Err(e) => return Err(super::error::page_error(e.into())),
+                    Err(e) => return Err(super::error::page_failure(e.into())),
                 }
             }
         };
