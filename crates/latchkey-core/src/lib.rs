@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod authorize;
+pub mod bearer;
 pub mod client;
 pub mod code;
 pub mod device;

@@ -196,7 +196,21 @@ impl Scopes {
 
     /// May this token read the profile endpoint at all?
     pub fn allows_profile(&self) -> bool {
-        self.contains("profile") || self.contains("profile:user_id") || self.contains("postal_code")
+        ["profile", "profile:user_id", "postal_code", "email"]
+            .iter()
+            .any(|s| self.contains(s))
+    }
+
+    /// Which of the account's fields these granted scopes release: the one rule that the profile endpoint,
+    /// userinfo and the consent page's list all follow (SPEC 2.5; OpenID Connect Core 5.4). `profile` releases
+    /// the name and the address, `email` the address, `postal_code` the postal code; the pairwise id is always
+    /// released to a token that may read the profile (`profile:user_id` alone releases nothing else).
+    pub fn released(&self) -> Released {
+        Released {
+            name: self.contains("profile"),
+            email: self.contains("profile") || self.contains("email"),
+            postal_code: self.contains("postal_code"),
+        }
     }
 
     /// The canonical space-separated form (sorted), used in responses and storage.
@@ -210,6 +224,14 @@ impl Scopes {
         }
         out
     }
+}
+
+/// The account fields a set of scopes releases ([`Scopes::released`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Released {
+    pub name: bool,
+    pub email: bool,
+    pub postal_code: bool,
 }
 
 /// Which requested scopes are non-essential (the customer may untick them), from `scope_data`.
@@ -273,6 +295,50 @@ mod tests {
         assert!(!Scopes::parse("openid", STANDARD_SCOPES)
             .unwrap()
             .allows_profile());
+    }
+
+    #[test]
+    fn each_scope_releases_its_fields_and_no_other() {
+        let released = |s: &str| Scopes::from_stored(s).released();
+        let (none, all) = (
+            Released::default(),
+            Released {
+                name: true,
+                email: true,
+                postal_code: true,
+            },
+        );
+        assert_eq!(released("profile:user_id"), none);
+        assert_eq!(released("openid"), none);
+        assert_eq!(
+            released("profile"),
+            Released {
+                name: true,
+                email: true,
+                postal_code: false
+            }
+        );
+        assert_eq!(
+            released("email"),
+            Released {
+                name: false,
+                email: true,
+                postal_code: false
+            }
+        );
+        assert_eq!(
+            released("postal_code"),
+            Released {
+                name: false,
+                email: false,
+                postal_code: true
+            }
+        );
+        assert_eq!(released("openid postal_code profile"), all);
+        for s in ["profile", "profile:user_id", "postal_code", "email"] {
+            assert!(Scopes::from_stored(s).allows_profile(), "{s}");
+        }
+        assert!(!Scopes::from_stored("openid").allows_profile());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `GET /user/profile` (SPEC 2.5): the customer's profile, only the fields the token's scopes allow.
+//! `GET /user/profile` (SPEC 2.5): the customer's profile, only the fields the token's scopes release
+//! (`Scopes::released`, the one rule userinfo and the consent page follow too).
 
 use super::tokeninfo::{invalid_token, token_hash};
 use crate::app::AppState;
@@ -36,16 +37,12 @@ pub async fn profile(state: &AppState, token: &str) -> Result<Profile, Failure> 
         )
         .into());
     }
-    let profile = scopes.contains("profile");
+    let released = scopes.released();
     Ok(Profile {
         client_id: found.token.client_id,
         user_id: found.token.subject.unwrap_or_default(),
-        name: profile.then_some(found.name),
-        email: profile.then_some(found.email),
-        postal_code: if scopes.contains("postal_code") {
-            found.postal_code
-        } else {
-            None
-        },
+        name: released.name.then_some(found.name),
+        email: released.email.then_some(found.email),
+        postal_code: found.postal_code.filter(|_| released.postal_code),
     })
 }

@@ -1,6 +1,6 @@
 //! `GET`/`POST /oauth2/userinfo` (OpenID Connect Core 5.3): the standard claims the token's scopes allow, for a
-//! token obtained with `openid`. The claims are `sub` (the pairwise user id), `name` (`profile`), and `email`
-//! with `email_verified` (`email` or `profile`). Latchkey does not verify addresses, so `email_verified` is false.
+//! token obtained with `openid`. The claims are `sub` (the pairwise user id), and those the token's scopes release
+//! (`Scopes::released`): `name` (`profile`), and `email` with `email_verified` (`email` or `profile`). Latchkey does not verify addresses, so `email_verified` is false.
 
 use super::tokeninfo::{invalid_token, token_hash};
 use crate::app::AppState;
@@ -38,12 +38,12 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<UserInfo, Failure
         )
         .into());
     }
-    let email = scopes.contains("email") || scopes.contains("profile");
+    let released = scopes.released();
     Ok(UserInfo {
         client_id: found.token.client_id,
         sub: found.token.subject.unwrap_or_default(),
-        name: scopes.contains("profile").then_some(found.name),
-        email: email.then_some(found.email),
-        email_verified: email.then_some(false),
+        name: released.name.then_some(found.name),
+        email: released.email.then_some(found.email),
+        email_verified: released.email.then_some(false),
     })
 }

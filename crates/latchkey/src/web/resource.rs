@@ -6,57 +6,35 @@ use crate::flows::error::Failure;
 use crate::flows::{self};
 use crate::web::api::{for_app, no_store};
 use crate::web::error::{resource_error, Resource};
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
+use axum::http::Method;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use latchkey_core::error::OAuthError;
-use latchkey_core::params::Params;
+use latchkey_core::bearer::{self, Accepts, Presented};
 
-/// The access token from the query (`access_token`), `x-amz-access-token`, or (if `bearer`) `Authorization:
-/// Bearer`. Sending it more than one way, or twice, is `invalid_request`.
+/// The one access token the request presents (`latchkey_core::bearer`), from its query, headers and, for a form
+/// POST, its body.
 fn presented_token(
+    accepts: Accepts,
     query: Option<&str>,
     headers: &HeaderMap,
-    bearer: bool,
-) -> Result<String, OAuthError> {
-    let params = Params::from_urlencoded(query.unwrap_or("").as_bytes())?;
-    let mut found: Vec<String> = Vec::with_capacity(1);
-    if let Some(t) = params.get("access_token")? {
-        found.push(t.to_owned());
-    }
-    for value in headers.get_all("x-amz-access-token") {
-        found.push(
-            value
-                .to_str()
-                .map_err(|_| OAuthError::invalid("x-amz-access-token"))?
-                .trim()
-                .to_owned(),
-        );
-    }
-    if bearer {
-        for value in headers.get_all(header::AUTHORIZATION) {
-            let v = value
-                .to_str()
-                .map_err(|_| OAuthError::invalid("Authorization"))?;
-            match v.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                    found.push(token.trim().to_owned())
-                }
-                _ => return Err(OAuthError::invalid("Authorization")),
-            }
-        }
-    }
-    match found.len() {
-        1 => found
-            .pop()
-            .ok_or_else(|| OAuthError::missing("access_token")),
-        0 => Err(OAuthError::missing("access_token")),
-        _ => Err(OAuthError::new(
-            latchkey_core::error::ErrorCode::InvalidRequest,
-            "The request sends the access token more than once : access_token",
-        )),
-    }
+    form: Option<&[u8]>,
+) -> Result<String, Failure> {
+    let parts = Presented {
+        query: query.unwrap_or("").as_bytes(),
+        form,
+    };
+    let amz = headers
+        .get_all("x-amz-access-token")
+        .iter()
+        .map(|v| v.as_bytes());
+    let authorization = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.as_bytes());
+    Ok(bearer::presented_token(accepts, parts, amz, authorization)?)
 }
 
 pub async fn tokeninfo(
@@ -64,9 +42,9 @@ pub async fn tokeninfo(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let result = match presented_token(query.as_deref(), &headers, false) {
+    let result = match presented_token(Accepts::QueryOrAmz, query.as_deref(), &headers, None) {
         Ok(token) => flows::tokeninfo::tokeninfo(&state, &token).await,
-        Err(e) => Err(Failure::OAuth(e)),
+        Err(f) => Err(f),
     };
     match result {
         Ok(info) => {
@@ -82,9 +60,10 @@ pub async fn profile(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let result = match presented_token(query.as_deref(), &headers, true) {
+    let result = match presented_token(Accepts::AlsoBearerHeader, query.as_deref(), &headers, None)
+    {
         Ok(token) => flows::profile::profile(&state, &token).await,
-        Err(e) => Err(Failure::OAuth(e)),
+        Err(f) => Err(f),
     };
     match result {
         Ok(p) => {
@@ -116,14 +95,29 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
     }
 }
 
+/// `GET` or `POST /oauth2/userinfo` (OpenID Connect Core 5.3.1); a form POST may carry the token in its body
+/// (RFC 6750 2.2).
 pub async fn userinfo(
     State(state): State<AppState>,
+    method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
+    body: Bytes,
 ) -> Response {
-    let result = match presented_token(query.as_deref(), &headers, true) {
+    let form = (method == Method::POST
+        && headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            }))
+    .then_some(&body[..]);
+    let result = match presented_token(Accepts::AlsoBearerHeader, query.as_deref(), &headers, form)
+    {
         Ok(token) => flows::userinfo::userinfo(&state, &token).await,
-        Err(e) => Err(Failure::OAuth(e)),
+        Err(f) => Err(f),
     };
     match result {
         Ok(info) => {

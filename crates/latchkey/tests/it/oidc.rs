@@ -111,6 +111,28 @@ async fn full_flow(app: &TestApp, alg: SigningAlg) -> Login {
         info.name().and_then(|n| n.get(None)).map(|n| n.as_str()),
         Some("Ida Token")
     );
+    // RFC 6750 2.2: a form POST may carry the token in its body instead; in the body and the header at once is
+    // two presentations, refused.
+    let access = token.access_token().secret().as_str();
+    let posted: Value = http
+        .post(app.url("/oauth2/userinfo"))
+        .form(&[("access_token", access)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posted["email"], email.as_str(), "{posted}");
+    let both = http
+        .post(app.url("/oauth2/userinfo"))
+        .bearer_auth(access)
+        .form(&[("access_token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status().as_u16(), 400);
+    assert!(both.text().await.unwrap().contains("more than once"));
 
     let refreshed = client
         .exchange_refresh_token(token.refresh_token().unwrap())
