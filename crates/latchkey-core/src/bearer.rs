@@ -141,7 +141,15 @@ mod tests {
         use Accepts::*;
         let missing = "The request is missing a required parameter : access_token";
         let twice = "The request sends the access token more than once : access_token";
-        let table: [(Accepts, &str, Option<&str>, &[&str], &[&str], &str); 8] = [
+        type Case<'a> = (
+            Accepts,
+            &'a str,
+            Option<&'a str>,
+            &'a [&'a str],
+            &'a [&'a str],
+            &'a str,
+        );
+        let table: [Case; 8] = [
             (QueryOrAmz, "", None, &[], &[], missing),
             // tokeninfo does not read Authorization: a token only there is missing.
             (QueryOrAmz, "", None, &[], &["Bearer t"], missing),
