@@ -2,7 +2,7 @@
 //! metrics. Built once by [`App::build`]; no globals.
 
 use crate::config::Config;
-use crate::keys::KeyRing;
+use crate::keys::{KeyRing, HASH_KEY};
 use crate::metrics::Metrics;
 use crate::password::Passwords;
 use crate::seal::{KeySource, MasterKey, OpenError, Row};
@@ -69,9 +69,6 @@ impl Deref for AppState {
         &self.0
     }
 }
-
-/// The name of the stored secret that keys every hash and MAC.
-pub const HASH_KEY: &str = "hash-key-v1";
 
 /// The server's hashing key: created by the first node to start, stored sealed under the master key. A key stored
 /// in the clear (before keys were sealed) is sealed now; the key itself does not change, so every token, code and
@@ -202,7 +199,10 @@ impl App {
                 .scopes_of(ScopeKind::App)
                 .map(|(name, _)| name.to_owned())
                 .collect(),
-            token_throttle: Default::default(),
+            token_throttle: crate::throttle::Throttle::new(
+                config.token_failure_limit,
+                config.token_failure_window,
+            ),
             trusted_proxies,
             proxy_header,
             config,

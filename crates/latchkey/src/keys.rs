@@ -14,6 +14,9 @@
 //! `latchkey keys revoke` withdraws a key at once (see [`revoke`]).
 
 use crate::seal::{MasterKey, OpenError, Row};
+
+/// The name of the stored secret that keys every hash and MAC.
+pub const HASH_KEY: &str = "hash-key-v1";
 use crate::store::{SigningKeyRecord, Store, StoreError, StoreResult};
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -565,7 +568,7 @@ fn open_for_rewrap(
 /// interrupted run is finished by running it again. Returns how many rows were re-sealed; on success every key
 /// opens with `new`.
 pub async fn rewrap(store: &dyn Store, old: &MasterKey, new: &MasterKey) -> StoreResult<usize> {
-    let hash_row = Row::ServerSecret(crate::app::HASH_KEY);
+    let hash_row = Row::ServerSecret(HASH_KEY);
     let mut count = 0;
     for _ in 0..3 {
         let mut lost_race = false;
@@ -575,13 +578,11 @@ pub async fn rewrap(store: &dyn Store, old: &MasterKey, new: &MasterKey) -> Stor
         let candidate = new
             .seal(hash_row, &fresh[..])
             .map_err(StoreError::Corrupt)?;
-        let stored = store
-            .server_secret(crate::app::HASH_KEY, &candidate)
-            .await?;
+        let stored = store.server_secret(HASH_KEY, &candidate).await?;
         if let Some(plain) = open_for_rewrap(old, new, hash_row, &stored, stored.len() == 32)? {
             let sealed = new.seal(hash_row, &plain).map_err(StoreError::Corrupt)?;
             if store
-                .replace_server_secret(crate::app::HASH_KEY, &stored, &sealed)
+                .replace_server_secret(HASH_KEY, &stored, &sealed)
                 .await?
             {
                 count += 1;

@@ -6,15 +6,18 @@
 //! failure, and a refusal is remembered by the node that saw the limit crossed (any other node learns it at the
 //! bucket's next failure there), so the hot path reads one atomic flag.
 
-use crate::app::AppState;
+use crate::store::Store;
 use latchkey_core::error::ErrorCode;
 use latchkey_core::Timestamp;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-#[derive(Default)]
 pub struct Throttle {
+    /// Failures an app and address may have in a window (the address alone may have five times as many).
+    limit: i64,
+    /// The window's length, in seconds; a refused bucket waits this long.
+    window: i64,
     /// Whether `refused` may hold anything: the hot path checks only this.
     any: AtomicBool,
     /// Buckets refused, and until when.
@@ -54,6 +57,15 @@ impl<'a> Buckets<'a> {
 }
 
 impl Throttle {
+    pub fn new(limit: i64, window: i64) -> Self {
+        Throttle {
+            limit,
+            window,
+            any: AtomicBool::new(false),
+            refused: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Whether any bucket may be refused: the one read a request costs while nothing is.
     pub fn refusing(&self) -> bool {
         self.any.load(Ordering::Relaxed)
@@ -77,13 +89,16 @@ impl Throttle {
     }
 
     /// Counts a failure; the seconds to wait if that crossed a limit.
-    pub async fn failed(&self, state: &AppState, buckets: &Buckets<'_>) -> Option<i64> {
-        let now = state.clock.now();
-        let window = state.config.token_failure_window;
-        let limit = state.config.token_failure_limit;
+    pub async fn failed(
+        &self,
+        store: &dyn Store,
+        buckets: &Buckets<'_>,
+        now: Timestamp,
+    ) -> Option<i64> {
+        let window = self.window;
         let mut crossed = None;
-        for (key, limit) in buckets.keys().into_iter().zip([limit, limit * 5]) {
-            let count = match state.store.hit_rate_limit(&key, window, now).await {
+        for (key, limit) in buckets.keys().into_iter().zip([self.limit, self.limit * 5]) {
+            let count = match store.hit_rate_limit(&key, window, now).await {
                 Ok(count) => count,
                 Err(e) => {
                     // The failure itself is still answered; only its counting is lost.

@@ -121,7 +121,11 @@ async fn client_api(
                     if crate::throttle::counts(e.code) {
                         let (address, client) = (ip.key(), presented());
                         let buckets = crate::throttle::Buckets::new(&address, client.as_deref());
-                        if let Some(wait) = state.token_throttle.failed(state, &buckets).await {
+                        if let Some(wait) = state
+                            .token_throttle
+                            .failed(state.store.as_ref(), &buckets, state.clock.now())
+                            .await
+                        {
                             break 'answer crate::web::error::too_many_failures(wait);
                         }
                     }

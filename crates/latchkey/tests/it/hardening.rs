@@ -643,14 +643,14 @@ async fn no_token_code_secret_or_password_is_stored_in_the_clear() {
     let master = latchkey::seal::MasterKey::parse(TEST_MASTER_KEY).unwrap();
     let hash_key = app
         .store()
-        .server_secret(latchkey::app::HASH_KEY, b"")
+        .server_secret(latchkey::keys::HASH_KEY, b"")
         .await
         .unwrap();
     let mut key_needles: Vec<(String, Vec<u8>)> = vec![(
         "hash key".into(),
         master
             .open(
-                latchkey::seal::Row::ServerSecret(latchkey::app::HASH_KEY),
+                latchkey::seal::Row::ServerSecret(latchkey::keys::HASH_KEY),
                 &hash_key,
             )
             .unwrap()

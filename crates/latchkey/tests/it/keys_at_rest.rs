@@ -6,9 +6,10 @@
 
 use crate::support::*;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use latchkey::app::{App, HASH_KEY};
+use latchkey::app::App;
 use latchkey::config::SecretSetting;
 use latchkey::keys;
+use latchkey::keys::HASH_KEY;
 use latchkey::seal::{self, MasterKey, Row};
 use latchkey::store::{SigningKeyRecord, SqlStore, Store};
 use latchkey_core::oidc::SigningAlg;
