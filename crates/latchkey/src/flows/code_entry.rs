@@ -270,7 +270,11 @@ pub async fn confirm(
         scopes: scopes.to_string_sorted(),
         auth_time: signed_in.session.auth_time,
     };
-    if !state.store.decide_device_code(&hash, &decision, now).await? {
+    if !state
+        .store
+        .decide_device_code(&hash, &decision, now)
+        .await?
+    {
         return Ok(CodeOutcome::Unusable);
     }
     remember_consent(state, &user.id, &client.policy.client_id, &scopes, now).await?;
