@@ -4,17 +4,16 @@
 //! errors before the customer did anything are shown on a page with a link to follow (RFC 9700 4.11.2). A public
 //! app whose return URL cannot prove which app receives it (loopback, private-use scheme) is always confirmed by
 //! the customer (RFC 8252 8.6).
+//!
+//! The flow decides and commits; it returns an [`AuthorizeOutcome`] that `web::browser::authorize` turns into a
+//! redirect or a page. The browser's own proofs (the CSRF token, the fresh-sign-in marker bound to the browser
+//! cookie) are checked there, before the flow is called.
 
 use crate::app::AppState;
 use crate::config::ScopeSetting;
 use crate::flows::error::Failure;
 use crate::flows::SignedIn;
 use crate::store::{Client, NewAuthCode, User};
-use crate::web::error;
-use crate::web::pages::{self, ConsentItem};
-use crate::web::session::Browser;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::authorize::{
     self as authz, AuthorizeRequest, PageError, RedirectError, ResponseType,
 };
@@ -25,21 +24,73 @@ use latchkey_core::secret::{self, Kind, Stamp};
 use latchkey_core::{ids, redirect, AUTH_CODE_TTL_SECS, CONSENT_PAGE_TTL_SECS};
 use std::collections::BTreeMap;
 
-fn refused_page(e: PageError) -> Response {
-    let (title, detail) = match e {
-        PageError::BadClientId(why) => ("This sign-in link is not valid".to_owned(), format!("The app sent an invalid request: {why}.")),
-        PageError::UnknownClient => (
-            "Unknown app".to_owned(),
-            "The app that sent you here is not registered with Latchkey, so you cannot sign in to it. Contact the app's developer.".to_owned(),
-        ),
-        PageError::BadRedirectUri(why) => ("This sign-in link is not valid".to_owned(), format!("The app sent an invalid request: {why}.")),
-        PageError::RedirectUriNotRegistered => (
-            "The return address is not registered".to_owned(),
-            "The app asked Latchkey to send you back to an address (redirect_uri) that it has not registered. For your safety, Latchkey did not send you there. Contact the app's developer.".to_owned(),
-        ),
-        PageError::Malformed(why) => ("This sign-in link is not valid".to_owned(), format!("The request could not be read: {why}.")),
-    };
-    pages::message(StatusCode::BAD_REQUEST, &title, &[&detail])
+/// What an authorization request (or its consent form) comes to.
+#[derive(Debug)]
+pub enum AuthorizeOutcome {
+    /// Back to the app with its code or token (a redirect no cache may keep).
+    Issued { location: String },
+    /// Back to the app with an error (the exact error redirect).
+    ErrorRedirect { location: String },
+    /// An unverified app's error before anyone acted on the request: shown, with a link to follow
+    /// (RFC 9700 4.11.2).
+    Notice(ErrorNotice),
+    /// Sign in first, then come back to this authorization request (`request`, its query string as received).
+    /// With `fresh_since`, a fresh sign-in was asked for at that time (`prompt=login`, `max_age`, or a consent
+    /// form posted after signing out): web binds a marker of it to the browser and the exact request.
+    SignIn {
+        request: String,
+        login_hint: Option<String>,
+        fresh_since: Option<i64>,
+    },
+    /// Ask the customer (the consent page, or its "Continue to <app>?" form).
+    Consent(ConsentView),
+    /// The request cannot be answered to the app: its client or return URL is wrong, or it is unreadable.
+    Refused(PageError),
+    /// The consent form is too old or was shown to another session; nothing was granted.
+    Expired { why: &'static str },
+}
+
+/// An unverified app's error, as its page shows it.
+#[derive(Debug)]
+pub struct ErrorNotice {
+    pub app_name: String,
+    pub code: ErrorCode,
+    pub description: String,
+    /// The return URL the link leads to.
+    pub redirect_uri: String,
+    /// The exact error redirect.
+    pub location: String,
+}
+
+/// One line of the consent page: what the app will see, with its current value.
+#[derive(Debug, Clone)]
+pub struct ConsentItem {
+    pub scope: String,
+    pub label: String,
+    /// The account's current value; empty for an operator's scope, which its label describes.
+    pub value: String,
+    /// Non-essential (`scope_data`): the customer may untick it.
+    pub optional: bool,
+}
+
+/// What the consent page shows, and what its form carries back.
+#[derive(Debug)]
+pub struct ConsentView {
+    /// "Continue to <app>?": the customer allowed it before (or it asks for nothing that needs consent), but its
+    /// return URL cannot prove it is that app (RFC 8252 8.6).
+    pub confirm: bool,
+    /// Whether the operator verified the app (an unverified one is named as such).
+    pub verified: bool,
+    pub app_name: String,
+    /// The app's logo, served by Latchkey (`flows::logo`): never a developer's URL.
+    pub logo: Option<String>,
+    pub privacy_url: String,
+    pub user_email: String,
+    /// The original authorization query string, re-validated when the form comes back.
+    pub request: String,
+    /// Binds the decision to the session that saw this page and to `request`.
+    pub consent_token: String,
+    pub items: Vec<ConsentItem>,
 }
 
 /// When an error is answered, which decides whether an unverified app's error may be redirected (SPEC 2.1).
@@ -51,77 +102,26 @@ enum Moment {
     Answer,
 }
 
-/// An error sent back to the app: a 303 to the return URL, or for an unverified app before any interaction, a
-/// page naming the app, the error and where the link goes (no open redirector, RFC 9700 4.11.2).
+/// An error sent back to the app: the redirect to the return URL, or for an unverified app before any
+/// interaction, the notice naming the app, the error and where the link goes (no open redirector,
+/// RFC 9700 4.11.2).
 fn redirect_error(
     state: &AppState,
     client: &Client,
     e: &RedirectError,
     moment: Moment,
-) -> Response {
+) -> AuthorizeOutcome {
     let location = authz::error_redirect(e, &state.issuer);
     if client.verified || moment == Moment::Answer {
-        return Redirect::to(&location).into_response();
+        return AuthorizeOutcome::ErrorRedirect { location };
     }
-    let mut res = pages::render(
-        StatusCode::OK,
-        &pages::RedirectNotice {
-            app_name: client.name.clone(),
-            operator: pages::operator_name(&state.issuer),
-            what_happened: error_words(e.error.code),
-            code: e.error.code.as_str(),
-            description: e.error.description.clone(),
-            destination: destination(&e.redirect_uri),
-            location,
-        },
-    );
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    res
-}
-
-/// Where a return URL leads, as a person reads it: its host (and port), or a native app's scheme.
-fn destination(uri: &str) -> String {
-    match url::Url::parse(uri) {
-        Ok(u) => match (u.host_str(), u.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            (None, _) => u.scheme().to_owned(),
-        },
-        Err(_) => uri.to_owned(),
-    }
-}
-
-/// What an authorization error means, in words for the customer.
-fn error_words(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::InvalidRequest => "the app's sign-in request was not valid.",
-        ErrorCode::UnauthorizedClient => "the app is not allowed to sign in this way.",
-        ErrorCode::UnsupportedResponseType => {
-            "the app asked for a kind of answer Latchkey does not give."
-        }
-        ErrorCode::InvalidScope => "the app asked for information Latchkey does not have.",
-        ErrorCode::RequestNotSupported | ErrorCode::RequestUriNotSupported => {
-            "the app sent its request in a form Latchkey does not accept."
-        }
-        ErrorCode::AccessDenied => "you did not allow the app.",
-        ErrorCode::LoginRequired | ErrorCode::ConsentRequired | ErrorCode::InteractionRequired => {
-            "the app asked to sign you in without showing you anything, which is not possible now."
-        }
-        ErrorCode::TemporarilyUnavailable => "Latchkey is busy right now.",
-        ErrorCode::ServerError
-        | ErrorCode::InvalidClient
-        | ErrorCode::InvalidGrant
-        | ErrorCode::UnsupportedGrantType
-        | ErrorCode::InvalidToken
-        | ErrorCode::InsufficientScope
-        | ErrorCode::AuthorizationPending
-        | ErrorCode::SlowDown
-        | ErrorCode::ExpiredToken
-        | ErrorCode::InvalidCodePair => "the sign-in could not be completed.",
-    }
+    AuthorizeOutcome::Notice(ErrorNotice {
+        app_name: client.name.clone(),
+        code: e.error.code,
+        description: e.error.description.clone(),
+        redirect_uri: e.redirect_uri.clone(),
+        location,
+    })
 }
 
 fn redirect_with(
@@ -130,7 +130,7 @@ fn redirect_with(
     req: &AuthorizeRequest,
     error: OAuthError,
     moment: Moment,
-) -> Response {
+) -> AuthorizeOutcome {
     redirect_error(
         state,
         client,
@@ -144,108 +144,48 @@ fn redirect_with(
     )
 }
 
-/// Parses and checks an authorization request; `Err` is the response to send.
-async fn validate(state: &AppState, query: &str) -> Result<(Client, AuthorizeRequest), Response> {
-    let params = Params::from_urlencoded(query.as_bytes())
-        .map_err(|e| refused_page(PageError::Malformed(e.description)))?;
-    let client_id = authz::client_id(&params).map_err(refused_page)?;
+/// Parses and checks an authorization request; `Ok(Err(_))` is the answer to give instead. A storage failure
+/// before the return URL is known to be the app's is a page (`Err`), never a redirect.
+async fn validate(
+    state: &AppState,
+    query: &str,
+) -> Result<Result<(Client, AuthorizeRequest), AuthorizeOutcome>, Failure> {
+    let refused = |e| Ok(Err(AuthorizeOutcome::Refused(e)));
+    let params = match Params::from_urlencoded(query.as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return refused(PageError::Malformed(e.description)),
+    };
+    let client_id = match authz::client_id(&params) {
+        Ok(id) => id,
+        Err(e) => return refused(e),
+    };
     if !ids::is_client_id(client_id) {
-        return Err(refused_page(PageError::UnknownClient));
+        return refused(PageError::UnknownClient);
     }
-    let client = match state.store.find_client(client_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return Err(refused_page(PageError::UnknownClient)),
-        // The return URL is not known to be the app's yet: a page, never a redirect.
-        Err(e) => return Err(error::page_failure(e.into())),
+    let Some(client) = state.store.find_client(client_id).await? else {
+        return refused(PageError::UnknownClient);
     };
     let requested = params.get("redirect_uri").ok().flatten();
     let client = super::sdk::with_relay(&state.issuer, client, requested);
-    let (redirect_uri, sent) =
-        authz::redirect_uri(&params, &client.policy).map_err(refused_page)?;
-    let request = authz::parse(
+    let (redirect_uri, sent) = match authz::redirect_uri(&params, &client.policy) {
+        Ok(found) => found,
+        Err(e) => return refused(e),
+    };
+    match authz::parse(
         &params,
         &client.policy,
         redirect_uri,
         sent,
         &state.known_scopes,
-    )
-    .map_err(|e| redirect_error(state, &client, &e, Moment::BeforeInteraction))?;
-    Ok((client, request))
-}
-
-/// The parameter that carries proof that sign-in was asked for afresh (`prompt=login`, `max_age`).
-const REAUTH_PARAM: &str = "lk_reauth";
-/// How long such a proof is honoured: long enough to sign in.
-const REAUTH_WINDOW_SECS: i64 = 600;
-
-/// The request's parameters without the re-authentication marker, in one canonical encoding (what the marker's
-/// MAC covers, so that a browser re-encoding the URL does not break it).
-fn without_marker(query: &str) -> String {
-    let mut out = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        if k != REAUTH_PARAM {
-            out.append_pair(&k, &v);
-        }
-    }
-    out.finish()
-}
-
-/// When Latchkey sent this browser to sign in afresh for exactly this request, if the request carries a valid
-/// marker of that: a session authenticated since then satisfies `prompt=login` and `max_age` (L4: the sign-in
-/// page's `return_to` cannot be followed without signing in).
-fn reauth_asked_at(state: &AppState, browser: &Browser, query: &str, now: i64) -> Option<i64> {
-    let mut markers = url::form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| k == REAUTH_PARAM)
-        .map(|(_, v)| v.into_owned());
-    let marker = markers.next()?;
-    if markers.next().is_some() || browser.id.is_empty() {
-        return None;
-    }
-    let request = without_marker(query);
-    match state.hasher.check_stamp(
-        Kind::Reauth,
-        &[browser.id.as_bytes(), request.as_bytes()],
-        &marker,
-        now,
-        REAUTH_WINDOW_SECS,
     ) {
-        Stamp::Fresh { issued_at } => Some(issued_at),
-        Stamp::Expired | Stamp::Invalid => None,
+        Ok(request) => Ok(Ok((client, request))),
+        Err(e) => Ok(Err(redirect_error(
+            state,
+            &client,
+            &e,
+            Moment::BeforeInteraction,
+        ))),
     }
-}
-
-/// Where to send the browser to sign in and come back: this request. With `fresh_since` (a fresh sign-in is
-/// asked for: `prompt=login`, `max_age`) it comes back with a marker, bound to this browser and this exact
-/// request, saying when that was asked, so that a session authenticated since satisfies it (otherwise `max_age=0`
-/// would send the customer back to sign in once a second has passed), and one from before does not.
-fn signin_redirect(
-    state: &AppState,
-    browser: &Browser,
-    query: &str,
-    login_hint: Option<&str>,
-    fresh_since: Option<i64>,
-) -> Response {
-    let request = without_marker(query);
-    let return_to = match fresh_since {
-        Some(now) => {
-            let marker = state.hasher.stamp_b64(
-                Kind::Reauth,
-                now,
-                &[browser.id.as_bytes(), request.as_bytes()],
-            );
-            let sep = if request.is_empty() { "" } else { "&" };
-            format!("/ap/oa?{request}{sep}{REAUTH_PARAM}={marker}")
-        }
-        None => format!("/ap/oa?{request}"),
-    };
-    let prefix = "/ap/signin?";
-    let mut target = url::form_urlencoded::Serializer::for_suffix(prefix.to_owned(), prefix.len());
-    target.append_pair("return_to", &return_to);
-    if let Some(hint) = login_hint.filter(|h| h.contains('@')) {
-        target.append_pair("email", hint);
-    }
-    let target = target.finish();
-    Redirect::to(&target).into_response()
 }
 
 /// Whether the customer must confirm even when nothing needs consent (RFC 8252 8.6, SPEC 2.1): a public app whose
@@ -261,14 +201,20 @@ fn must_confirm(state: &AppState, client: &Client, req: &AuthorizeRequest) -> bo
 /// way back from the sign-in page to the request.
 const FRESH_SIGNIN_SECS: i64 = 60;
 
-/// `GET /ap/oa`.
-pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Response {
-    let (client, req) = match validate(state, query).await {
+/// `GET /ap/oa` for the raw query string `query`. `reauth_asked_at` is when Latchkey sent this browser to sign in
+/// afresh for exactly this request, if the request carries a valid marker of that (checked by web: the marker is
+/// bound to the browser): a session authenticated since then satisfies `prompt=login` and `max_age` (L4).
+pub async fn authorize(
+    state: &AppState,
+    signed_in: Option<&SignedIn>,
+    query: &str,
+    reauth_asked_at: Option<i64>,
+) -> Result<AuthorizeOutcome, Failure> {
+    let (client, req) = match validate(state, query).await? {
         Ok(v) => v,
-        Err(res) => return res,
+        Err(outcome) => return Ok(outcome),
     };
     let now = state.clock.now();
-    let reauth_asked_at = reauth_asked_at(state, browser, query, now);
     let fresh_enough = |s: &SignedIn| {
         let auth_time = s.session.auth_time;
         // A sign-in since Latchkey asked, and recent: the marker proves the former, and a URL reopened from the
@@ -279,10 +225,10 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
         signed_in_since_asked
             || (!req.prompt.login && req.max_age.is_none_or(|max| now - auth_time <= max))
     };
-    let signed_in = match &browser.signed_in {
+    let signed_in = match signed_in {
         Some(s) if fresh_enough(s) => s,
         _ if req.prompt.none => {
-            return redirect_with(
+            return Ok(redirect_with(
                 state,
                 &client,
                 &req,
@@ -291,17 +237,15 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
                     "The customer is not signed in, and prompt=none forbids asking : prompt",
                 ),
                 Moment::Answer,
-            )
+            ))
         }
         _ => {
             let fresh_since = (req.prompt.login || req.max_age.is_some()).then_some(now);
-            return signin_redirect(
-                state,
-                browser,
-                query,
-                req.login_hint.as_deref(),
+            return Ok(AuthorizeOutcome::SignIn {
+                request: query.to_owned(),
+                login_hint: req.login_hint.clone(),
                 fresh_since,
-            );
+            });
         }
     };
     let user = &signed_in.session.user;
@@ -312,11 +256,19 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
             .await
         {
             Ok(c) => c.is_some_and(|c| req.scopes.is_subset(&Scopes::from_stored(&c.scopes))),
-            Err(e) => return store_failed(state, &client, &req, e, Moment::BeforeInteraction),
+            Err(e) => {
+                return Ok(store_failed(
+                    state,
+                    &client,
+                    &req,
+                    e,
+                    Moment::BeforeInteraction,
+                ))
+            }
         };
         if !remembered || req.prompt.consent {
             if req.prompt.none {
-                return redirect_with(
+                return Ok(redirect_with(
                     state,
                     &client,
                     &req,
@@ -325,14 +277,14 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
                         "The customer has not allowed these scopes, and prompt=none forbids asking : prompt",
                     ),
                     Moment::Answer,
-                );
+                ));
             }
-            return consent_page(state, browser, signed_in, &client, &req, query, false);
+            return Ok(consent_page(state, signed_in, &client, &req, query, false));
         }
     }
     if must_confirm(state, &client, &req) {
         if req.prompt.none {
-            return redirect_with(
+            return Ok(redirect_with(
                 state,
                 &client,
                 &req,
@@ -341,12 +293,12 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
                     "The customer must confirm apps on this device each time, and prompt=none forbids asking : prompt",
                 ),
                 Moment::Answer,
-            );
+            ));
         }
-        return consent_page(state, browser, signed_in, &client, &req, query, true);
+        return Ok(consent_page(state, signed_in, &client, &req, query, true));
     }
     let scopes = req.scopes.clone();
-    complete(
+    Ok(complete(
         state,
         &client,
         &req,
@@ -354,7 +306,7 @@ pub async fn authorize(state: &AppState, browser: &Browser, query: &str) -> Resp
         &scopes,
         Moment::BeforeInteraction,
     )
-    .await
+    .await)
 }
 
 fn item(
@@ -463,13 +415,12 @@ fn consent_token(state: &AppState, signed_in: &SignedIn, request: &str) -> Strin
 /// same form, bound to this session and this exact request.
 fn consent_page(
     state: &AppState,
-    browser: &Browser,
     signed_in: &SignedIn,
     client: &Client,
     req: &AuthorizeRequest,
     query: &str,
     confirm: bool,
-) -> Response {
+) -> AuthorizeOutcome {
     let user = &signed_in.session.user;
     let items = consent_items(
         &req.scopes,
@@ -477,76 +428,50 @@ fn consent_page(
         user,
         &state.config.scopes,
     );
-    pages::render(
-        StatusCode::OK,
-        &pages::Consent {
-            confirm,
-            unverified_by: (!client.verified).then(|| pages::operator_name(&state.issuer)),
-            app_name: client.name.clone(),
-            logo: crate::flows::logo::src(client),
-            privacy_url: client.privacy_url.clone(),
-            user_email: user.email.clone(),
-            csrf: browser.csrf(state),
-            request: query.to_owned(),
-            consent_token: consent_token(state, signed_in, query),
-            items,
-        },
-    )
+    AuthorizeOutcome::Consent(ConsentView {
+        confirm,
+        verified: client.verified,
+        app_name: client.name.clone(),
+        logo: crate::flows::logo::src(client),
+        privacy_url: client.privacy_url.clone(),
+        user_email: user.email.clone(),
+        request: query.to_owned(),
+        consent_token: consent_token(state, signed_in, query),
+        items,
+    })
 }
 
-/// The consent form's fields.
-pub struct ConsentForm {
-    pub csrf: Option<String>,
+/// The customer's answer on the consent form (its CSRF token already checked by web).
+#[derive(Debug, Default)]
+pub struct ConsentAnswer {
+    /// The authorization query string the page was shown for.
     pub request: String,
     pub consent_token: Option<String>,
     pub allow: bool,
+    /// The optional items left ticked.
     pub shared: Vec<String>,
     /// The "Continue to <app>?" form: nothing new is allowed, so nothing is remembered.
     pub confirm: bool,
 }
 
-impl ConsentForm {
-    pub fn parse(body: &[u8]) -> ConsentForm {
-        let mut form = ConsentForm {
-            csrf: None,
-            request: String::new(),
-            consent_token: None,
-            allow: false,
-            shared: Vec::new(),
-            confirm: false,
-        };
-        for (k, v) in url::form_urlencoded::parse(body) {
-            match &*k {
-                "csrf" => form.csrf = Some(v.into_owned()),
-                "request" => form.request = v.into_owned(),
-                "consent_token" => form.consent_token = Some(v.into_owned()),
-                "decision" => form.allow = v == "allow",
-                "share" => form.shared.push(v.into_owned()),
-                "confirm" => form.confirm = v == "1",
-                _ => {}
-            }
-        }
-        form
-    }
-}
-
-/// `POST /ap/oa/consent`: Allow or Cancel, bound to the browser (CSRF) and the session that saw the page.
-pub async fn consent(state: &AppState, browser: &Browser, form: ConsentForm) -> Response {
-    if !browser.csrf_ok(state, form.csrf.as_deref()) {
-        return pages::message(
-            StatusCode::BAD_REQUEST,
-            "This form has expired",
-            &["For your security, Latchkey could not accept this form. Go back to the app and sign in again."],
-        );
-    }
-    let Some(signed_in) = &browser.signed_in else {
+/// `POST /ap/oa/consent`: Allow or Cancel, bound to the session that saw the page.
+pub async fn consent(
+    state: &AppState,
+    signed_in: Option<&SignedIn>,
+    answer: ConsentAnswer,
+) -> Result<AuthorizeOutcome, Failure> {
+    let Some(signed_in) = signed_in else {
         // Signed out since the page was shown: whatever sign-in the request asked for, the one now is fresh.
-        return signin_redirect(state, browser, &form.request, None, Some(state.clock.now()));
+        return Ok(AuthorizeOutcome::SignIn {
+            request: answer.request,
+            login_hint: None,
+            fresh_since: Some(state.clock.now()),
+        });
     };
-    let token = form.consent_token.as_deref().map_or(Stamp::Invalid, |t| {
+    let token = answer.consent_token.as_deref().map_or(Stamp::Invalid, |t| {
         state.hasher.check_stamp(
             Kind::Consent,
-            &[&signed_in.id_hash, form.request.as_bytes()],
+            &[&signed_in.id_hash, answer.request.as_bytes()],
             t,
             state.clock.now(),
             CONSENT_PAGE_TTL_SECS,
@@ -562,14 +487,14 @@ pub async fn consent(state: &AppState, browser: &Browser, form: ConsentForm) -> 
         ),
     };
     if let Some(why) = why {
-        return pages::message(StatusCode::BAD_REQUEST, "This form has expired", &[why]);
+        return Ok(AuthorizeOutcome::Expired { why });
     }
-    let (client, req) = match validate(state, &form.request).await {
+    let (client, req) = match validate(state, &answer.request).await? {
         Ok(v) => v,
-        Err(res) => return res,
+        Err(outcome) => return Ok(outcome),
     };
-    if !form.allow {
-        return redirect_with(
+    if !answer.allow {
+        return Ok(redirect_with(
             state,
             &client,
             &req,
@@ -578,11 +503,11 @@ pub async fn consent(state: &AppState, browser: &Browser, form: ConsentForm) -> 
                 "The customer declined to allow the app",
             ),
             Moment::Answer,
-        );
+        ));
     }
-    let scopes = shared_scopes(&req.scopes, &req.optional_scopes, &form.shared);
+    let scopes = shared_scopes(&req.scopes, &req.optional_scopes, &answer.shared);
     if scopes.is_empty() {
-        return redirect_with(
+        return Ok(redirect_with(
             state,
             &client,
             &req,
@@ -591,33 +516,34 @@ pub async fn consent(state: &AppState, browser: &Browser, form: ConsentForm) -> 
                 "The customer shared nothing with the app",
             ),
             Moment::Answer,
-        );
+        ));
     }
     let user = &signed_in.session.user;
     let now = state.clock.now();
-    if !form.confirm {
+    if !answer.confirm {
         if let Err(e) =
             remember_consent(state, &user.id, &client.policy.client_id, &scopes, now).await
         {
-            return store_failed(state, &client, &req, e, Moment::Answer);
+            return Ok(store_failed(state, &client, &req, e, Moment::Answer));
         }
     }
-    complete(state, &client, &req, signed_in, &scopes, Moment::Answer).await
+    Ok(complete(state, &client, &req, signed_in, &scopes, Moment::Answer).await)
 }
 
 /// A storage failure once the return URL is known: `temporarily_unavailable` when the database is unreachable or
-/// overloaded and `server_error` otherwise (the one mapping decides and logs), redirected as `moment` allows.
+/// overloaded and `server_error` otherwise (the one mapping decides and logs), redirected to the app as `moment`
+/// allows: this is the protocol's answer, not a page's failure.
 fn store_failed(
     state: &AppState,
     client: &Client,
     req: &AuthorizeRequest,
     e: crate::store::StoreError,
     moment: Moment,
-) -> Response {
+) -> AuthorizeOutcome {
     redirect_with(state, client, req, Failure::Store(e).into_oauth(), moment)
 }
 
-/// Issues the code (or, for implicit, the token) and redirects back to the app; `moment` says whether the
+/// Issues the code (or, for implicit, the token) and sends the browser back to the app; `moment` says whether the
 /// customer acted on this request (a failure is then redirected even for an unverified app).
 async fn complete(
     state: &AppState,
@@ -626,7 +552,7 @@ async fn complete(
     signed_in: &SignedIn,
     scopes: &Scopes,
     moment: Moment,
-) -> Response {
+) -> AuthorizeOutcome {
     let now = state.clock.now();
     let user = &signed_in.session.user;
     let subject = ids::pairwise_user_id(&state.hasher, &client.owner, &user.id);
@@ -702,10 +628,5 @@ async fn complete(
             authz::append_to_uri(&req.redirect_uri, &pairs, req.response_mode)
         }
     };
-    let mut res = Redirect::to(&location).into_response();
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    res
+    AuthorizeOutcome::Issued { location }
 }

@@ -1,51 +1,84 @@
 //! The code-entry pages at `/code` (RFC 8628 3.3; SPEC 2.3): a signed-in customer types the code their device
 //! shows, sees which app asks for what, and confirms or denies. Wrong codes are counted per browser session and
-//! per address; past the limit, entry is refused with 429 until the window passes.
+//! per address; past the limit, entry is refused (429 in web) until the window passes. The forms' CSRF tokens are
+//! checked by web before these functions are called; each returns a [`CodeOutcome`] that web turns into a page.
 
-use super::authorize::{consent_items, remember_consent, shared_scopes};
+use super::authorize::{consent_items, remember_consent, shared_scopes, ConsentItem};
 use crate::app::AppState;
+use crate::flows::error::Failure;
 use crate::flows::SignedIn;
 use crate::limits::{self, Bucket};
 use crate::store::{Client, DeviceDecision, DeviceRequest};
-use crate::web::pages::{self, CodeConfirm, CodeEntry};
-use crate::web::session::Browser;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
 use latchkey_core::device::{self, Status};
 use latchkey_core::scope::Scopes;
 use latchkey_core::secret::{Kind, Secret, Stamp};
 use latchkey_core::{ids, CONSENT_PAGE_TTL_SECS};
 
-/// The code-entry forms' fields.
-#[derive(Default)]
-pub struct CodeForm {
-    pub csrf: Option<String>,
+/// What a code-entry page comes to.
+#[derive(Debug)]
+pub enum CodeOutcome {
+    /// Sign in first, then come back to `return_to` (the code page, with what was typed).
+    SignIn { return_to: String },
+    /// The code-entry form; with `error`, what was wrong with the code entered.
+    Entry(EntryView),
+    /// "Is this your device?": the app, what it asks for, and the form to answer.
+    Confirm(ConfirmView),
+    /// The confirmation form is too old, was shown to another session, or its code is gone.
+    Expired,
+    /// Past the limit of wrong codes: try again after `wait` seconds.
+    Throttled { wait: i64 },
+    /// The code has expired or was already used.
+    Unusable,
+    /// The code's app may no longer link devices.
+    AppCannotLink,
+    /// The customer shared nothing the app needs.
+    NothingShared,
+    /// The customer said no: the device will not be signed in to `app_name`.
+    Denied { app_name: String },
+    /// The device is linked to the customer's account in `app_name`.
+    Linked { app_name: String },
+}
+
+/// The code-entry form.
+#[derive(Debug)]
+pub struct EntryView {
+    pub user_email: String,
+    /// What the customer typed (or what `verification_uri_complete` carried), cut to 32 characters.
+    pub user_code: String,
+    pub error: Option<&'static str>,
+}
+
+/// The confirmation page.
+#[derive(Debug)]
+pub struct ConfirmView {
+    /// Whether the operator verified the app (an unverified one is named as such).
+    pub verified: bool,
+    pub app_name: String,
+    /// The app's logo, served by Latchkey (`flows::logo`): never a developer's URL.
+    pub logo: Option<String>,
+    pub privacy_url: String,
+    pub user_email: String,
+    /// The canonical user code, carried to the confirmation.
+    pub user_code: String,
+    pub user_code_shown: String,
+    /// Binds the answer to the session that saw this page and to this code.
+    pub confirm_token: String,
+    pub items: Vec<ConsentItem>,
+}
+
+/// The customer's answer on the confirmation form (its CSRF token already checked by web).
+#[derive(Debug, Default)]
+pub struct CodeAnswer {
     pub user_code: String,
     pub confirm_token: Option<String>,
     pub allow: bool,
+    /// The optional items left ticked.
     pub shared: Vec<String>,
 }
 
-impl CodeForm {
-    pub fn parse(body: &[u8]) -> CodeForm {
-        let mut form = CodeForm::default();
-        for (k, v) in url::form_urlencoded::parse(body) {
-            match &*k {
-                "csrf" => form.csrf = Some(v.into_owned()),
-                "user_code" => form.user_code = v.chars().take(64).collect(),
-                "confirm_token" => form.confirm_token = Some(v.into_owned()),
-                "decision" => form.allow = v == "allow",
-                "share" => form.shared.push(v.into_owned()),
-                _ => {}
-            }
-        }
-        form
-    }
-}
-
 /// Sends the browser to sign in, then back to the code page with what it typed.
-fn signin_first(user_code: &str) -> Response {
-    let back = if user_code.is_empty() {
+fn signin_first(user_code: &str) -> CodeOutcome {
+    let return_to = if user_code.is_empty() {
         "/code".to_owned()
     } else {
         format!(
@@ -55,53 +88,24 @@ fn signin_first(user_code: &str) -> Response {
                 .finish()
         )
     };
-    let target = format!(
-        "/ap/signin?{}",
-        url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("return_to", &back)
-            .finish()
-    );
-    Redirect::to(&target).into_response()
+    CodeOutcome::SignIn { return_to }
 }
 
-fn entry_page(
-    state: &AppState,
-    browser: &Browser,
-    signed_in: &SignedIn,
-    typed: &str,
-    error: Option<&str>,
-    status: StatusCode,
-) -> Response {
-    pages::render(
-        status,
-        &CodeEntry {
-            csrf: browser.csrf(state),
-            user_email: signed_in.session.user.email.clone(),
-            user_code: typed.chars().take(32).collect(),
-            error: error.map(str::to_owned),
-        },
-    )
-}
-
-fn expired_form() -> Response {
-    pages::message(
-        StatusCode::BAD_REQUEST,
-        "This form has expired",
-        &["For your security, Latchkey could not accept this form. Open the code page again and enter the code shown on your device."],
-    )
-}
-
-fn store_failed(e: crate::store::StoreError) -> Response {
-    crate::web::error::page_failure(e.into())
+fn entry(signed_in: &SignedIn, typed: &str, error: Option<&'static str>) -> CodeOutcome {
+    CodeOutcome::Entry(EntryView {
+        user_email: signed_in.session.user.email.clone(),
+        user_code: typed.chars().take(32).collect(),
+        error,
+    })
 }
 
 /// `GET /code` (and `verification_uri_complete`, which pre-fills the code).
-pub async fn show(state: &AppState, browser: &Browser, user_code: Option<&str>) -> Response {
+pub fn show(signed_in: Option<&SignedIn>, user_code: Option<&str>) -> CodeOutcome {
     let typed = user_code.unwrap_or("");
-    let Some(signed_in) = &browser.signed_in else {
+    let Some(signed_in) = signed_in else {
         return signin_first(typed.get(..32).unwrap_or(typed));
     };
-    entry_page(state, browser, signed_in, typed, None, StatusCode::OK)
+    entry(signed_in, typed, None)
 }
 
 /// The throttle buckets of this browser session and address: every code entered is counted before it is looked
@@ -120,43 +124,21 @@ fn buckets(state: &AppState, signed_in: &SignedIn, client_ip: &str) -> [Bucket; 
     ]
 }
 
-fn too_many(wait: i64) -> Response {
-    pages::too_many(
-        "Too many wrong codes",
-        "Too many codes entered here were not right. Wait a few minutes, check the code on your device, and try again.",
-        wait,
-    )
-}
-
-/// A code pair that can still be confirmed, with its app; or the page explaining why not.
+/// A code pair that can still be confirmed, with its app; or the outcome explaining why not.
 async fn live_request(
     state: &AppState,
     code: &str,
-) -> Result<Option<(DeviceRequest, Client)>, Response> {
+) -> Result<Result<Option<(DeviceRequest, Client)>, CodeOutcome>, Failure> {
     let hash = state.hasher.token(Kind::UserCode, code);
-    let Some(request) = state
-        .store
-        .find_device_code(&hash)
-        .await
-        .map_err(store_failed)?
-    else {
-        return Ok(None);
+    let Some(request) = state.store.find_device_code(&hash).await? else {
+        return Ok(Ok(None));
     };
     if request.status != Status::Pending || request.expires_at <= state.clock.now() {
-        return Err(pages::message(
-            StatusCode::BAD_REQUEST,
-            "This code can no longer be used",
-            &["The code has expired or was already used. Start again on your device to get a new code."],
-        ));
+        return Ok(Err(CodeOutcome::Unusable));
     }
-    match state.store.find_client(&request.client_id).await {
-        Ok(Some(client)) if client.policy.allow_device => Ok(Some((request, client))),
-        Ok(_) => Err(pages::message(
-            StatusCode::BAD_REQUEST,
-            "This app can no longer link devices",
-            &["The app that showed this code is no longer allowed to sign in on devices. Contact its developer."],
-        )),
-        Err(e) => Err(store_failed(e)),
+    match state.store.find_client(&request.client_id).await? {
+        Some(client) if client.policy.allow_device => Ok(Ok(Some((request, client)))),
+        _ => Ok(Err(CodeOutcome::AppCannotLink)),
     }
 }
 
@@ -171,95 +153,78 @@ fn confirm_token(state: &AppState, signed_in: &SignedIn, code: &str) -> String {
     )
 }
 
-/// `POST /code`: look the code up and ask "Is this your device?".
+/// `POST /code`: look the code `user_code` up and ask "Is this your device?". `client_ip` is the client
+/// address's limit key.
 pub async fn submit(
     state: &AppState,
-    browser: &Browser,
+    signed_in: Option<&SignedIn>,
     client_ip: &str,
-    form: CodeForm,
-) -> Response {
-    if !browser.csrf_ok(state, form.csrf.as_deref()) {
-        return expired_form();
-    }
-    let Some(signed_in) = &browser.signed_in else {
-        return signin_first(&form.user_code);
+    user_code: &str,
+) -> Result<CodeOutcome, Failure> {
+    let Some(signed_in) = signed_in else {
+        return Ok(signin_first(user_code));
     };
     let buckets = buckets(state, signed_in, client_ip);
-    match limits::hit(state, &buckets).await {
-        Ok(None) => {}
-        Ok(Some(wait)) => return too_many(wait),
-        Err(e) => return store_failed(e),
+    if let Some(wait) = limits::hit(state, &buckets).await? {
+        return Ok(CodeOutcome::Throttled { wait });
     }
-    let Some(code) = device::normalize(&form.user_code) else {
+    let Some(code) = device::normalize(user_code) else {
         // Not a guess at any code: it does not count.
-        if let Err(e) = limits::refund(state, &buckets).await {
-            return store_failed(e);
-        }
-        return entry_page(
-            state,
-            browser,
+        limits::refund(state, &buckets).await?;
+        return Ok(entry(
             signed_in,
-            &form.user_code,
+            user_code,
             Some("A code is 8 letters, like BCDF-GHJK. Check the code on your device."),
-            StatusCode::BAD_REQUEST,
-        );
+        ));
     };
-    let (request, client) = match live_request(state, &code).await {
+    let (request, client) = match live_request(state, &code).await? {
         Ok(Some(found)) => found,
         Ok(None) => {
-            return entry_page(
-                state,
-                browser,
+            return Ok(entry(
                 signed_in,
-                &form.user_code,
+                user_code,
                 Some("That code is not right. Check the code on your device and try again."),
-                StatusCode::BAD_REQUEST,
-            );
+            ));
         }
-        Err(res) => return res,
+        Err(outcome) => return Ok(outcome),
     };
-    if let Err(e) = limits::refund(state, &buckets).await {
-        return store_failed(e);
-    }
+    limits::refund(state, &buckets).await?;
     let optional: Vec<String> = Scopes::from_stored(&request.optional_scopes)
         .iter()
         .map(str::to_owned)
         .collect();
     let user = &signed_in.session.user;
-    pages::render(
-        StatusCode::OK,
-        &CodeConfirm {
-            unverified_by: (!client.verified).then(|| pages::operator_name(&state.issuer)),
-            app_name: client.name.clone(),
-            logo: crate::flows::logo::src(&client),
-            privacy_url: client.privacy_url.clone(),
-            user_email: user.email.clone(),
-            csrf: browser.csrf(state),
-            user_code_shown: device::display(&code),
-            confirm_token: confirm_token(state, signed_in, &code),
-            user_code: code,
-            items: consent_items(
-                &Scopes::from_stored(&request.scopes),
-                &optional,
-                user,
-                &state.config.scopes,
-            ),
-        },
-    )
+    Ok(CodeOutcome::Confirm(ConfirmView {
+        verified: client.verified,
+        app_name: client.name.clone(),
+        logo: crate::flows::logo::src(&client),
+        privacy_url: client.privacy_url.clone(),
+        user_email: user.email.clone(),
+        user_code_shown: device::display(&code),
+        confirm_token: confirm_token(state, signed_in, &code),
+        user_code: code,
+        items: consent_items(
+            &Scopes::from_stored(&request.scopes),
+            &optional,
+            user,
+            &state.config.scopes,
+        ),
+    }))
 }
 
 /// `POST /code/confirm`: the customer's answer, bound to the session that saw the question.
-pub async fn confirm(state: &AppState, browser: &Browser, form: CodeForm) -> Response {
-    if !browser.csrf_ok(state, form.csrf.as_deref()) {
-        return expired_form();
-    }
-    let Some(signed_in) = &browser.signed_in else {
-        return signin_first("");
+pub async fn confirm(
+    state: &AppState,
+    signed_in: Option<&SignedIn>,
+    answer: CodeAnswer,
+) -> Result<CodeOutcome, Failure> {
+    let Some(signed_in) = signed_in else {
+        return Ok(signin_first(""));
     };
-    let token_ok = form.confirm_token.as_deref().is_some_and(|t| {
+    let token_ok = answer.confirm_token.as_deref().is_some_and(|t| {
         let stamp = state.hasher.check_stamp(
             Kind::Consent,
-            &[&signed_in.id_hash, b"device", form.user_code.as_bytes()],
+            &[&signed_in.id_hash, b"device", answer.user_code.as_bytes()],
             t,
             state.clock.now(),
             CONSENT_PAGE_TTL_SECS,
@@ -267,33 +232,25 @@ pub async fn confirm(state: &AppState, browser: &Browser, form: CodeForm) -> Res
         matches!(stamp, Stamp::Fresh { .. })
     });
     if !token_ok {
-        return expired_form();
+        return Ok(CodeOutcome::Expired);
     }
-    let code = Secret::new(form.user_code.clone());
-    let (request, client) = match live_request(state, code.expose()).await {
+    let code = Secret::new(answer.user_code.clone());
+    let (request, client) = match live_request(state, code.expose()).await? {
         Ok(Some(found)) => found,
-        Ok(None) => return expired_form(),
-        Err(res) => return res,
+        Ok(None) => return Ok(CodeOutcome::Expired),
+        Err(outcome) => return Ok(outcome),
     };
     let hash = state.hasher.token(Kind::UserCode, code.expose());
     let now = state.clock.now();
     let user = &signed_in.session.user;
-    if !form.allow {
-        return match state
+    if !answer.allow {
+        state
             .store
             .decide_device_code(&hash, &DeviceDecision::Deny, now)
-            .await
-        {
-            Ok(_) => pages::message(
-                StatusCode::OK,
-                "Device not linked",
-                &[&format!(
-                    "You said no, so the device will not be signed in to {}. You can close this page.",
-                    client.name
-                )],
-            ),
-            Err(e) => store_failed(e),
-        };
+            .await?;
+        return Ok(CodeOutcome::Denied {
+            app_name: client.name,
+        });
     }
     let optional: Vec<String> = Scopes::from_stored(&request.optional_scopes)
         .iter()
@@ -302,14 +259,10 @@ pub async fn confirm(state: &AppState, browser: &Browser, form: CodeForm) -> Res
     let scopes = shared_scopes(
         &Scopes::from_stored(&request.scopes),
         &optional,
-        &form.shared,
+        &answer.shared,
     );
     if scopes.is_empty() {
-        return pages::message(
-            StatusCode::BAD_REQUEST,
-            "Nothing to share",
-            &["The app needs at least one item. Start again on your device."],
-        );
+        return Ok(CodeOutcome::NothingShared);
     }
     let decision = DeviceDecision::Approve {
         user_id: user.id.clone(),
@@ -317,27 +270,15 @@ pub async fn confirm(state: &AppState, browser: &Browser, form: CodeForm) -> Res
         scopes: scopes.to_string_sorted(),
         auth_time: signed_in.session.auth_time,
     };
-    match state.store.decide_device_code(&hash, &decision, now).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return pages::message(
-                StatusCode::BAD_REQUEST,
-                "This code can no longer be used",
-                &["The code has expired or was already used. Start again on your device to get a new code."],
-            )
-        }
-        Err(e) => return store_failed(e),
-    }
-    if let Err(e) = remember_consent(state, &user.id, &client.policy.client_id, &scopes, now).await
+    if !state
+        .store
+        .decide_device_code(&hash, &decision, now)
+        .await?
     {
-        return store_failed(e);
+        return Ok(CodeOutcome::Unusable);
     }
-    pages::message(
-        StatusCode::OK,
-        "Your device is linked",
-        &[&format!(
-            "Go back to your device: {} will finish signing you in within a few seconds. You can close this page.",
-            client.name
-        )],
-    )
+    remember_consent(state, &user.id, &client.policy.client_id, &scopes, now).await?;
+    Ok(CodeOutcome::Linked {
+        app_name: client.name,
+    })
 }

@@ -5,8 +5,6 @@
 
 use crate::app::AppState;
 use crate::store::Logo;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
 use image::{ImageFormat, ImageReader, Limits};
 use latchkey_core::ids;
 use sha2::{Digest as _, Sha256};
@@ -103,31 +101,22 @@ pub fn path(client_id: &str, version: &str) -> String {
     format!("/logos/{client_id}/{version}")
 }
 
-/// `GET /logos/{client_id}/{version}`: the stored PNG, cacheable for good (a new upload has a new version);
-/// 404 when the app has no logo or another version.
-pub async fn serve(state: &AppState, client_id: &str, version: &str) -> Response {
-    let not_found = || {
-        crate::web::pages::message(
-            StatusCode::NOT_FOUND,
-            "Logo not found",
-            &["There is no logo at this address."],
-        )
-    };
+/// `GET /logos/{client_id}/{version}`: the stored PNG of that version; `None` when the app has no logo or
+/// another version (a new upload has a new version, so what is served may be cached for good).
+pub async fn serve(
+    state: &AppState,
+    client_id: &str,
+    version: &str,
+) -> Result<Option<Vec<u8>>, crate::flows::error::Failure> {
     if !ids::is_client_id(client_id) {
-        return not_found();
+        return Ok(None);
     }
-    match state.store.find_client_logo(client_id).await {
-        Ok(Some(logo)) if logo.version == version => (
-            [
-                (header::CONTENT_TYPE, "image/png"),
-                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-            ],
-            logo.png,
-        )
-            .into_response(),
-        Ok(_) => not_found(),
-        Err(e) => crate::web::error::page_failure(e.into()),
-    }
+    Ok(state
+        .store
+        .find_client_logo(client_id)
+        .await?
+        .filter(|logo| logo.version == version)
+        .map(|logo| logo.png))
 }
 
 #[cfg(test)]

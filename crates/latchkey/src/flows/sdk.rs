@@ -3,12 +3,8 @@
 //! the relay hands the response to the opener only if the opener is on one of those origins.
 
 use crate::app::AppState;
+use crate::flows::error::Failure;
 use crate::store::Client;
-use crate::web::error::page_failure;
-use crate::web::pages;
-use askama::Template;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
 
 /// The popup return URL of `client_id`.
 pub fn relay_uri(issuer: &str, client_id: &str) -> String {
@@ -24,51 +20,26 @@ pub fn with_relay(issuer: &str, mut client: Client, requested: Option<&str>) -> 
     client
 }
 
-#[derive(Template)]
-#[template(path = "relay.html")]
-struct Relay {
-    app_name: String,
-    origins: String,
+/// What the relay page needs of an app that uses the SDK.
+#[derive(Debug)]
+pub struct RelayApp {
+    pub app_name: String,
+    /// The origins the relay may hand a response to.
+    pub origins: Vec<String>,
 }
 
-/// `GET /sdk/relay/{client_id}`.
-pub async fn relay(state: &AppState, client_id: &str) -> Response {
-    let found = if latchkey_core::ids::is_client_id(client_id) {
-        state.store.find_client(client_id).await
-    } else {
-        Ok(None)
-    };
-    let client = match found {
-        Ok(Some(c)) if !c.allowed_origins.is_empty() => c,
-        Ok(_) => {
-            return pages::message(
-                StatusCode::BAD_REQUEST,
-                "Unknown app",
-                &["This sign-in window belongs to no app that uses the Latchkey SDK."],
-            )
-        }
-        Err(e) => {
-            return page_failure(e.into());
-        }
-    };
-    let page = Relay {
-        app_name: client.name,
-        origins: client.allowed_origins.join(" "),
-    };
-    match page.render() {
-        Ok(html) => {
-            let mut res = Html(html).into_response();
-            res.headers_mut().insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(
-                    "default-src 'none'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'",
-                ),
-            );
-            res
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "relay template failed");
-            pages::unavailable()
-        }
+/// `GET /sdk/relay/{client_id}`: the app, if `client_id` names one that uses the SDK (has allowed origins).
+pub async fn relay(state: &AppState, client_id: &str) -> Result<Option<RelayApp>, Failure> {
+    if !latchkey_core::ids::is_client_id(client_id) {
+        return Ok(None);
     }
+    Ok(state
+        .store
+        .find_client(client_id)
+        .await?
+        .filter(|c| !c.allowed_origins.is_empty())
+        .map(|c| RelayApp {
+            app_name: c.name,
+            origins: c.allowed_origins,
+        }))
 }

@@ -2,17 +2,35 @@
 
 use crate::app::AppState;
 use crate::flows::{self};
+use crate::web::error::page_failure;
+use crate::web::pages;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-/// `GET /logos/{client_id}/{version}`.
+/// `GET /logos/{client_id}/{version}`: the stored PNG, cacheable for good (a new upload has a new version);
+/// 404 when the app has no logo or another version.
 pub async fn logo(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
 ) -> Response {
     let (client_id, version) = path.map(|Path(p)| p).unwrap_or_default();
-    flows::logo::serve(&state, &client_id, &version).await
+    match flows::logo::serve(&state, &client_id, &version).await {
+        Ok(Some(png)) => (
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            ],
+            png,
+        )
+            .into_response(),
+        Ok(None) => pages::message(
+            StatusCode::NOT_FOUND,
+            "Logo not found",
+            &["There is no logo at this address."],
+        ),
+        Err(failure) => page_failure(failure),
+    }
 }
 
 /// A static asset, cacheable for an hour.

@@ -34,15 +34,8 @@ pub struct Register {
     pub error: Option<String>,
 }
 
-/// One line of the consent page: what the app will see, with its current value.
-pub struct ConsentItem {
-    pub scope: String,
-    pub label: String,
-    /// The account's current value; empty for an operator's scope, which its label describes.
-    pub value: String,
-    /// Non-essential (`scope_data`): the customer may untick it.
-    pub optional: bool,
-}
+/// One line of the consent page: plain data the flows build (`flows::authorize`).
+pub use crate::flows::authorize::ConsentItem;
 
 #[derive(Template)]
 #[template(path = "consent.html")]
