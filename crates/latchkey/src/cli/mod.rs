@@ -448,7 +448,7 @@ async fn user(state: AppState, cmd: UserCommand) -> anyhow::Result<()> {
                 (secret::mint(&mut rand::thread_rng(), ""), true)
             };
             let postal = postal_code.unwrap_or_default();
-            crate::flows::account::check_new_account(
+            crate::flows::signin::check_new_account(
                 name.trim(),
                 &email,
                 password.expose(),

@@ -2,7 +2,7 @@
 //! is CSRF-protected and checked in full before anything is written; a password change needs the current password
 //! (counted against the sign-in rate limit) and ends every other session; "Sign out everywhere" ends them all.
 
-use super::account::{check_password, check_profile, expired_form, signin_first, too_many};
+use super::signin::{check_password, check_profile, expired_form, signin_first, too_many};
 use crate::app::AppState;
 use crate::flows::SignedIn;
 use crate::limits::{self, Bucket};

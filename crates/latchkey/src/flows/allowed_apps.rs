@@ -3,8 +3,8 @@
 //! holds for them in one store call, so the app's refresh fails with `invalid_grant` and its access token with
 //! `invalid_token` at once.
 
-use super::account::{expired_form, signin_first};
 use super::authorize::consent_items;
+use super::signin::{expired_form, signin_first};
 use crate::app::AppState;
 use crate::store::User;
 use crate::web::error::page_failure;

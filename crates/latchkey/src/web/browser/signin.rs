@@ -1,7 +1,7 @@
 //! Sign-in, sign-up and sign-out pages.
 
 use crate::app::AppState;
-use crate::flows::account;
+use crate::flows::signin;
 use crate::web::extract::ClientIp;
 use crate::web::session::Browser;
 use axum::body::Bytes;
@@ -21,7 +21,7 @@ pub async fn signin_page(
         .map(String::as_str)
         .filter(|e| e.len() <= 254)
         .unwrap_or("");
-    account::signin_page(
+    signin::signin_page(
         &state,
         &browser,
         q.get("return_to").map(String::as_str),
@@ -37,11 +37,11 @@ pub async fn signin(
     ip: ClientIp,
     body: Bytes,
 ) -> Response {
-    account::signin(
+    signin::signin(
         &state,
         &browser,
         &ip.key(),
-        account::AccountForm::parse(&body),
+        signin::AccountForm::parse(&body),
     )
     .await
 }
@@ -51,7 +51,7 @@ pub async fn register_page(
     browser: Browser,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    account::register_form(&state, &browser, q.get("return_to").map(String::as_str))
+    signin::register_form(&state, &browser, q.get("return_to").map(String::as_str))
 }
 
 pub async fn register(
@@ -60,20 +60,20 @@ pub async fn register(
     ip: ClientIp,
     body: Bytes,
 ) -> Response {
-    account::register(
+    signin::register(
         &state,
         &browser,
         &ip.key(),
-        account::AccountForm::parse(&body),
+        signin::AccountForm::parse(&body),
     )
     .await
 }
 
 pub async fn signout_page(State(state): State<AppState>, browser: Browser) -> Response {
-    account::signout_page(&state, &browser)
+    signin::signout_page(&state, &browser)
 }
 
 pub async fn signout(State(state): State<AppState>, browser: Browser, body: Bytes) -> Response {
-    let form = account::AccountForm::parse(&body);
-    account::signout(&state, &browser, form.csrf.as_deref()).await
+    let form = signin::AccountForm::parse(&body);
+    signin::signout(&state, &browser, form.csrf.as_deref()).await
 }
