@@ -1,7 +1,7 @@
 //! One file per endpoint, named after the spec: parse → load → decide → commit → respond. The protocol decisions
 //! are `latchkey_core` functions; these files load what they need, call them, and commit the result.
 
-pub mod account_settings;
+pub mod account;
 pub mod allowed_apps;
 pub mod authorization_code;
 pub mod authorize;

@@ -1,7 +1,7 @@
 //! The account page: profile, password, sessions.
 
 use crate::app::AppState;
-use crate::flows::account_settings;
+use crate::flows::account;
 use crate::web::session::Browser;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -13,7 +13,7 @@ pub async fn account_page(
     browser: Browser,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    account_settings::show(&state, &browser, q.get("done").map(String::as_str)).await
+    account::show(&state, &browser, q.get("done").map(String::as_str)).await
 }
 
 pub async fn account_profile(
@@ -21,12 +21,7 @@ pub async fn account_profile(
     browser: Browser,
     body: Bytes,
 ) -> Response {
-    account_settings::update_profile(
-        &state,
-        &browser,
-        account_settings::SettingsForm::parse(&body),
-    )
-    .await
+    account::update_profile(&state, &browser, account::SettingsForm::parse(&body)).await
 }
 
 pub async fn account_password(
@@ -34,12 +29,7 @@ pub async fn account_password(
     browser: Browser,
     body: Bytes,
 ) -> Response {
-    account_settings::change_password(
-        &state,
-        &browser,
-        account_settings::SettingsForm::parse(&body),
-    )
-    .await
+    account::change_password(&state, &browser, account::SettingsForm::parse(&body)).await
 }
 
 pub async fn account_end_session(
@@ -47,12 +37,7 @@ pub async fn account_end_session(
     browser: Browser,
     body: Bytes,
 ) -> Response {
-    account_settings::end_session(
-        &state,
-        &browser,
-        account_settings::SettingsForm::parse(&body),
-    )
-    .await
+    account::end_session(&state, &browser, account::SettingsForm::parse(&body)).await
 }
 
 pub async fn account_end_all_sessions(
@@ -60,10 +45,5 @@ pub async fn account_end_all_sessions(
     browser: Browser,
     body: Bytes,
 ) -> Response {
-    account_settings::end_all_sessions(
-        &state,
-        &browser,
-        account_settings::SettingsForm::parse(&body),
-    )
-    .await
+    account::end_all_sessions(&state, &browser, account::SettingsForm::parse(&body)).await
 }
