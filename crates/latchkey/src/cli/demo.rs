@@ -5,15 +5,15 @@
 use crate::app::AppState;
 use crate::config::Config;
 use crate::flows::registration::{self, AppInput};
-use crate::store::User;
+use crate::flows::signin::{create_user, CreateUser, NewAccount};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use latchkey_core::pkce;
 use latchkey_core::secret::{self, Secret};
-use latchkey_core::{ids, pkce};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,18 +75,17 @@ async fn seed(state: &AppState, app_base: &str) -> anyhow::Result<Secret> {
              password is public, so it runs only on its own database (set LATCHKEY_DATA_DIR to an empty directory)"
         );
     }
-    let now = state.clock.now();
     if state.store.find_user_by_email(DEMO_EMAIL).await?.is_none() {
-        let user = User {
-            id: ids::new_internal_id(&mut rand::thread_rng()),
-            email: DEMO_EMAIL.into(),
-            name: "Demo Customer".into(),
-            postal_code: Some("98109".into()),
-            password_hash: state.passwords.hash(&Secret::new(DEMO_PASSWORD)).await?,
-            disabled: false,
-            created_at: now,
+        let password = Secret::new(DEMO_PASSWORD);
+        let account = NewAccount {
+            email: DEMO_EMAIL,
+            name: "Demo Customer",
+            postal_code: "98109",
+            password: &password,
         };
-        state.store.create_user(&user).await?;
+        if let CreateUser::Invalid(why) = create_user(state, &account).await? {
+            anyhow::bail!(why);
+        }
     }
     // The demo apps are recreated on every run so that their return URLs and origins follow --app-listen.
     let web = AppInput {

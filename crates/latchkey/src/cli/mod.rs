@@ -7,9 +7,10 @@ mod device_login;
 use crate::app::{App, AppState};
 use crate::config::Config;
 use crate::flows::registration::{self, AppInput};
+use crate::flows::signin::{create_user, CreateUser, NewAccount};
 use crate::keys;
 use crate::seal;
-use crate::store::{Client, Created, User};
+use crate::store::{Client, User};
 use clap::{Args, Parser, Subcommand};
 use latchkey_core::oidc::SigningAlg;
 use latchkey_core::secret::{Kind, Secret};
@@ -448,25 +449,19 @@ async fn user(state: AppState, cmd: UserCommand) -> anyhow::Result<()> {
                 (secret::mint(&mut rand::thread_rng(), ""), true)
             };
             let postal = postal_code.unwrap_or_default();
-            crate::flows::account::check_new_account(
-                name.trim(),
-                &email,
-                password.expose(),
-                &postal,
-            )
-            .map_err(|e| anyhow::anyhow!(e))?;
-            let user = User {
-                id: ids::new_internal_id(&mut rand::thread_rng()),
-                email,
-                name: name.trim().to_owned(),
-                postal_code: Some(postal).filter(|p| !p.is_empty()),
-                password_hash: state.passwords.hash(&password).await?,
-                disabled: false,
-                created_at: state.clock.now(),
+            let account = NewAccount {
+                email: &email,
+                name: name.trim(),
+                postal_code: &postal,
+                password: &password,
             };
-            if state.store.create_user(&user).await? == Created::AlreadyExists {
-                anyhow::bail!("an account with email {} already exists", user.email);
-            }
+            let user = match create_user(&state, &account).await? {
+                CreateUser::Created(user) => user,
+                CreateUser::Invalid(why) => anyhow::bail!(why),
+                CreateUser::AlreadyExists => {
+                    anyhow::bail!("an account with email {email} already exists")
+                }
+            };
             let shown_password = generated.then(|| password.expose().to_owned());
             if json {
                 let mut v = user_json(&user);

@@ -1,493 +1,219 @@
-//! Sign in, create an account, sign out (SPEC 2.6). Sign-in attempts are rate limited per account and per
-//! address in the shared store, passwords are Argon2id, and a new session id is minted at every sign-in.
+//! `/account`: the customer's profile (name, email, postal code), password and sessions (SPEC 2.6). Every change
+//! is checked in full before anything is written; a password change needs the current password (counted against
+//! the sign-in rate limit) and ends every other session; "Sign out everywhere" ends them all. The forms' CSRF
+//! tokens are checked by the web layer (`browser::account`) before these flows run.
 
+use super::signin::{check_password, check_profile};
 use crate::app::AppState;
+use crate::flows::error::Failure;
+use crate::flows::SignedIn;
 use crate::limits::{self, Bucket};
-use crate::metrics::OutcomeLabels;
-use crate::password::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
-use crate::store::{Created, User};
-use crate::web::error::page_failure;
-use crate::web::pages;
-use crate::web::session::{self, Browser};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use latchkey_core::ids;
-use latchkey_core::secret::{self, Kind, Secret};
+use crate::store::ProfileUpdate;
+use latchkey_core::secret::{Digest, Kind, Secret};
 
-/// Only local paths may be returned to after sign-in (no open redirect).
-pub fn safe_return_to(raw: Option<&str>) -> String {
-    match raw {
-        Some(p)
-            if p.starts_with('/')
-                && !p.starts_with("//")
-                && !p.starts_with("/\\")
-                && p.len() <= 4096
-                // Visible ASCII only: it becomes a `Location` header, which nothing else may be in.
-                && p.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            p.to_owned()
-        }
-        _ => "/".to_owned(),
-    }
+/// The account page's path: where the browser comes back to after signing in.
+pub const PAGE: &str = "/account";
+
+/// The session's name in forms: a MAC of its stored hash, so the page never shows the hash itself.
+fn handle(state: &AppState, id_hash: &Digest) -> String {
+    state
+        .hasher
+        .mac_b64(Kind::Session, &[b"session-handle", id_hash])
 }
 
-fn q(return_to: &str) -> String {
-    url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect()
+/// One of the customer's signed-in sessions, as the page lists it.
+pub struct SessionView {
+    /// A MAC of the session's stored hash, naming it in the sign-out form.
+    pub handle: String,
+    pub auth_time: i64,
+    pub expires_at: i64,
+    /// The session of the browser looking at the page.
+    pub current: bool,
 }
 
-/// The fields of the sign-in and register forms.
-#[derive(Default)]
-pub struct AccountForm {
-    pub csrf: Option<String>,
-    pub return_to: Option<String>,
-    pub email: String,
-    pub password: Secret,
-    pub name: String,
-    pub postal_code: String,
-}
-
-impl AccountForm {
-    pub fn parse(body: &[u8]) -> AccountForm {
-        let mut f = AccountForm::default();
-        for (k, v) in url::form_urlencoded::parse(body) {
-            match &*k {
-                "csrf" => f.csrf = Some(v.into_owned()),
-                "return_to" => f.return_to = Some(v.into_owned()),
-                "email" => f.email = v.trim().to_lowercase(),
-                "password" => f.password = Secret::new(v.into_owned()),
-                "name" => f.name = v.trim().to_owned(),
-                "postal_code" => f.postal_code = v.trim().to_owned(),
-                _ => {}
-            }
-        }
-        f
-    }
-}
-
-pub fn signin_page(
-    state: &AppState,
-    browser: &Browser,
-    return_to: Option<&str>,
-    email: &str,
-    error: Option<String>,
-    status: StatusCode,
-) -> Response {
-    let return_to = safe_return_to(return_to);
-    pages::render(
-        status,
-        &pages::SignIn {
-            csrf: browser.csrf(state),
-            return_to_q: q(&return_to),
-            return_to,
-            email: email.to_owned(),
-            error,
-        },
-    )
-}
-
-fn register_page(
-    state: &AppState,
-    browser: &Browser,
-    form: &AccountForm,
-    error: Option<String>,
-    status: StatusCode,
-) -> Response {
-    let return_to = safe_return_to(form.return_to.as_deref());
-    pages::render(
-        status,
-        &pages::Register {
-            csrf: browser.csrf(state),
-            return_to_q: q(&return_to),
-            return_to,
-            name: form.name.clone(),
-            email: form.email.clone(),
-            postal_code: form.postal_code.clone(),
-            error,
-        },
-    )
-}
-
-pub fn register_form(state: &AppState, browser: &Browser, return_to: Option<&str>) -> Response {
-    let form = AccountForm {
-        return_to: return_to.map(str::to_owned),
-        ..AccountForm::default()
-    };
-    register_page(state, browser, &form, None, StatusCode::OK)
-}
-
-pub(crate) const EXPIRED: &str = "Your form expired. Please try again.";
-
-/// Sends a browser that is not signed in to the sign-in page, to come back to `return_to` afterwards.
-pub fn signin_first(return_to: &str) -> Response {
-    Redirect::to(&format!(
-        "/ap/signin?return_to={}",
-        q(&safe_return_to(Some(return_to)))
-    ))
-    .into_response()
-}
-
-/// The page for a form whose CSRF token is missing or wrong: nothing was done.
-pub fn expired_form() -> Response {
-    pages::message(StatusCode::BAD_REQUEST, "This form has expired", &[EXPIRED])
-}
-
-/// Starts a session for `user` and sends the browser on. The browser's previous session, whoever's it was, ends
-/// first: a browser holds one session, and the one it leaves behind is not left alive on the server.
-async fn start_session(
-    state: &AppState,
-    browser: &Browser,
-    user_id: &str,
-    return_to: &str,
-) -> Response {
-    if let Some(previous) = &browser.signed_in {
-        if let Err(e) = state.store.delete_session(&previous.id_hash).await {
-            return page_failure(e.into());
-        }
-    }
-    let token = secret::mint(&mut rand::thread_rng(), "");
+/// `GET /account`: the customer's live sessions (the profile is `signed_in.session.user`).
+pub async fn sessions(state: &AppState, signed_in: &SignedIn) -> Result<Vec<SessionView>, Failure> {
     let now = state.clock.now();
-    let hash = state.hasher.token(Kind::Session, token.expose());
-    if let Err(e) = state
+    let sessions = state
         .store
-        .create_session(&hash, user_id, now, now + state.config.session_ttl)
-        .await
-    {
-        return page_failure(e.into());
-    }
-    let mut res = Redirect::to(return_to).into_response();
-    res.headers_mut().append(
-        header::SET_COOKIE,
-        session::session_cookie(state, token.expose()),
-    );
-    res
-}
-
-pub(crate) fn too_many(wait: i64) -> Response {
-    pages::too_many(
-        "Too many attempts",
-        "There have been too many sign-in attempts. Wait a few minutes, then try again.",
-        wait,
-    )
-}
-
-/// `POST /ap/signin`.
-pub async fn signin(
-    state: &AppState,
-    browser: &Browser,
-    client_ip: &str,
-    form: AccountForm,
-) -> Response {
-    if !browser.csrf_ok(state, form.csrf.as_deref()) {
-        return signin_page(
-            state,
-            browser,
-            form.return_to.as_deref(),
-            &form.email,
-            Some(EXPIRED.into()),
-            StatusCode::BAD_REQUEST,
-        );
-    }
-    if form.email.is_empty()
-        || form.password.expose().is_empty()
-        || form.email.len() > 254
-        || form.password.expose().len() > MAX_PASSWORD_LEN
-    {
-        return signin_page(
-            state,
-            browser,
-            form.return_to.as_deref(),
-            &form.email,
-            Some("Enter your email address and password.".into()),
-            StatusCode::BAD_REQUEST,
-        );
-    }
-    // Counted before the (costly) check, so parallel guesses cannot pass the limit together; refunded when the
-    // password was right, so that only failures count. Per account and address, so that a stranger's wrong
-    // guesses never lock the owner out, and per address. Per account too, against guesses spread over many
-    // addresses, but never for a browser that signed in to the account before: under such an attack the owner
-    // still gets in from a browser the account knows.
-    let (window, limit) = (state.config.signin_window, state.config.signin_limit);
-    let email = form.email.to_lowercase();
-    let mut buckets = vec![
-        Bucket::new(
-            format!("signin:account-ip:{email}|{client_ip}"),
-            limit,
-            window,
-        ),
-        Bucket::new(format!("signin:ip:{client_ip}"), limit * 5, window),
-    ];
-    if !browser.knows(state, &email) {
-        buckets.push(Bucket::new(
-            format!("signin:account:{email}"),
-            limit * 10,
-            window,
-        ));
-    }
-    match limits::hit(state, &buckets).await {
-        Ok(None) => {}
-        Ok(Some(wait)) => {
-            state
-                .metrics
-                .signins
-                .get_or_create(&OutcomeLabels {
-                    outcome: "throttled",
-                })
-                .inc();
-            return too_many(wait);
-        }
-        Err(e) => return page_failure(e.into()),
-    }
-    let user = match state.store.find_user_by_email(&form.email).await {
-        Ok(u) => u.filter(|u| !u.disabled),
-        Err(e) => {
-            return page_failure(e.into());
-        }
-    };
-    let ok = match state
-        .passwords
-        .verify(
-            &form.password,
-            user.as_ref().map(|u| u.password_hash.as_str()),
-        )
-        .await
-    {
-        Ok(ok) => ok,
-        Err(e) => return page_failure(e.into()),
-    };
-    match (ok, user) {
-        (true, Some(user)) => {
-            state
-                .metrics
-                .signins
-                .get_or_create(&OutcomeLabels { outcome: "success" })
-                .inc();
-            if let Err(e) = limits::refund(state, &buckets).await {
-                return page_failure(e.into());
-            }
-            let return_to = safe_return_to(form.return_to.as_deref());
-            let mut res = start_session(state, browser, &user.id, &return_to).await;
-            res.headers_mut().append(
-                header::SET_COOKIE,
-                session::known_browser_cookie(state, &email),
-            );
-            res
-        }
-        _ => {
-            state
-                .metrics
-                .signins
-                .get_or_create(&OutcomeLabels { outcome: "failure" })
-                .inc();
-            signin_page(
-                state,
-                browser,
-                form.return_to.as_deref(),
-                &form.email,
-                Some("The email address or password is not correct.".into()),
-                StatusCode::UNAUTHORIZED,
-            )
-        }
-    }
-}
-
-/// What is wrong with a new account's fields, in words for the person filling the form.
-pub fn check_new_account(
-    name: &str,
-    email: &str,
-    password: &str,
-    postal_code: &str,
-) -> Result<(), &'static str> {
-    check_name_and_email(name, email)?;
-    check_password(password)?;
-    check_postal_code(postal_code)
-}
-
-/// What is wrong with the fields of a profile (the account page): the rules of a new account.
-pub fn check_profile(name: &str, email: &str, postal_code: &str) -> Result<(), &'static str> {
-    check_name_and_email(name, email)?;
-    check_postal_code(postal_code)
-}
-
-fn check_name_and_email(name: &str, email: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(|c| c.is_control()) {
-        return Err("Enter your name (up to 100 characters).");
-    }
-    let valid_email = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
+        .list_sessions(&signed_in.session.user.id, now)
+        .await?;
+    Ok(sessions
+        .iter()
+        .map(|s| SessionView {
+            handle: handle(state, &s.id_hash),
+            auth_time: s.auth_time,
+            expires_at: s.expires_at,
+            current: s.id_hash == signed_in.id_hash,
         })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !valid_email {
-        return Err("Enter a valid email address, like name@example.com.");
-    }
-    Ok(())
+        .collect())
 }
 
-/// The rule for a new password (sign-up and password change).
-pub fn check_password(password: &str) -> Result<(), &'static str> {
-    if password.chars().count() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
-        return Err("Choose a password of at least 8 characters.");
-    }
-    Ok(())
+/// The profile form's fields (trimmed; the email lowercase).
+pub struct ProfileInput<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    /// Empty: none.
+    pub postal_code: &'a str,
 }
 
-fn check_postal_code(postal_code: &str) -> Result<(), &'static str> {
-    if postal_code.chars().count() > 20 || postal_code.chars().any(|c| c.is_control()) {
-        return Err("Enter a postal code of up to 20 characters, or leave it empty.");
-    }
-    Ok(())
+/// How a profile change ended.
+pub enum ProfileOutcome {
+    Saved,
+    /// A field breaks the rules: nothing was written.
+    Invalid {
+        message: &'static str,
+    },
+    /// Another account has this email address: nothing was written.
+    EmailTaken {
+        message: &'static str,
+    },
+    /// The account is gone: sign in again.
+    SignInFirst,
 }
 
-/// `POST /ap/register`.
-pub async fn register(
+/// `POST /account/profile`.
+pub async fn update_profile(
     state: &AppState,
-    browser: &Browser,
-    client_ip: &str,
-    form: AccountForm,
-) -> Response {
-    if !browser.csrf_ok(state, form.csrf.as_deref()) {
-        return register_page(
-            state,
-            browser,
-            &form,
-            Some(EXPIRED.into()),
-            StatusCode::BAD_REQUEST,
-        );
+    signed_in: &SignedIn,
+    input: ProfileInput<'_>,
+) -> Result<ProfileOutcome, Failure> {
+    if let Err(message) = check_profile(input.name, input.email, input.postal_code) {
+        return Ok(ProfileOutcome::Invalid { message });
     }
-    if let Err(why) = check_new_account(
-        &form.name,
-        &form.email,
-        form.password.expose(),
-        &form.postal_code,
-    ) {
-        return register_page(
-            state,
-            browser,
-            &form,
-            Some(why.into()),
-            StatusCode::BAD_REQUEST,
-        );
-    }
-    // Every sign-up costs a password hash: counted per address before it is computed (SPEC 4).
-    let bucket = [Bucket::new(
-        format!("signup:ip:{client_ip}"),
-        state.config.signup_limit,
-        state.config.signup_window,
-    )];
-    match limits::hit(state, &bucket).await {
-        Ok(None) => {}
-        Ok(Some(wait)) => {
-            return pages::too_many(
-                "Too many new accounts",
-                "Too many accounts have been created from this network. Wait a while, then try again.",
-                wait,
-            );
-        }
-        Err(e) => return page_failure(e.into()),
-    }
-    let password_hash = match state.passwords.hash(&form.password).await {
-        Ok(h) => h,
-        Err(e) => return page_failure(e.into()),
-    };
-    let user = User {
-        id: ids::new_internal_id(&mut rand::thread_rng()),
-        email: form.email.clone(),
-        name: form.name.clone(),
-        postal_code: Some(form.postal_code.clone()).filter(|p| !p.is_empty()),
-        password_hash,
-        disabled: false,
-        created_at: state.clock.now(),
-    };
-    match state.store.create_user(&user).await {
-        Ok(Created::Created) => {
-            let return_to = safe_return_to(form.return_to.as_deref());
-            start_session(state, browser, &user.id, &return_to).await
-        }
-        Ok(Created::AlreadyExists) => register_page(
-            state,
-            browser,
-            &form,
-            Some("An account with this email address already exists. Sign in instead.".into()),
-            StatusCode::CONFLICT,
-        ),
-        Err(e) => page_failure(e.into()),
-    }
-}
-
-/// `POST /ap/signout`: ends the session on the server and removes the cookie.
-pub async fn signout(state: &AppState, browser: &Browser, csrf: Option<&str>) -> Response {
-    if !browser.csrf_ok(state, csrf) {
-        return expired_form();
-    }
-    if let Some(s) = &browser.signed_in {
-        if let Err(e) = state.store.delete_session(&s.id_hash).await {
-            return page_failure(e.into());
-        }
-    }
-    let mut res = pages::message(
-        StatusCode::OK,
-        "You are signed out",
-        &["You have signed out of Latchkey on this browser."],
-    );
-    res.headers_mut()
-        .append(header::SET_COOKIE, session::clear_session_cookie(state));
-    res
-}
-
-/// `GET /ap/signout`: a button, because signing out changes state and must not happen on a link.
-pub fn signout_page(state: &AppState, browser: &Browser) -> Response {
-    if browser.signed_in.is_none() {
-        return pages::message(
-            StatusCode::OK,
-            "You are signed out",
-            &["You are not signed in to Latchkey on this browser."],
-        );
-    }
-    pages::render(
-        StatusCode::OK,
-        &pages::Message {
-            title: "Sign out".into(),
-            paragraphs: vec!["Sign out of Latchkey on this browser?".into()],
-            signout_csrf: Some(browser.csrf(state)),
+    let postal_code = Some(input.postal_code).filter(|p| !p.is_empty());
+    Ok(
+        match state
+            .store
+            .update_user_profile(
+                &signed_in.session.user.id,
+                input.name,
+                input.email,
+                postal_code,
+            )
+            .await?
+        {
+            ProfileUpdate::Updated => ProfileOutcome::Saved,
+            ProfileUpdate::EmailTaken => ProfileOutcome::EmailTaken {
+                message: "Another account uses this email address. Choose a different one.",
+            },
+            ProfileUpdate::UnknownUser => ProfileOutcome::SignInFirst,
         },
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// How a password change ended.
+pub enum PasswordOutcome {
+    /// Changed; every other session ended.
+    Changed,
+    /// A field is missing or breaks the rules, or the current password is wrong: nothing was written.
+    Invalid { message: &'static str },
+    /// The password changed elsewhere meanwhile: nothing was written.
+    Conflict { message: &'static str },
+    /// Past the limit on guessing the current password: try again after `wait` seconds.
+    Throttled { wait: i64 },
+}
 
-    #[test]
-    fn return_to_is_local_only() {
-        for (raw, expected) in [
-            (Some("/ap/oa?x=1"), "/ap/oa?x=1"),
-            (Some("//evil.example"), "/"),
-            (Some("/\\evil.example"), "/"),
-            (Some("https://evil.example"), "/"),
-            (Some("/a\r\nSet-Cookie: x"), "/"),
-            (Some("/\0"), "/"),
-            (Some("/\x01"), "/"),
-            (Some("/\x7f"), "/"),
-            (Some("/a b"), "/"),
-            (Some("/caf\u{e9}"), "/"),
-            (None, "/"),
-        ] {
-            assert_eq!(safe_return_to(raw), expected, "{raw:?}");
+/// `POST /account/password`: the current password, then the new one; other sessions end.
+pub async fn change_password(
+    state: &AppState,
+    signed_in: &SignedIn,
+    current_password: &Secret,
+    new_password: &Secret,
+) -> Result<PasswordOutcome, Failure> {
+    let user = &signed_in.session.user;
+    if current_password.expose().is_empty()
+        || current_password.expose().len() > crate::password::MAX_PASSWORD_LEN
+    {
+        return Ok(PasswordOutcome::Invalid {
+            message: "Enter your current password.",
+        });
+    }
+    if let Err(message) = check_password(new_password.expose()) {
+        return Ok(PasswordOutcome::Invalid { message });
+    }
+    // Guessing the current password here is limited per account: only whoever holds this session can guess.
+    let bucket = [Bucket::new(
+        format!("password:account:{}", user.id),
+        state.config.signin_limit,
+        state.config.signin_window,
+    )];
+    if let Some(wait) = limits::hit(state, &bucket).await? {
+        return Ok(PasswordOutcome::Throttled { wait });
+    }
+    if !state
+        .passwords
+        .verify(current_password, Some(&user.password_hash))
+        .await?
+    {
+        return Ok(PasswordOutcome::Invalid {
+            message: "Your current password is not correct.",
+        });
+    }
+    limits::refund(state, &bucket).await?;
+    let new_hash = state.passwords.hash(new_password).await?;
+    let changed = state
+        .store
+        .change_password(
+            &user.id,
+            &user.password_hash,
+            &new_hash,
+            Some(&signed_in.id_hash),
+        )
+        .await?;
+    Ok(if changed {
+        PasswordOutcome::Changed
+    } else {
+        PasswordOutcome::Conflict {
+            message:
+                "Your password was changed somewhere else meanwhile. Enter your current password again.",
         }
-    }
+    })
+}
 
-    #[test]
-    fn new_account_rules() {
-        assert!(check_new_account("Ada", "ada@example.com", "correct horse", "").is_ok());
-        assert!(check_new_account("", "ada@example.com", "correct horse", "").is_err());
-        assert!(check_new_account("Ada", "ada@", "correct horse", "").is_err());
-        assert!(check_new_account("Ada", "ada@example", "correct horse", "").is_err());
-        assert!(check_new_account("Ada", "ada@example.com", "short", "").is_err());
-        assert!(
-            check_new_account("Ada", "ada@example.com", "correct horse", &"9".repeat(21)).is_err()
-        );
-    }
+/// How ending one session ended.
+pub enum EndSessionOutcome {
+    /// Another browser is signed out (or the session was already gone, or never this customer's).
+    Ended,
+    /// This very browser's session ended: it is signed out here.
+    EndedHere,
+}
+
+/// `POST /account/sessions/end`: signs one browser out, named by its `handle`.
+pub async fn end_session(
+    state: &AppState,
+    signed_in: &SignedIn,
+    handle: &str,
+) -> Result<EndSessionOutcome, Failure> {
+    let user_id = &signed_in.session.user.id;
+    let sessions = state
+        .store
+        .list_sessions(user_id, state.clock.now())
+        .await?;
+    let Some(target) = sessions.iter().find(|s| {
+        state
+            .hasher
+            .verify_b64(Kind::Session, &[b"session-handle", &s.id_hash], handle)
+    }) else {
+        // Already signed out (or never one of this customer's sessions): nothing to do.
+        return Ok(EndSessionOutcome::Ended);
+    };
+    state
+        .store
+        .delete_user_session(user_id, &target.id_hash)
+        .await?;
+    Ok(if target.id_hash == signed_in.id_hash {
+        EndSessionOutcome::EndedHere
+    } else {
+        EndSessionOutcome::Ended
+    })
+}
+
+/// `POST /account/sessions/end-all`: "Sign out everywhere", this browser included.
+pub async fn end_all_sessions(state: &AppState, signed_in: &SignedIn) -> Result<(), Failure> {
+    state
+        .store
+        .delete_user_sessions(&signed_in.session.user.id)
+        .await?;
+    Ok(())
 }

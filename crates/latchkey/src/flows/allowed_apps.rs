@@ -3,144 +3,101 @@
 //! holds for them in one store call, so the app's refresh fails with `invalid_grant` and its access token with
 //! `invalid_token` at once.
 
-use super::account::{expired_form, signin_first};
-use super::authorize::consent_items;
 use crate::app::AppState;
-use crate::store::User;
-use crate::web::error::page_failure;
-use crate::web::pages::{self, AllowedApp, AllowedApps, ConsentItem};
-use crate::web::session::Browser;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use crate::flows::error::Failure;
+use crate::flows::SignedIn;
 use latchkey_core::ids;
 use latchkey_core::scope::Scopes;
 
-/// The Remove form's fields.
-#[derive(Default)]
-pub struct RemoveForm {
-    pub csrf: Option<String>,
+/// One app the customer allowed, as the page lists it.
+pub struct AllowedAppView {
     pub client_id: String,
+    pub name: String,
+    /// The app's logo, served by Latchkey (`flows::logo`).
+    pub logo: Option<String>,
+    pub privacy_url: String,
+    /// What the app can see, to be described in the consent page's words (`authorize::consent_items`): an app
+    /// that was granted only an identifier says so.
+    pub scopes: Scopes,
+    /// When the customer first allowed it.
+    pub since: i64,
+    /// When the customer last allowed it more, if later.
+    pub changed: Option<i64>,
 }
 
-impl RemoveForm {
-    pub fn parse(body: &[u8]) -> RemoveForm {
-        let mut form = RemoveForm::default();
-        for (k, v) in url::form_urlencoded::parse(body) {
-            match &*k {
-                "csrf" => form.csrf = Some(v.into_owned()),
-                "client_id" => form.client_id = v.into_owned(),
-                _ => {}
-            }
-        }
-        form
-    }
+/// What the page shows.
+pub struct AllowedAppsView {
+    pub apps: Vec<AllowedAppView>,
+    /// The app just removed, by name, to say its access has ended.
+    pub removed: Option<String>,
 }
 
-/// What an app can see, in the consent page's words; an app that was granted only an identifier says so.
-fn items(state: &AppState, scopes: &str, user: &User) -> Vec<ConsentItem> {
-    let operator = &state.config.scopes;
-    let items = consent_items(&Scopes::from_stored(scopes), &[], user, operator);
-    if !items.is_empty() {
-        return items;
+/// The scopes the page describes: an app that was granted nothing the consent page lists holds an identifier.
+fn shown_scopes(state: &AppState, scopes: &str, signed_in: &SignedIn) -> Scopes {
+    let scopes = Scopes::from_stored(scopes);
+    let user = &signed_in.session.user;
+    if super::authorize::consent_items(&scopes, &[], user, &state.config.scopes).is_empty() {
+        return Scopes::from_stored("profile:user_id");
     }
-    consent_items(&Scopes::from_stored("profile:user_id"), &[], user, operator)
+    scopes
 }
 
 /// `GET /ap/adam`, `GET /account/apps`; `removed` names the app just removed (after Post/Redirect/Get).
 pub async fn show(
     state: &AppState,
-    browser: &Browser,
-    path: &'static str,
+    signed_in: &SignedIn,
     removed: Option<&str>,
-) -> Response {
-    let Some(signed_in) = &browser.signed_in else {
-        return signin_first(path);
-    };
+) -> Result<AllowedAppsView, Failure> {
     let user = &signed_in.session.user;
-    let consents = match state.store.list_consents(&user.id).await {
-        Ok(c) => c,
-        Err(e) => {
-            return page_failure(e.into());
-        }
-    };
+    let consents = state.store.list_consents(&user.id).await?;
     let mut apps = Vec::with_capacity(consents.len());
     for consent in consents {
-        let client = match state.store.find_client(&consent.client_id).await {
-            Ok(Some(c)) => c,
-            Ok(None) => continue,
-            Err(e) => {
-                return page_failure(e.into());
-            }
+        let Some(client) = state.store.find_client(&consent.client_id).await? else {
+            continue;
         };
         let logo = crate::flows::logo::src(&client);
-        apps.push(AllowedApp {
+        apps.push(AllowedAppView {
             client_id: client.policy.client_id,
             name: client.name,
             logo,
             privacy_url: client.privacy_url,
-            items: items(state, &consent.scopes, user),
-            since: pages::utc(consent.created_at),
-            changed: (consent.updated_at > consent.created_at)
-                .then(|| pages::utc(consent.updated_at)),
+            scopes: shown_scopes(state, &consent.scopes, signed_in),
+            since: consent.created_at,
+            changed: (consent.updated_at > consent.created_at).then_some(consent.updated_at),
         });
     }
-    let mut notice = None;
+    let mut removed_name = None;
     if let Some(id) = removed.filter(|id| ids::is_client_id(id)) {
-        match state.store.find_client(id).await {
-            Ok(Some(c)) => {
-                notice = Some(format!(
-                    "{} can no longer use your Latchkey account. Its access has ended.",
-                    c.name
-                ));
-            }
-            Ok(None) => {}
-            Err(e) => {
-                return page_failure(e.into());
-            }
-        }
+        removed_name = state.store.find_client(id).await?.map(|c| c.name);
     }
-    pages::render(
-        StatusCode::OK,
-        &AllowedApps {
-            path,
-            csrf: browser.csrf(state),
-            user_email: user.email.clone(),
-            notice,
-            apps,
-        },
-    )
+    Ok(AllowedAppsView {
+        apps,
+        removed: removed_name,
+    })
 }
 
-/// `POST /ap/adam`, `POST /account/apps`: removes one app, then shows the page again.
+/// How a Remove ended.
+pub enum RemoveOutcome {
+    /// The consent and every token the app held for the customer are gone.
+    Removed { client_id: String },
+    /// Not an app id: nothing was done.
+    UnknownApp,
+}
+
+/// `POST /ap/adam`, `POST /account/apps`: removes one app.
 pub async fn remove(
     state: &AppState,
-    browser: &Browser,
-    path: &'static str,
-    form: RemoveForm,
-) -> Response {
-    if !browser.csrf_ok(state, form.csrf.as_deref()) {
-        return expired_form();
+    signed_in: &SignedIn,
+    client_id: &str,
+) -> Result<RemoveOutcome, Failure> {
+    if !ids::is_client_id(client_id) {
+        return Ok(RemoveOutcome::UnknownApp);
     }
-    let Some(signed_in) = &browser.signed_in else {
-        return signin_first(path);
-    };
-    if !ids::is_client_id(&form.client_id) {
-        return pages::message(
-            StatusCode::BAD_REQUEST,
-            "Unknown app",
-            &["There is no such app to remove."],
-        );
-    }
-    let user = &signed_in.session.user;
-    if let Err(e) = state
+    state
         .store
-        .revoke_consent(&user.id, &form.client_id, state.clock.now())
-        .await
-    {
-        return page_failure(e.into());
-    }
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("removed", &form.client_id)
-        .finish();
-    Redirect::to(&format!("{path}?{query}")).into_response()
+        .revoke_consent(&signed_in.session.user.id, client_id, state.clock.now())
+        .await?;
+    Ok(RemoveOutcome::Removed {
+        client_id: client_id.to_owned(),
+    })
 }

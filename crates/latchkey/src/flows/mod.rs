@@ -2,7 +2,6 @@
 //! are `latchkey_core` functions; these files load what they need, call them, and commit the result.
 
 pub mod account;
-pub mod account_settings;
 pub mod allowed_apps;
 pub mod authorization_code;
 pub mod authorize;
@@ -21,6 +20,7 @@ pub mod refresh_token;
 pub mod registration;
 pub mod revoke;
 pub mod sdk;
+pub mod signin;
 pub mod token;
 pub mod tokeninfo;
 pub mod userinfo;

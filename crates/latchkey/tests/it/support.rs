@@ -5,6 +5,7 @@
 use latchkey::app::{App, AppState};
 use latchkey::config::Config;
 use latchkey::flows::registration::{self, AppInput};
+use latchkey::flows::signin::{self, CreateUser, NewAccount};
 use latchkey::keys;
 use latchkey::store::{Store, StoreError, User};
 use latchkey_core::oidc::SigningAlg;
@@ -235,24 +236,27 @@ impl TestApp {
         }
     }
 
-    /// Creates a customer with [`PASSWORD`].
+    /// Creates a customer with [`PASSWORD`], the way sign-up and `latchkey user add` do (or returns the one with
+    /// this email address, made before).
     pub async fn create_user(&self, email: &str, name: &str, postal_code: Option<&str>) -> User {
-        let user = User {
-            id: latchkey_core::ids::new_internal_id(&mut rand::thread_rng()),
-            email: email.to_owned(),
-            name: name.to_owned(),
-            postal_code: postal_code.map(str::to_owned),
-            password_hash: self
-                .state
-                .passwords
-                .hash(&Secret::new(PASSWORD))
-                .await
-                .unwrap(),
-            disabled: false,
-            created_at: self.state.clock.now(),
+        let password = Secret::new(PASSWORD);
+        let account = NewAccount {
+            email,
+            name,
+            postal_code: postal_code.unwrap_or(""),
+            password: &password,
         };
-        self.store().create_user(&user).await.unwrap();
-        user
+        match signin::create_user(&self.state, &account).await.unwrap() {
+            CreateUser::Created(user) => user,
+            CreateUser::Invalid(why) => panic!("create_user({email}): {why}"),
+            // Some stories sign in twice with the same account: the one already made is the customer.
+            CreateUser::AlreadyExists => self
+                .store()
+                .find_user_by_email(email)
+                .await
+                .unwrap()
+                .unwrap(),
+        }
     }
 
     /// The `oauth2` crate's client for `app`, pointed at this server's LWA endpoints.

@@ -1,69 +1,256 @@
-//! The account page: profile, password, sessions.
+//! The account page: profile, password, sessions. The forms, their CSRF check, and the flows' outcomes as pages
+//! and redirects (`flows::account` decides).
 
+use super::signin::{expired_form, signin_first, too_many_signins};
 use crate::app::AppState;
-use crate::flows::account_settings;
-use crate::web::session::Browser;
+use crate::flows::account::{
+    self, EndSessionOutcome, PasswordOutcome, ProfileInput, ProfileOutcome, PAGE,
+};
+use crate::flows::SignedIn;
+use crate::web::error::page_failure;
+use crate::web::pages::{self, AccountSettings, SessionRow};
+use crate::web::session::{self, Browser};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::secret::Secret;
 use std::collections::HashMap;
 
+/// The fields of the account page's forms.
+#[derive(Default)]
+pub struct SettingsForm {
+    pub csrf: Option<String>,
+    pub name: String,
+    pub email: String,
+    pub postal_code: String,
+    pub current_password: Secret,
+    pub new_password: Secret,
+    /// Which session to end (its handle).
+    pub session: String,
+}
+
+impl SettingsForm {
+    pub fn parse(body: &[u8]) -> SettingsForm {
+        let mut f = SettingsForm::default();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            match &*k {
+                "csrf" => f.csrf = Some(v.into_owned()),
+                "name" => f.name = v.trim().to_owned(),
+                "email" => f.email = v.trim().to_lowercase(),
+                "postal_code" => f.postal_code = v.trim().to_owned(),
+                "current_password" => f.current_password = Secret::new(v.into_owned()),
+                "new_password" => f.new_password = Secret::new(v.into_owned()),
+                "session" => f.session = v.into_owned(),
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
+/// What the page says after a change went through (Post/Redirect/Get).
+fn notice(done: Option<&str>) -> Option<&'static str> {
+    match done? {
+        "profile" => Some("Your profile is saved."),
+        "password" => Some("Your password is changed. You are signed out everywhere else."),
+        "session" => Some("That browser is signed out."),
+        _ => None,
+    }
+}
+
+/// The page's own form values, and errors, to show again.
+struct Shown {
+    name: String,
+    email: String,
+    postal_code: String,
+    profile_error: Option<String>,
+    password_error: Option<String>,
+}
+
+impl Shown {
+    fn current(signed_in: &SignedIn) -> Shown {
+        let user = &signed_in.session.user;
+        Shown {
+            name: user.name.clone(),
+            email: user.email.clone(),
+            postal_code: user.postal_code.clone().unwrap_or_default(),
+            profile_error: None,
+            password_error: None,
+        }
+    }
+}
+
+async fn page(
+    state: &AppState,
+    browser: &Browser,
+    signed_in: &SignedIn,
+    shown: Shown,
+    notice: Option<&'static str>,
+    status: StatusCode,
+) -> Response {
+    let sessions = match account::sessions(state, signed_in).await {
+        Ok(s) => s,
+        Err(failure) => return page_failure(failure),
+    };
+    let sessions = sessions
+        .into_iter()
+        .map(|s| SessionRow {
+            handle: s.handle,
+            started: pages::utc(s.auth_time),
+            expires: pages::utc(s.expires_at),
+            current: s.current,
+        })
+        .collect();
+    pages::render(
+        status,
+        &AccountSettings {
+            csrf: browser.csrf(state),
+            notice,
+            name: shown.name,
+            email: shown.email,
+            postal_code: shown.postal_code,
+            profile_error: shown.profile_error,
+            password_error: shown.password_error,
+            sessions,
+        },
+    )
+}
+
+fn done(what: &str) -> Response {
+    Redirect::to(&format!("{PAGE}?done={what}")).into_response()
+}
+
+/// Signs this browser out and sends it to sign in again, to come back to the account page.
+fn signed_out_here(state: &AppState) -> Response {
+    let mut res = signin_first(PAGE);
+    res.headers_mut()
+        .append(header::SET_COOKIE, session::clear_session_cookie(state));
+    res
+}
+
+/// `GET /account`.
 pub async fn account_page(
     State(state): State<AppState>,
     browser: Browser,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    account_settings::show(&state, &browser, q.get("done").map(String::as_str)).await
+    let Some(signed_in) = &browser.signed_in else {
+        return signin_first(PAGE);
+    };
+    let notice = notice(q.get("done").map(String::as_str));
+    let shown = Shown::current(signed_in);
+    page(&state, &browser, signed_in, shown, notice, StatusCode::OK).await
 }
 
+/// `POST /account/profile`.
 pub async fn account_profile(
     State(state): State<AppState>,
     browser: Browser,
     body: Bytes,
 ) -> Response {
-    account_settings::update_profile(
-        &state,
-        &browser,
-        account_settings::SettingsForm::parse(&body),
-    )
-    .await
+    let form = SettingsForm::parse(&body);
+    if !browser.csrf_ok(&state, form.csrf.as_deref()) {
+        return expired_form();
+    }
+    let Some(signed_in) = &browser.signed_in else {
+        return signin_first(PAGE);
+    };
+    let refuse = |why: &str, status| {
+        let shown = Shown {
+            name: form.name.clone(),
+            email: form.email.clone(),
+            postal_code: form.postal_code.clone(),
+            profile_error: Some(why.to_owned()),
+            password_error: None,
+        };
+        page(&state, &browser, signed_in, shown, None, status)
+    };
+    let input = ProfileInput {
+        name: &form.name,
+        email: &form.email,
+        postal_code: &form.postal_code,
+    };
+    match account::update_profile(&state, signed_in, input).await {
+        Ok(ProfileOutcome::Saved) => done("profile"),
+        Ok(ProfileOutcome::Invalid { message }) => refuse(message, StatusCode::BAD_REQUEST).await,
+        Ok(ProfileOutcome::EmailTaken { message }) => refuse(message, StatusCode::CONFLICT).await,
+        Ok(ProfileOutcome::SignInFirst) => signin_first(PAGE),
+        Err(failure) => page_failure(failure),
+    }
 }
 
+/// `POST /account/password`: the current password, then the new one; other sessions end.
 pub async fn account_password(
     State(state): State<AppState>,
     browser: Browser,
     body: Bytes,
 ) -> Response {
-    account_settings::change_password(
+    let form = SettingsForm::parse(&body);
+    if !browser.csrf_ok(&state, form.csrf.as_deref()) {
+        return expired_form();
+    }
+    let Some(signed_in) = &browser.signed_in else {
+        return signin_first(PAGE);
+    };
+    let refuse = |why: &str, status| {
+        let shown = Shown {
+            password_error: Some(why.to_owned()),
+            ..Shown::current(signed_in)
+        };
+        page(&state, &browser, signed_in, shown, None, status)
+    };
+    match account::change_password(
         &state,
-        &browser,
-        account_settings::SettingsForm::parse(&body),
+        signed_in,
+        &form.current_password,
+        &form.new_password,
     )
     .await
+    {
+        Ok(PasswordOutcome::Changed) => done("password"),
+        Ok(PasswordOutcome::Invalid { message }) => refuse(message, StatusCode::BAD_REQUEST).await,
+        Ok(PasswordOutcome::Conflict { message }) => refuse(message, StatusCode::CONFLICT).await,
+        Ok(PasswordOutcome::Throttled { wait }) => too_many_signins(wait),
+        Err(failure) => page_failure(failure),
+    }
 }
 
+/// `POST /account/sessions/end`: signs one browser out.
 pub async fn account_end_session(
     State(state): State<AppState>,
     browser: Browser,
     body: Bytes,
 ) -> Response {
-    account_settings::end_session(
-        &state,
-        &browser,
-        account_settings::SettingsForm::parse(&body),
-    )
-    .await
+    let form = SettingsForm::parse(&body);
+    if !browser.csrf_ok(&state, form.csrf.as_deref()) {
+        return expired_form();
+    }
+    let Some(signed_in) = &browser.signed_in else {
+        return signin_first(PAGE);
+    };
+    match account::end_session(&state, signed_in, &form.session).await {
+        Ok(EndSessionOutcome::Ended) => done("session"),
+        Ok(EndSessionOutcome::EndedHere) => signed_out_here(&state),
+        Err(failure) => page_failure(failure),
+    }
 }
 
+/// `POST /account/sessions/end-all`: "Sign out everywhere", this browser included.
 pub async fn account_end_all_sessions(
     State(state): State<AppState>,
     browser: Browser,
     body: Bytes,
 ) -> Response {
-    account_settings::end_all_sessions(
-        &state,
-        &browser,
-        account_settings::SettingsForm::parse(&body),
-    )
-    .await
+    let form = SettingsForm::parse(&body);
+    if !browser.csrf_ok(&state, form.csrf.as_deref()) {
+        return expired_form();
+    }
+    let Some(signed_in) = &browser.signed_in else {
+        return signin_first(PAGE);
+    };
+    match account::end_all_sessions(&state, signed_in).await {
+        Ok(()) => signed_out_here(&state),
+        Err(failure) => page_failure(failure),
+    }
 }

@@ -1,19 +1,114 @@
-//! "Your apps": the apps a customer allowed, and Remove (`/ap/adam`, `/account/apps`).
+//! "Your apps": the apps a customer allowed, and Remove (`/ap/adam`, `/account/apps`). The Remove form, its CSRF
+//! check, and the flows' outcomes as pages and redirects (`flows::allowed_apps` decides).
 
+use super::signin::{expired_form, signin_first};
 use crate::app::AppState;
-use crate::flows::allowed_apps;
+use crate::flows::allowed_apps::{self, RemoveOutcome};
+use crate::flows::authorize::consent_items;
+use crate::web::error::page_failure;
+use crate::web::pages::{self, AllowedApp, AllowedApps};
 use crate::web::session::Browser;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
 use std::collections::HashMap;
+
+/// The Remove form's fields.
+#[derive(Default)]
+pub struct RemoveForm {
+    pub csrf: Option<String>,
+    pub client_id: String,
+}
+
+impl RemoveForm {
+    pub fn parse(body: &[u8]) -> RemoveForm {
+        let mut form = RemoveForm::default();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            match &*k {
+                "csrf" => form.csrf = Some(v.into_owned()),
+                "client_id" => form.client_id = v.into_owned(),
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
+/// `GET /ap/adam`, `GET /account/apps`; `removed` names the app just removed (after Post/Redirect/Get).
+async fn show(
+    state: &AppState,
+    browser: &Browser,
+    path: &'static str,
+    removed: Option<&str>,
+) -> Response {
+    let Some(signed_in) = &browser.signed_in else {
+        return signin_first(path);
+    };
+    let view = match allowed_apps::show(state, signed_in, removed).await {
+        Ok(view) => view,
+        Err(failure) => return page_failure(failure),
+    };
+    let user = &signed_in.session.user;
+    let apps = view
+        .apps
+        .into_iter()
+        .map(|app| AllowedApp {
+            items: consent_items(&app.scopes, &[], user, &state.config.scopes),
+            client_id: app.client_id,
+            name: app.name,
+            logo: app.logo,
+            privacy_url: app.privacy_url,
+            since: pages::utc(app.since),
+            changed: app.changed.map(pages::utc),
+        })
+        .collect();
+    let notice = view.removed.map(|name| {
+        format!("{name} can no longer use your Latchkey account. Its access has ended.")
+    });
+    pages::render(
+        StatusCode::OK,
+        &AllowedApps {
+            path,
+            csrf: browser.csrf(state),
+            user_email: user.email.clone(),
+            notice,
+            apps,
+        },
+    )
+}
+
+/// `POST /ap/adam`, `POST /account/apps`: removes one app, then shows the page again.
+async fn remove(state: &AppState, browser: &Browser, path: &'static str, body: &[u8]) -> Response {
+    let form = RemoveForm::parse(body);
+    if !browser.csrf_ok(state, form.csrf.as_deref()) {
+        return expired_form();
+    }
+    let Some(signed_in) = &browser.signed_in else {
+        return signin_first(path);
+    };
+    match allowed_apps::remove(state, signed_in, &form.client_id).await {
+        Ok(RemoveOutcome::Removed { client_id }) => {
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("removed", &client_id)
+                .finish();
+            Redirect::to(&format!("{path}?{query}")).into_response()
+        }
+        Ok(RemoveOutcome::UnknownApp) => pages::message(
+            StatusCode::BAD_REQUEST,
+            "Unknown app",
+            &["There is no such app to remove."],
+        ),
+        Err(failure) => page_failure(failure),
+    }
+}
 
 pub async fn apps_page(
     State(state): State<AppState>,
     browser: Browser,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    allowed_apps::show(
+    show(
         &state,
         &browser,
         "/ap/adam",
@@ -23,13 +118,7 @@ pub async fn apps_page(
 }
 
 pub async fn apps_remove(State(state): State<AppState>, browser: Browser, body: Bytes) -> Response {
-    allowed_apps::remove(
-        &state,
-        &browser,
-        "/ap/adam",
-        allowed_apps::RemoveForm::parse(&body),
-    )
-    .await
+    remove(&state, &browser, "/ap/adam", &body).await
 }
 
 pub async fn account_apps_page(
@@ -37,7 +126,7 @@ pub async fn account_apps_page(
     browser: Browser,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    allowed_apps::show(
+    show(
         &state,
         &browser,
         "/account/apps",
@@ -51,11 +140,5 @@ pub async fn account_apps_remove(
     browser: Browser,
     body: Bytes,
 ) -> Response {
-    allowed_apps::remove(
-        &state,
-        &browser,
-        "/account/apps",
-        allowed_apps::RemoveForm::parse(&body),
-    )
-    .await
+    remove(&state, &browser, "/account/apps", &body).await
 }
