@@ -435,7 +435,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn find_refresh_token(&self, token_hash: &Digest) -> StoreResult<Option<StoredRefresh>>;
     /// Rotates `old` into `grant` (same family), unless the family is revoked or the customer disabled (`Refused`).
-    /// An already-rotated token older than `grace` seconds revokes the family.
+    /// If `old` was no longer active, core's rule (`refresh::decide`, with the grace window `grace`) judges what
+    /// was found instead: a reuse revokes the family (`ReuseDetected`), anything else is `Refused`.
     async fn rotate_refresh_token(
         &self,
         old: &Digest,

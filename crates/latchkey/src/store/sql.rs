@@ -268,45 +268,148 @@ async fn insert_grant_rows(
     Ok(())
 }
 
-/// Which token families to revoke.
+/// What one revocation covers. Every revoking transaction goes through [`revoke`], so each scope revokes the
+/// same things in the same order.
 #[derive(Clone, Copy)]
-enum Families<'a> {
-    /// Those issued from one authorization code (a replayed code).
+enum Revoke<'a> {
+    /// One family (a reused refresh token, RFC 7009 on a refresh token).
+    Family(&'a str),
+    /// The families issued from one authorization code (a replayed code).
     FromCode(&'a Digest),
-    /// One family (a reused refresh token).
-    One(&'a str),
+    /// Everything of one customer at one app (Remove on the account page): also its unredeemed codes and the code
+    /// pairs it approved and has not collected.
+    UserClient {
+        user_id: &'a str,
+        client_id: &'a str,
+    },
+    /// Everything of one customer (a disabled account): also their unredeemed codes and approved code pairs.
+    User(&'a str),
+    /// Everything an app holds (a deleted app): also its unredeemed codes.
+    Client(&'a str),
 }
 
-/// Revokes the chosen families and every token in them, in a transaction of its own: it first waits for the
-/// issuance in flight in them ([`LOCK_CUSTOMER`]), which a transaction that already consumed something (and so
-/// may hold the customer's row `FOR SHARE`) must not do, or two of them could deadlock.
-async fn revoke_families(pool: &AnyPool, which: Families<'_>, now: Timestamp) -> StoreResult<()> {
-    let filter = match which {
-        Families::FromCode(_) => "code_hash = $1",
-        Families::One(_) => "id = $1",
-    };
-    let ids = format!("SELECT id FROM token_families WHERE {filter}");
-    let mut tx = pool.begin().await?;
-    let lock = format!("{LOCK_CUSTOMER} IN (SELECT user_id FROM token_families WHERE {filter})");
-    let query = sqlx::query(&lock);
+impl<'a> Revoke<'a> {
+    /// The condition that picks this scope's rows in `access_tokens` and `refresh_tokens` (`$1`, `$2` the keys).
+    fn tokens(self) -> &'static str {
+        match self {
+            Revoke::Family(_) => "family_id IN (SELECT id FROM token_families WHERE id = $1)",
+            Revoke::FromCode(_) => {
+                "family_id IN (SELECT id FROM token_families WHERE code_hash = $1)"
+            }
+            Revoke::UserClient { .. } => "user_id = $1 AND client_id = $2",
+            Revoke::User(_) => "user_id = $1",
+            Revoke::Client(_) => "client_id = $1",
+        }
+    }
+
+    /// The condition that picks this scope's rows in `token_families`.
+    fn families(self) -> &'static str {
+        match self {
+            Revoke::Family(_) => "id = $1",
+            Revoke::FromCode(_) => "code_hash = $1",
+            other => other.tokens(),
+        }
+    }
+
+    /// The customers whose issuances this revocation must wait for ([`LOCK_CUSTOMER`]'s condition on `id`): every
+    /// customer the scope could be issuing tokens for at this moment (from a family, a code or an approved pair).
+    fn customers(self) -> &'static str {
+        match self {
+            Revoke::Family(_) => "IN (SELECT user_id FROM token_families WHERE id = $1)",
+            Revoke::FromCode(_) => "IN (SELECT user_id FROM token_families WHERE code_hash = $1)",
+            Revoke::UserClient { .. } | Revoke::User(_) => "= $1",
+            Revoke::Client(_) => {
+                "IN (SELECT user_id FROM token_families WHERE client_id = $1 \
+                 UNION SELECT user_id FROM auth_codes WHERE client_id = $1 \
+                 UNION SELECT user_id FROM device_codes WHERE client_id = $1 AND user_id IS NOT NULL)"
+            }
+        }
+    }
+
+    /// How many keys the conditions name; the time is the parameter after them.
+    fn keys(self) -> usize {
+        match self {
+            Revoke::UserClient { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// Binds exactly the keys the conditions name (PostgreSQL refuses a cached prepared statement given more binds
+    /// than it was prepared with).
+    fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>
+    where
+        'a: 'q,
+    {
+        match self {
+            Revoke::Family(key) | Revoke::User(key) | Revoke::Client(key) => query.bind(key),
+            Revoke::FromCode(code) => query.bind(code.to_vec()),
+            Revoke::UserClient { user_id, client_id } => query.bind(user_id).bind(client_id),
+        }
+    }
+}
+
+/// The one revocation: revokes every token and family of `which` (and, for a customer's or an app's grants, uses
+/// up their unredeemed codes and ends the approved code pairs not yet collected), inside the caller's
+/// transaction. Its first statement writes the customers' `users` rows ([`LOCK_CUSTOMER`]), so an issuance in
+/// flight for them either commits first and is revoked here, or waits and then finds what it would consume used
+/// up or revoked (see the module comment). A transaction that already consumed something (and so may hold a
+/// customer's row `FOR SHARE`) must not call it, or two of them could deadlock: it revokes in a transaction of
+/// its own ([`revoke_alone`]).
+async fn revoke(tx: &mut Tx<'_>, which: Revoke<'_>, now: Timestamp) -> StoreResult<()> {
+    let lock = format!("{LOCK_CUSTOMER} {}", which.customers());
     match which {
-        Families::FromCode(code) => query.bind(code.to_vec()),
-        Families::One(id) => query.bind(id),
+        // The customers' condition names only the customer.
+        Revoke::UserClient { user_id, .. } => sqlx::query(&lock).bind(user_id),
+        _ => which.bind(sqlx::query(&lock)),
     }
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    for sql in [
-        format!("UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN ({ids})"),
-        format!("UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN ({ids})"),
-        format!("UPDATE token_families SET revoked_at = $2 WHERE revoked_at IS NULL AND {filter}"),
-    ] {
-        let query = sqlx::query(&sql);
-        let query = match which {
-            Families::FromCode(code) => query.bind(code.to_vec()),
-            Families::One(id) => query.bind(id),
-        };
-        query.bind(now).execute(&mut *tx).await?;
+    match which {
+        Revoke::UserClient { user_id, client_id } => {
+            revoke_approved_pairs(tx, user_id, Some(client_id)).await?
+        }
+        Revoke::User(user_id) => revoke_approved_pairs(tx, user_id, None).await?,
+        Revoke::Family(_) | Revoke::FromCode(_) | Revoke::Client(_) => {}
     }
+    let at = which.keys() + 1;
+    let mut statements = vec![
+        format!(
+            "UPDATE access_tokens SET revoked_at = ${at} WHERE {} AND revoked_at IS NULL",
+            which.tokens()
+        ),
+        format!(
+            "UPDATE refresh_tokens SET revoked_at = ${at} WHERE {} AND revoked_at IS NULL",
+            which.tokens()
+        ),
+        format!(
+            "UPDATE token_families SET revoked_at = ${at} WHERE {} AND revoked_at IS NULL",
+            which.families()
+        ),
+    ];
+    if !matches!(which, Revoke::Family(_) | Revoke::FromCode(_)) {
+        // No unredeemed code of the scope buys tokens later.
+        statements.push(format!(
+            "UPDATE auth_codes SET used_at = ${at} WHERE {} AND used_at IS NULL",
+            which.tokens()
+        ));
+    }
+    for sql in &statements {
+        which
+            .bind(sqlx::query(sql))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// [`revoke`] in a transaction of its own (after a failed consume, see there).
+async fn revoke_alone(pool: &AnyPool, which: Revoke<'_>, now: Timestamp) -> StoreResult<()> {
+    let mut tx = pool.begin().await?;
+    revoke(&mut tx, which, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -332,30 +435,6 @@ async fn revoke_approved_pairs(
     }
     .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-/// Revokes every token of one customer at one app, and uses up its unredeemed codes and approved code pairs so
-/// that none buys tokens later (`$1` user, `$2` client, `$3` time). The first statement of its transaction.
-async fn revoke_user_client(
-    tx: &mut Tx<'_>,
-    user_id: &str,
-    client_id: &str,
-    now: Timestamp,
-) -> StoreResult<()> {
-    sqlx::query(&format!("{LOCK_CUSTOMER} = $1"))
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
-    revoke_approved_pairs(tx, user_id, Some(client_id)).await?;
-    for sql in [
-        "UPDATE access_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
-        "UPDATE refresh_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
-        "UPDATE token_families SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
-        "UPDATE auth_codes SET used_at = $3 WHERE user_id = $1 AND client_id = $2 AND used_at IS NULL",
-    ] {
-        sqlx::query(sql).bind(user_id).bind(client_id).bind(now).execute(&mut **tx).await?;
-    }
     Ok(())
 }
 
@@ -560,14 +639,8 @@ impl Store for SqlStore {
             ] {
                 sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
             }
-            for sql in [
-                "UPDATE access_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-                "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-                "UPDATE token_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-            ] {
-                sqlx::query(sql).bind(&id).bind(now).execute(&mut *tx).await?;
-            }
-            revoke_approved_pairs(&mut tx, &id, None).await?;
+            // The row is written already (above), so issuances in flight for the customer are ordered before this.
+            revoke(&mut tx, Revoke::User(&id), now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -660,16 +733,9 @@ impl Store for SqlStore {
 
     async fn delete_client(&self, client_id: &str, now: Timestamp) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        // Revocation wins (see the module comment): every customer the app could be issuing tokens for at this
-        // moment (from a family, a code or an approved code pair) first.
-        sqlx::query(&format!(
-            "{LOCK_CUSTOMER} IN (SELECT user_id FROM token_families WHERE client_id = $1 \
-             UNION SELECT user_id FROM auth_codes WHERE client_id = $1 \
-             UNION SELECT user_id FROM device_codes WHERE client_id = $1 AND user_id IS NOT NULL)"
-        ))
-        .bind(client_id)
-        .execute(&mut *tx)
-        .await?;
+        // Revocation wins (see the module comment): its first statement waits for every customer the app could be
+        // issuing tokens for at this moment. If there is no such app, the transaction is dropped (rolled back).
+        revoke(&mut tx, Revoke::Client(client_id), now).await?;
         let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id)
             .execute(&mut *tx)
@@ -685,18 +751,6 @@ impl Store for SqlStore {
             "DELETE FROM client_logos WHERE client_id = $1",
         ] {
             sqlx::query(sql).bind(client_id).execute(&mut *tx).await?;
-        }
-        for sql in [
-            "UPDATE access_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
-            "UPDATE refresh_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
-            "UPDATE token_families SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
-            "UPDATE auth_codes SET used_at = $2 WHERE client_id = $1 AND used_at IS NULL",
-        ] {
-            sqlx::query(sql)
-                .bind(client_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -795,7 +849,7 @@ impl Store for SqlStore {
         now: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        revoke_user_client(&mut tx, user_id, client_id, now).await?;
+        revoke(&mut tx, Revoke::UserClient { user_id, client_id }, now).await?;
         sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
             .bind(user_id)
             .bind(client_id)
@@ -890,12 +944,12 @@ impl Store for SqlStore {
         }
         // Used (or the account disabled) meanwhile: the winner has committed, so its tokens are there to revoke.
         tx.rollback().await?;
-        revoke_families(&self.pool, Families::FromCode(code_hash), now).await?;
+        revoke_alone(&self.pool, Revoke::FromCode(code_hash), now).await?;
         Ok(Redeemed::AlreadyUsed)
     }
 
     async fn revoke_code_grant(&self, code_hash: &Digest, now: Timestamp) -> StoreResult<()> {
-        revoke_families(&self.pool, Families::FromCode(code_hash), now).await
+        revoke_alone(&self.pool, Revoke::FromCode(code_hash), now).await
     }
 
     async fn insert_grant(&self, grant: &NewGrant) -> StoreResult<()> {
@@ -932,14 +986,7 @@ impl Store for SqlStore {
         .fetch_optional(&self.reader)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let status = match (
-            row.try_get::<Option<i64>, _>("revoked_at")?,
-            row.try_get::<Option<i64>, _>("rotated_at")?,
-        ) {
-            (Some(_), _) => refresh::Status::Revoked,
-            (None, Some(at)) => refresh::Status::Rotated { at },
-            (None, None) => refresh::Status::Active,
-        };
+        let status = refresh_status(&row)?;
         Ok(Some(StoredRefresh {
             family_id: row.try_get("family_id")?,
             client_id: row.try_get("client_id")?,
@@ -981,9 +1028,10 @@ impl Store for SqlStore {
             return Ok(Rotation::Rotated);
         }
         tx.rollback().await?;
-        // Not rotated. Once set, `rotated_at` never changes, so reading it and then revoking is safe.
+        // Not rotated: core's rule decides what the token's state now means (a race inside the grace window, or a
+        // reuse). Once set, `rotated_at` and `revoked_at` never change, so reading them and then revoking is safe.
         let row = sqlx::query(
-            "SELECT family_id, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+            "SELECT family_id, client_id, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
         )
         .bind(old.to_vec())
         .fetch_optional(&self.pool)
@@ -991,15 +1039,22 @@ impl Store for SqlStore {
         let Some(row) = row else {
             return Ok(Rotation::Refused);
         };
-        let revoked: Option<i64> = row.try_get("revoked_at")?;
-        let rotated_at: Option<i64> = row.try_get("rotated_at")?;
-        match (revoked, rotated_at) {
-            (None, Some(at)) if now - at > grace => {
+        let verdict = refresh::decide(
+            refresh_status(&row)?,
+            &row.try_get::<String, _>("client_id")?,
+            &grant.access.client_id,
+            false,
+            now,
+            grace,
+        );
+        match verdict {
+            Ok(refresh::Verdict::RevokeFamily) => {
                 let family: String = row.try_get("family_id")?;
-                revoke_families(&self.pool, Families::One(&family), now).await?;
+                revoke_alone(&self.pool, Revoke::Family(&family), now).await?;
                 Ok(Rotation::ReuseDetected)
             }
-            _ => Ok(Rotation::Refused),
+            // Still active, yet not rotated: its family was revoked or its customer disabled meanwhile.
+            Ok(refresh::Verdict::Rotate | refresh::Verdict::Keep) | Err(_) => Ok(Rotation::Refused),
         }
     }
 
@@ -1509,7 +1564,7 @@ impl Store for SqlStore {
         .await?;
         let Some(row) = row else { return Ok(false) };
         let family: String = row.try_get("family_id")?;
-        revoke_families(&self.pool, Families::One(&family), now).await?;
+        revoke_alone(&self.pool, Revoke::Family(&family), now).await?;
         Ok(true)
     }
 
@@ -1796,6 +1851,20 @@ impl Store for SqlStore {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// A refresh token's state from its `rotated_at` and `revoked_at`.
+fn refresh_status(row: &AnyRow) -> StoreResult<refresh::Status> {
+    Ok(
+        match (
+            row.try_get::<Option<i64>, _>("revoked_at")?,
+            row.try_get::<Option<i64>, _>("rotated_at")?,
+        ) {
+            (Some(_), _) => refresh::Status::Revoked,
+            (None, Some(at)) => refresh::Status::Rotated { at },
+            (None, None) => refresh::Status::Active,
+        },
+    )
 }
 
 fn device_status(row: &AnyRow) -> StoreResult<device::Status> {
