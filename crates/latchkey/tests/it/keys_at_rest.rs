@@ -10,7 +10,7 @@ use latchkey::app::{App, HASH_KEY};
 use latchkey::config::SecretSetting;
 use latchkey::keys;
 use latchkey::seal::{self, MasterKey, Row};
-use latchkey::store::{SigningKeyRecord, SqlStore, Store};
+use latchkey::store::{KeyStore as _, SigningKeyRecord, SqlStore, Store};
 use latchkey_core::oidc::SigningAlg;
 use latchkey_core::secret::{KeyedHasher, Kind};
 use std::sync::Arc;
