@@ -19,18 +19,22 @@ pub enum Status {
     Revoked,
 }
 
-/// What to do with a presented refresh token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What to do with a presented refresh token that is not refused. This is the one place the rule is written: the
+/// token flow acts on it, and the store applies it again to what it finds when the token changed meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Issue new tokens in the family and retire the presented refresh token for a new one.
     Rotate,
     /// Issue new access tokens in the family and keep the presented refresh token (a reusable-refresh app).
     Keep,
-    Refuse(OAuthError),
+    /// A token rotated outside the grace window came back: it leaked, and its whole family is revoked.
     RevokeFamily,
 }
 
-/// Decides a refresh. `token_client` is the client the token was issued to; `reusable` whether the presenting
-/// app opted into reusable refresh tokens. A token rotated before the app opted in stays rotated.
+/// Decides a refresh: an `invalid_grant` error when the token is refused (another client's, revoked, or rotated
+/// inside the grace window, a client's parallel refreshes), otherwise what to do. `token_client` is the client
+/// the token was issued to; `reusable` whether the presenting app opted into reusable refresh tokens. A token
+/// rotated before the app opted in stays rotated.
 pub fn decide(
     status: Status,
     token_client: &str,
@@ -38,18 +42,17 @@ pub fn decide(
     reusable: bool,
     now: Timestamp,
     grace: i64,
-) -> Verdict {
+) -> Result<Verdict, OAuthError> {
+    let refused = || Err(OAuthError::grant("refresh_token"));
     if token_client != client_id {
-        return Verdict::Refuse(OAuthError::grant("refresh_token"));
+        return refused();
     }
     match status {
-        Status::Active if reusable => Verdict::Keep,
-        Status::Active => Verdict::Rotate,
-        Status::Revoked => Verdict::Refuse(OAuthError::grant("refresh_token")),
-        Status::Rotated { at } if now - at <= grace => {
-            Verdict::Refuse(OAuthError::grant("refresh_token"))
-        }
-        Status::Rotated { .. } => Verdict::RevokeFamily,
+        Status::Active if reusable => Ok(Verdict::Keep),
+        Status::Active => Ok(Verdict::Rotate),
+        Status::Revoked => refused(),
+        Status::Rotated { at } if now - at <= grace => refused(),
+        Status::Rotated { .. } => Ok(Verdict::RevokeFamily),
     }
 }
 
@@ -85,33 +88,18 @@ mod tests {
         let g = REUSE_GRACE_SECS;
         assert_eq!(
             decide(Status::Active, "c", "c", false, 100, g),
-            Verdict::Rotate
+            Ok(Verdict::Rotate)
         );
-        assert!(matches!(
-            decide(Status::Active, "c", "d", false, 100, g),
-            Verdict::Refuse(_)
-        ));
-        assert!(matches!(
-            decide(Status::Revoked, "c", "c", false, 100, g),
-            Verdict::Refuse(_)
-        ));
-        assert!(matches!(
-            decide(Status::Rotated { at: 95 }, "c", "c", false, 100, g),
-            Verdict::Refuse(_)
-        ));
-        assert!(matches!(
-            decide(Status::Rotated { at: 90 }, "c", "c", false, 100, g),
-            Verdict::Refuse(_)
-        ));
+        assert!(decide(Status::Active, "c", "d", false, 100, g).is_err());
+        assert!(decide(Status::Revoked, "c", "c", false, 100, g).is_err());
+        assert!(decide(Status::Rotated { at: 95 }, "c", "c", false, 100, g).is_err());
+        assert!(decide(Status::Rotated { at: 90 }, "c", "c", false, 100, g).is_err());
         assert_eq!(
             decide(Status::Rotated { at: 89 }, "c", "c", false, 100, g),
-            Verdict::RevokeFamily
+            Ok(Verdict::RevokeFamily)
         );
         // Another client presenting a stolen, rotated token learns nothing and revokes nothing.
-        assert!(matches!(
-            decide(Status::Rotated { at: 0 }, "c", "d", false, 100, g),
-            Verdict::Refuse(_)
-        ));
+        assert!(decide(Status::Rotated { at: 0 }, "c", "d", false, 100, g).is_err());
     }
 
     #[test]
@@ -119,20 +107,33 @@ mod tests {
         let g = REUSE_GRACE_SECS;
         assert_eq!(
             decide(Status::Active, "c", "c", true, 100, g),
-            Verdict::Keep
+            Ok(Verdict::Keep)
         );
-        assert!(matches!(
-            decide(Status::Revoked, "c", "c", true, 100, g),
-            Verdict::Refuse(_)
-        ));
-        assert!(matches!(
-            decide(Status::Active, "c", "d", true, 100, g),
-            Verdict::Refuse(_)
-        ));
+        assert!(decide(Status::Revoked, "c", "c", true, 100, g).is_err());
+        assert!(decide(Status::Active, "c", "d", true, 100, g).is_err());
         // Rotated while the app still rotated: reuse detection as before.
         assert_eq!(
             decide(Status::Rotated { at: 0 }, "c", "c", true, 100, g),
-            Verdict::RevokeFamily
+            Ok(Verdict::RevokeFamily)
+        );
+    }
+
+    #[test]
+    fn every_refusal_is_invalid_grant_and_the_grace_window_ends_exactly_at_grace() {
+        let g = REUSE_GRACE_SECS;
+        for (status, token_client, reusable) in [
+            (Status::Active, "d", false),
+            (Status::Revoked, "c", false),
+            (Status::Revoked, "c", true),
+            (Status::Rotated { at: 100 - g }, "c", false),
+            (Status::Rotated { at: 100 }, "c", true),
+        ] {
+            let e = decide(status, token_client, "c", reusable, 100, g).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidGrant, "{status:?}");
+        }
+        assert_eq!(
+            decide(Status::Rotated { at: 100 - g - 1 }, "c", "c", false, 100, g),
+            Ok(Verdict::RevokeFamily)
         );
     }
 

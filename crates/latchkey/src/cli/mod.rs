@@ -632,7 +632,7 @@ async fn keys_rewrap(
     let store = App::open_store(&config).await?;
     let count = keys::rewrap(&store, &old, &new).await?;
     if count > 0 {
-        use crate::store::Store as _;
+        use crate::store::OpsStore as _;
         // The rows sealed under the old key (or in the clear) must not linger in freed pages.
         store.erase_overwritten_rows().await?;
     }
@@ -997,7 +997,7 @@ async fn config_check(config: Config) -> anyhow::Result<()> {
                 "master key:    none yet: the first start creates {}",
                 seal::default_key_file(&config).display()
             );
-            use crate::store::Store as _;
+            use crate::store::KeyStore as _;
             let store = App::open_store(&config).await?;
             let sealed = store
                 .list_signing_keys()

@@ -37,24 +37,34 @@ pub async fn refresh(
         }
     }
     let stored = stored.ok_or_else(|| OAuthError::grant("refresh_token"))?;
-    let keep = match refresh::decide(
+    // Core's rule decides (`refresh::decide`); the store executes it atomically, and applies the same rule to what
+    // it finds if the token changed meanwhile (a parallel rotation, or a reuse).
+    let verdict = refresh::decide(
         stored.status,
         &stored.client_id,
         &client.policy.client_id,
         client.policy.reusable_refresh,
         now,
         REUSE_GRACE_SECS,
-    ) {
-        Verdict::Refuse(e) => return Err(e.into()),
-        Verdict::Keep => true,
-        Verdict::Rotate | Verdict::RevokeFamily => false,
-    };
+    )?;
     let scopes = refresh::narrow(
         &Scopes::from_stored(&stored.scopes),
         scope,
         &state.known_scopes,
     )?
     .to_string_sorted();
+    let keep = match verdict {
+        Verdict::RevokeFamily => {
+            // A rotated state is final, so acting on it as read is safe: no new tokens, the family revoked.
+            state
+                .store
+                .revoke_refresh_family(&old_hash, &client.policy.client_id, now)
+                .await?;
+            return Err(reuse_detected(client));
+        }
+        Verdict::Keep => true,
+        Verdict::Rotate => false,
+    };
     let (grant, response) = mint_grant(
         state,
         stored.family_id.clone(),
@@ -107,10 +117,13 @@ pub async fn refresh(
                 .inc();
             Ok(response)
         }
-        Rotation::ReuseDetected => {
-            tracing::warn!(client_id = %client.policy.client_id, "refresh token reused; its family is revoked");
-            Err(OAuthError::grant("refresh_token").into())
-        }
+        Rotation::ReuseDetected => Err(reuse_detected(client)),
         Rotation::Refused => Err(OAuthError::grant("refresh_token").into()),
     }
+}
+
+/// The answer to a reused refresh token, whose family is now revoked.
+fn reuse_detected(client: &crate::store::Client) -> Failure {
+    tracing::warn!(client_id = %client.policy.client_id, "refresh token reused; its family is revoked");
+    OAuthError::grant("refresh_token").into()
 }

@@ -12,6 +12,12 @@
 //! issuance waits for the revocation and then finds its code, token or pair used up or revoked.
 
 use super::*;
+use latchkey_core::client::ClientPolicy;
+use latchkey_core::code::IssuedCode;
+use latchkey_core::device;
+use latchkey_core::oidc::SigningAlg;
+use latchkey_core::pkce::Challenge;
+use latchkey_core::refresh;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
@@ -268,45 +274,148 @@ async fn insert_grant_rows(
     Ok(())
 }
 
-/// Which token families to revoke.
+/// What one revocation covers. Every revoking transaction goes through [`revoke`], so each scope revokes the
+/// same things in the same order.
 #[derive(Clone, Copy)]
-enum Families<'a> {
-    /// Those issued from one authorization code (a replayed code).
+enum Revoke<'a> {
+    /// One family (a reused refresh token, RFC 7009 on a refresh token).
+    Family(&'a str),
+    /// The families issued from one authorization code (a replayed code).
     FromCode(&'a Digest),
-    /// One family (a reused refresh token).
-    One(&'a str),
+    /// Everything of one customer at one app (Remove on the account page): also its unredeemed codes and the code
+    /// pairs it approved and has not collected.
+    UserClient {
+        user_id: &'a str,
+        client_id: &'a str,
+    },
+    /// Everything of one customer (a disabled account): also their unredeemed codes and approved code pairs.
+    User(&'a str),
+    /// Everything an app holds (a deleted app): also its unredeemed codes.
+    Client(&'a str),
 }
 
-/// Revokes the chosen families and every token in them, in a transaction of its own: it first waits for the
-/// issuance in flight in them ([`LOCK_CUSTOMER`]), which a transaction that already consumed something (and so
-/// may hold the customer's row `FOR SHARE`) must not do, or two of them could deadlock.
-async fn revoke_families(pool: &AnyPool, which: Families<'_>, now: Timestamp) -> StoreResult<()> {
-    let filter = match which {
-        Families::FromCode(_) => "code_hash = $1",
-        Families::One(_) => "id = $1",
-    };
-    let ids = format!("SELECT id FROM token_families WHERE {filter}");
-    let mut tx = pool.begin().await?;
-    let lock = format!("{LOCK_CUSTOMER} IN (SELECT user_id FROM token_families WHERE {filter})");
-    let query = sqlx::query(&lock);
+impl<'a> Revoke<'a> {
+    /// The condition that picks this scope's rows in `access_tokens` and `refresh_tokens` (`$1`, `$2` the keys).
+    fn tokens(self) -> &'static str {
+        match self {
+            Revoke::Family(_) => "family_id IN (SELECT id FROM token_families WHERE id = $1)",
+            Revoke::FromCode(_) => {
+                "family_id IN (SELECT id FROM token_families WHERE code_hash = $1)"
+            }
+            Revoke::UserClient { .. } => "user_id = $1 AND client_id = $2",
+            Revoke::User(_) => "user_id = $1",
+            Revoke::Client(_) => "client_id = $1",
+        }
+    }
+
+    /// The condition that picks this scope's rows in `token_families`.
+    fn families(self) -> &'static str {
+        match self {
+            Revoke::Family(_) => "id = $1",
+            Revoke::FromCode(_) => "code_hash = $1",
+            other => other.tokens(),
+        }
+    }
+
+    /// The customers whose issuances this revocation must wait for ([`LOCK_CUSTOMER`]'s condition on `id`): every
+    /// customer the scope could be issuing tokens for at this moment (from a family, a code or an approved pair).
+    fn customers(self) -> &'static str {
+        match self {
+            Revoke::Family(_) => "IN (SELECT user_id FROM token_families WHERE id = $1)",
+            Revoke::FromCode(_) => "IN (SELECT user_id FROM token_families WHERE code_hash = $1)",
+            Revoke::UserClient { .. } | Revoke::User(_) => "= $1",
+            Revoke::Client(_) => {
+                "IN (SELECT user_id FROM token_families WHERE client_id = $1 \
+                 UNION SELECT user_id FROM auth_codes WHERE client_id = $1 \
+                 UNION SELECT user_id FROM device_codes WHERE client_id = $1 AND user_id IS NOT NULL)"
+            }
+        }
+    }
+
+    /// How many keys the conditions name; the time is the parameter after them.
+    fn keys(self) -> usize {
+        match self {
+            Revoke::UserClient { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// Binds exactly the keys the conditions name (PostgreSQL refuses a cached prepared statement given more binds
+    /// than it was prepared with).
+    fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>
+    where
+        'a: 'q,
+    {
+        match self {
+            Revoke::Family(key) | Revoke::User(key) | Revoke::Client(key) => query.bind(key),
+            Revoke::FromCode(code) => query.bind(code.to_vec()),
+            Revoke::UserClient { user_id, client_id } => query.bind(user_id).bind(client_id),
+        }
+    }
+}
+
+/// The one revocation: revokes every token and family of `which` (and, for a customer's or an app's grants, uses
+/// up their unredeemed codes and ends the approved code pairs not yet collected), inside the caller's
+/// transaction. Its first statement writes the customers' `users` rows ([`LOCK_CUSTOMER`]), so an issuance in
+/// flight for them either commits first and is revoked here, or waits and then finds what it would consume used
+/// up or revoked (see the module comment). A transaction that already consumed something (and so may hold a
+/// customer's row `FOR SHARE`) must not call it, or two of them could deadlock: it revokes in a transaction of
+/// its own ([`revoke_alone`]).
+async fn revoke(tx: &mut Tx<'_>, which: Revoke<'_>, now: Timestamp) -> StoreResult<()> {
+    let lock = format!("{LOCK_CUSTOMER} {}", which.customers());
     match which {
-        Families::FromCode(code) => query.bind(code.to_vec()),
-        Families::One(id) => query.bind(id),
+        // The customers' condition names only the customer.
+        Revoke::UserClient { user_id, .. } => sqlx::query(&lock).bind(user_id),
+        _ => which.bind(sqlx::query(&lock)),
     }
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    for sql in [
-        format!("UPDATE access_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN ({ids})"),
-        format!("UPDATE refresh_tokens SET revoked_at = $2 WHERE revoked_at IS NULL AND family_id IN ({ids})"),
-        format!("UPDATE token_families SET revoked_at = $2 WHERE revoked_at IS NULL AND {filter}"),
-    ] {
-        let query = sqlx::query(&sql);
-        let query = match which {
-            Families::FromCode(code) => query.bind(code.to_vec()),
-            Families::One(id) => query.bind(id),
-        };
-        query.bind(now).execute(&mut *tx).await?;
+    match which {
+        Revoke::UserClient { user_id, client_id } => {
+            revoke_approved_pairs(tx, user_id, Some(client_id)).await?
+        }
+        Revoke::User(user_id) => revoke_approved_pairs(tx, user_id, None).await?,
+        Revoke::Family(_) | Revoke::FromCode(_) | Revoke::Client(_) => {}
     }
+    let at = which.keys() + 1;
+    let mut statements = vec![
+        format!(
+            "UPDATE access_tokens SET revoked_at = ${at} WHERE {} AND revoked_at IS NULL",
+            which.tokens()
+        ),
+        format!(
+            "UPDATE refresh_tokens SET revoked_at = ${at} WHERE {} AND revoked_at IS NULL",
+            which.tokens()
+        ),
+        format!(
+            "UPDATE token_families SET revoked_at = ${at} WHERE {} AND revoked_at IS NULL",
+            which.families()
+        ),
+    ];
+    if !matches!(which, Revoke::Family(_) | Revoke::FromCode(_)) {
+        // No unredeemed code of the scope buys tokens later.
+        statements.push(format!(
+            "UPDATE auth_codes SET used_at = ${at} WHERE {} AND used_at IS NULL",
+            which.tokens()
+        ));
+    }
+    for sql in &statements {
+        which
+            .bind(sqlx::query(sql))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// [`revoke`] in a transaction of its own (after a failed consume, see there).
+async fn revoke_alone(pool: &AnyPool, which: Revoke<'_>, now: Timestamp) -> StoreResult<()> {
+    let mut tx = pool.begin().await?;
+    revoke(&mut tx, which, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -332,30 +441,6 @@ async fn revoke_approved_pairs(
     }
     .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-/// Revokes every token of one customer at one app, and uses up its unredeemed codes and approved code pairs so
-/// that none buys tokens later (`$1` user, `$2` client, `$3` time). The first statement of its transaction.
-async fn revoke_user_client(
-    tx: &mut Tx<'_>,
-    user_id: &str,
-    client_id: &str,
-    now: Timestamp,
-) -> StoreResult<()> {
-    sqlx::query(&format!("{LOCK_CUSTOMER} = $1"))
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
-    revoke_approved_pairs(tx, user_id, Some(client_id)).await?;
-    for sql in [
-        "UPDATE access_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
-        "UPDATE refresh_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
-        "UPDATE token_families SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
-        "UPDATE auth_codes SET used_at = $3 WHERE user_id = $1 AND client_id = $2 AND used_at IS NULL",
-    ] {
-        sqlx::query(sql).bind(user_id).bind(client_id).bind(now).execute(&mut **tx).await?;
-    }
     Ok(())
 }
 
@@ -438,53 +523,7 @@ impl SqlStore {
 }
 
 #[async_trait]
-impl Store for SqlStore {
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
-    }
-
-    async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
-        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(candidate.to_vec())
-            .execute(&self.pool)
-            .await?;
-        let row = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("value")?)
-    }
-
-    async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE server_secrets SET value = $1 WHERE name = $2 AND value = $3")
-                .bind(new.to_vec())
-                .bind(name)
-                .bind(old.to_vec())
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn erase_overwritten_rows(&self) -> StoreResult<()> {
-        if self.engine == Engine::Sqlite {
-            // On the writer: VACUUM rebuilds every page (freed ones and free space in used ones included) and the
-            // checkpoint copies the WAL into the file, then truncates it, so no older page image survives in it.
-            sqlx::query("VACUUM").execute(&self.pool).await?;
-            let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(&self.pool)
-                .await?;
-            if row.try_get::<i64, _>(0)? != 0 {
-                // A reader of another process held the WAL past the busy timeout: its old pages stay until the
-                // next checkpoint overwrites them.
-                tracing::warn!("the WAL could not be emptied after erasing replaced rows; it is on the next checkpoint");
-            }
-        }
-        Ok(())
-    }
-
+impl UserStore for SqlStore {
     async fn create_user(&self, u: &User) -> StoreResult<Created> {
         let done = sqlx::query(
             "INSERT INTO users (id, email, name, postal_code, password_hash, disabled, created_at) \
@@ -560,19 +599,107 @@ impl Store for SqlStore {
             ] {
                 sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
             }
-            for sql in [
-                "UPDATE access_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-                "UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-                "UPDATE token_families SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-            ] {
-                sqlx::query(sql).bind(&id).bind(now).execute(&mut *tx).await?;
-            }
-            revoke_approved_pairs(&mut tx, &id, None).await?;
+            // The row is written already (above), so issuances in flight for the customer are ordered before this.
+            revoke(&mut tx, Revoke::User(&id), now).await?;
         }
         tx.commit().await?;
         Ok(true)
     }
 
+    async fn update_user_profile(
+        &self,
+        user_id: &str,
+        name: &str,
+        email: &str,
+        postal_code: Option<&str>,
+    ) -> StoreResult<ProfileUpdate> {
+        let updated = sqlx::query(
+            "UPDATE users SET name = $2, email = $3, postal_code = $4 WHERE id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM users o WHERE o.email = $3 AND o.id <> $1) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(name)
+        .bind(email)
+        .bind(postal_code)
+        .fetch_optional(&self.pool)
+        .await;
+        match updated {
+            Ok(Some(_)) => Ok(ProfileUpdate::Updated),
+            // Another account took the address between the check and the write.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Ok(ProfileUpdate::EmailTaken)
+            }
+            Err(e) => Err(e.into()),
+            Ok(None) => Ok(if self.find_user(user_id).await?.is_some() {
+                ProfileUpdate::EmailTaken
+            } else {
+                ProfileUpdate::UnknownUser
+            }),
+        }
+    }
+
+    async fn change_password(
+        &self,
+        user_id: &str,
+        old_hash: &str,
+        new_hash: &str,
+        keep_session: Option<&Digest>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2 RETURNING id",
+        )
+        .bind(user_id)
+        .bind(old_hash)
+        .bind(new_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if changed.is_none() {
+            return Ok(false);
+        }
+        match keep_session {
+            Some(keep) => {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
+                    .bind(user_id)
+                    .bind(keep.to_vec())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn enable_developer(&self, user_id: &str, now: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO developers (user_id, created_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn developer_since(&self, user_id: &str) -> StoreResult<Option<Timestamp>> {
+        let row = sqlx::query("SELECT created_at FROM developers WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get("created_at"))
+            .transpose()
+            .map_err(Into::into)
+    }
+}
+
+#[async_trait]
+impl ClientStore for SqlStore {
     async fn create_client(&self, c: &Client) -> StoreResult<Created> {
         let sql = format!(
             "INSERT INTO clients ({CLIENT_COLUMNS}) VALUES \
@@ -660,16 +787,9 @@ impl Store for SqlStore {
 
     async fn delete_client(&self, client_id: &str, now: Timestamp) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        // Revocation wins (see the module comment): every customer the app could be issuing tokens for at this
-        // moment (from a family, a code or an approved code pair) first.
-        sqlx::query(&format!(
-            "{LOCK_CUSTOMER} IN (SELECT user_id FROM token_families WHERE client_id = $1 \
-             UNION SELECT user_id FROM auth_codes WHERE client_id = $1 \
-             UNION SELECT user_id FROM device_codes WHERE client_id = $1 AND user_id IS NOT NULL)"
-        ))
-        .bind(client_id)
-        .execute(&mut *tx)
-        .await?;
+        // Revocation wins (see the module comment): its first statement waits for every customer the app could be
+        // issuing tokens for at this moment. If there is no such app, the transaction is dropped (rolled back).
+        revoke(&mut tx, Revoke::Client(client_id), now).await?;
         let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id)
             .execute(&mut *tx)
@@ -686,22 +806,168 @@ impl Store for SqlStore {
         ] {
             sqlx::query(sql).bind(client_id).execute(&mut *tx).await?;
         }
-        for sql in [
-            "UPDATE access_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
-            "UPDATE refresh_tokens SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
-            "UPDATE token_families SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL",
-            "UPDATE auth_codes SET used_at = $2 WHERE client_id = $1 AND used_at IS NULL",
-        ] {
-            sqlx::query(sql)
-                .bind(client_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
         Ok(true)
     }
 
+    async fn origin_allowed(&self, origin: &str, client_id: Option<&str>) -> StoreResult<bool> {
+        let row = match client_id {
+            Some(client_id) => {
+                sqlx::query(
+                    "SELECT 1 AS one FROM client_origins WHERE origin = $1 AND client_id = $2",
+                )
+                .bind(origin)
+                .bind(client_id)
+                .fetch_optional(&self.reader)
+                .await?
+            }
+            None => {
+                sqlx::query("SELECT 1 AS one FROM client_origins WHERE origin = $1 LIMIT 1")
+                    .bind(origin)
+                    .fetch_optional(&self.reader)
+                    .await?
+            }
+        };
+        Ok(row.is_some())
+    }
+
+    async fn list_clients_by_owner(&self, owner: &str) -> StoreResult<Vec<Client>> {
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS}, {CLIENT_LOGO} FROM clients WHERE owner = $1 ORDER BY created_at, client_id"
+        );
+        sqlx::query(&sql)
+            .bind(owner)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(client_from)
+            .collect()
+    }
+
+    async fn update_client(&self, c: &Client) -> StoreResult<bool> {
+        let p = &c.policy;
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE clients SET name = $3, description = $4, privacy_url = $5, \
+               redirect_uris = $6, allowed_origins = $7, allow_implicit = $8, allow_plain_pkce = $9, \
+               allow_device = $10, allow_client_credentials = $11, development = $12, id_token_alg = $13, \
+               verified = CASE WHEN $14 = 0 THEN 0 ELSE verified END, reusable_refresh = $15 \
+             WHERE client_id = $1 AND owner = $2",
+        )
+        .bind(&p.client_id)
+        .bind(&c.owner)
+        .bind(&c.name)
+        .bind(&c.description)
+        .bind(&c.privacy_url)
+        .bind(json_list(&p.redirect_uris))
+        .bind(json_list(&c.allowed_origins))
+        .bind(flag(p.allow_implicit))
+        .bind(flag(p.allow_plain_pkce))
+        .bind(flag(p.allow_device))
+        .bind(flag(p.allow_client_credentials))
+        .bind(flag(p.development))
+        .bind(c.id_token_alg.as_str())
+        .bind(flag(c.verified))
+        .bind(flag(p.reusable_refresh))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        put_origins(&mut tx, &p.client_id, &c.allowed_origins).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn set_client_verified(&self, client_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE clients SET verified = 1 WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn client_usage(&self, client_id: &str, now: Timestamp) -> StoreResult<ClientUsage> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM consents WHERE client_id = $1) AS consents, \
+               (SELECT COUNT(*) FROM access_tokens \
+                  WHERE client_id = $1 AND revoked_at IS NULL AND expires_at > $2) AS live_access_tokens, \
+               (SELECT COUNT(*) FROM access_tokens \
+                  WHERE client_id = $1 AND issued_at > $3 AND issued_at <= $2) AS issued_last_day",
+        )
+        .bind(client_id)
+        .bind(now)
+        .bind(now - 24 * 3600)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ClientUsage {
+            consents: row.try_get("consents")?,
+            live_access_tokens: row.try_get("live_access_tokens")?,
+            issued_last_day: row.try_get("issued_last_day")?,
+        })
+    }
+
+    async fn find_client_logo(&self, client_id: &str) -> StoreResult<Option<Logo>> {
+        let row = sqlx::query("SELECT png, version FROM client_logos WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| {
+            Ok(Logo {
+                png: row.try_get("png")?,
+                version: row.try_get("version")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_client_logo(
+        &self,
+        client_id: &str,
+        logo: Option<&Logo>,
+        unverify: bool,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The app's row first: it must exist, and a deletion in flight either waits for this or makes it miss.
+        let done = sqlx::query(
+            "UPDATE clients SET verified = CASE WHEN $2 = 1 THEN 0 ELSE verified END WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .bind(flag(unverify))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        match logo {
+            Some(logo) => {
+                sqlx::query(
+                    "INSERT INTO client_logos (client_id, png, version, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (client_id) DO UPDATE SET png = $2, version = $3, updated_at = $4",
+                )
+                .bind(client_id)
+                .bind(logo.png.clone())
+                .bind(&logo.version)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM client_logos WHERE client_id = $1")
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlStore {
     async fn create_session(
         &self,
         id_hash: &Digest,
@@ -747,6 +1013,47 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn list_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<SessionInfo>> {
+        let rows = sqlx::query(
+            "SELECT id_hash, created_at, auth_time, expires_at FROM sessions \
+             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id_hash",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionInfo {
+                    id_hash: digest(row.try_get("id_hash")?)?,
+                    created_at: row.try_get("created_at")?,
+                    auth_time: row.try_get("auth_time")?,
+                    expires_at: row.try_get("expires_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_user_session(&self, user_id: &str, id_hash: &Digest) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1 AND user_id = $2")
+            .bind(id_hash.to_vec())
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl ConsentStore for SqlStore {
     async fn find_consent(&self, user_id: &str, client_id: &str) -> StoreResult<Option<Consent>> {
         let row = sqlx::query(
             "SELECT client_id, scopes, created_at, updated_at FROM consents WHERE user_id = $1 AND client_id = $2",
@@ -795,7 +1102,7 @@ impl Store for SqlStore {
         now: Timestamp,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        revoke_user_client(&mut tx, user_id, client_id, now).await?;
+        revoke(&mut tx, Revoke::UserClient { user_id, client_id }, now).await?;
         sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
             .bind(user_id)
             .bind(client_id)
@@ -804,7 +1111,10 @@ impl Store for SqlStore {
         tx.commit().await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl GrantStore for SqlStore {
     async fn insert_auth_code(&self, c: &NewAuthCode) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO auth_codes (code_hash, client_id, user_id, subject, scopes, redirect_uri, redirect_uri_sent, \
@@ -890,12 +1200,12 @@ impl Store for SqlStore {
         }
         // Used (or the account disabled) meanwhile: the winner has committed, so its tokens are there to revoke.
         tx.rollback().await?;
-        revoke_families(&self.pool, Families::FromCode(code_hash), now).await?;
+        revoke_alone(&self.pool, Revoke::FromCode(code_hash), now).await?;
         Ok(Redeemed::AlreadyUsed)
     }
 
     async fn revoke_code_grant(&self, code_hash: &Digest, now: Timestamp) -> StoreResult<()> {
-        revoke_families(&self.pool, Families::FromCode(code_hash), now).await
+        revoke_alone(&self.pool, Revoke::FromCode(code_hash), now).await
     }
 
     async fn insert_grant(&self, grant: &NewGrant) -> StoreResult<()> {
@@ -932,14 +1242,7 @@ impl Store for SqlStore {
         .fetch_optional(&self.reader)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let status = match (
-            row.try_get::<Option<i64>, _>("revoked_at")?,
-            row.try_get::<Option<i64>, _>("rotated_at")?,
-        ) {
-            (Some(_), _) => refresh::Status::Revoked,
-            (None, Some(at)) => refresh::Status::Rotated { at },
-            (None, None) => refresh::Status::Active,
-        };
+        let status = refresh_status(&row)?;
         Ok(Some(StoredRefresh {
             family_id: row.try_get("family_id")?,
             client_id: row.try_get("client_id")?,
@@ -981,9 +1284,10 @@ impl Store for SqlStore {
             return Ok(Rotation::Rotated);
         }
         tx.rollback().await?;
-        // Not rotated. Once set, `rotated_at` never changes, so reading it and then revoking is safe.
+        // Not rotated: core's rule decides what the token's state now means (a race inside the grace window, or a
+        // reuse). Once set, `rotated_at` and `revoked_at` never change, so reading them and then revoking is safe.
         let row = sqlx::query(
-            "SELECT family_id, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+            "SELECT family_id, client_id, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
         )
         .bind(old.to_vec())
         .fetch_optional(&self.pool)
@@ -991,15 +1295,22 @@ impl Store for SqlStore {
         let Some(row) = row else {
             return Ok(Rotation::Refused);
         };
-        let revoked: Option<i64> = row.try_get("revoked_at")?;
-        let rotated_at: Option<i64> = row.try_get("rotated_at")?;
-        match (revoked, rotated_at) {
-            (None, Some(at)) if now - at > grace => {
+        let verdict = refresh::decide(
+            refresh_status(&row)?,
+            &row.try_get::<String, _>("client_id")?,
+            &grant.access.client_id,
+            false,
+            now,
+            grace,
+        );
+        match verdict {
+            Ok(refresh::Verdict::RevokeFamily) => {
                 let family: String = row.try_get("family_id")?;
-                revoke_families(&self.pool, Families::One(&family), now).await?;
+                revoke_alone(&self.pool, Revoke::Family(&family), now).await?;
                 Ok(Rotation::ReuseDetected)
             }
-            _ => Ok(Rotation::Refused),
+            // Still active, yet not rotated: its family was revoked or its customer disabled meanwhile.
+            Ok(refresh::Verdict::Rotate | refresh::Verdict::Keep) | Err(_) => Ok(Rotation::Refused),
         }
     }
 
@@ -1083,108 +1394,57 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn hit_rate_limit(
-        &self,
-        bucket: &str,
-        window_secs: i64,
-        now: Timestamp,
-    ) -> StoreResult<i64> {
-        let row = sqlx::query(
-            "INSERT INTO rate_limits (bucket, window_start, count) VALUES ($1, $2, 1) \
-             ON CONFLICT (bucket) DO UPDATE SET \
-               count = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.count + 1 END, \
-               window_start = CASE WHEN rate_limits.window_start <= $3 THEN $2 ELSE rate_limits.window_start END \
-             RETURNING count",
-        )
-        .bind(bucket)
-        .bind(now)
-        .bind(now - window_secs)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("count")?)
-    }
-
-    async fn refund_rate_limit(
-        &self,
-        bucket: &str,
-        window_secs: i64,
-        now: Timestamp,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE rate_limits SET count = count - 1 WHERE bucket = $1 AND count > 0 AND window_start > $2",
-        )
-        .bind(bucket)
-        .bind(now - window_secs)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
-        let mut purged = 0;
-        for (sql, cutoff) in [
-            // Used codes are kept a day so that a late replay still revokes what they issued.
-            ("DELETE FROM auth_codes WHERE expires_at < $1", now - 86_400),
-            ("DELETE FROM sessions WHERE expires_at < $1", now),
-            ("DELETE FROM access_tokens WHERE expires_at < $1", now - 60),
-            // A family revoked a day ago: nothing in it can be used again.
-            (
-                "DELETE FROM access_tokens WHERE family_id IN (SELECT id FROM token_families WHERE revoked_at < $1)",
-                now - 86_400,
-            ),
-            (
-                "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM token_families WHERE revoked_at < $1)",
-                now - 86_400,
-            ),
-            (
-                "DELETE FROM token_families WHERE revoked_at < $1",
-                now - 86_400,
-            ),
-            // A family with no tokens left (a grant without a refresh token, once its access token is gone).
-            (
-                "DELETE FROM token_families WHERE created_at < $1 \
-                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = token_families.id) \
-                 AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.family_id = token_families.id)",
-                now,
-            ),
-            (
-                "DELETE FROM rate_limits WHERE window_start < $1",
-                now - 86_400,
-            ),
-            // Expired code pairs are kept an hour so that a late poll still hears `expired_token`.
-            (
-                "DELETE FROM device_codes WHERE expires_at < $1",
-                now - 3_600,
-            ),
-        ] {
-            purged += sqlx::query(sql)
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(purged)
-    }
-    async fn peek_rate_limit(
-        &self,
-        bucket: &str,
-        window_secs: i64,
-        now: Timestamp,
-    ) -> StoreResult<i64> {
-        let row =
-            sqlx::query("SELECT count FROM rate_limits WHERE bucket = $1 AND window_start > $2")
-                .bind(bucket)
-                .bind(now - window_secs)
-                .fetch_optional(&self.pool)
-                .await?;
+    async fn secretless_refresh(&self, family_id: &str) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT secretless_refresh FROM token_families WHERE id = $1")
+            .bind(family_id)
+            .fetch_optional(&self.reader)
+            .await?;
         Ok(match row {
-            Some(row) => row.try_get("count")?,
-            None => 0,
+            Some(row) => row.try_get::<i64, _>("secretless_refresh")? != 0,
+            None => false,
         })
     }
 
+    async fn revoke_access_token(
+        &self,
+        token_hash: &Digest,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $3 WHERE token_hash = $1 AND client_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(token_hash.to_vec())
+        .bind(client_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_refresh_family(
+        &self,
+        token_hash: &Digest,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        // A token's family never changes: find it, then revoke the whole family (this token with it).
+        let row = sqlx::query(
+            "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2",
+        )
+        .bind(token_hash.to_vec())
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(false) };
+        let family: String = row.try_get("family_id")?;
+        revoke_alone(&self.pool, Revoke::Family(&family), now).await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl DeviceStore for SqlStore {
     async fn insert_device_code(&self, c: &NewDeviceCode) -> StoreResult<Created> {
         let done = sqlx::query(
             "INSERT INTO device_codes (device_hash, user_code_hash, client_id, scopes, optional_scopes, status, \
@@ -1396,16 +1656,32 @@ impl Store for SqlStore {
         tx.commit().await?;
         Ok(true)
     }
+}
 
-    async fn secretless_refresh(&self, family_id: &str) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT secretless_refresh FROM token_families WHERE id = $1")
-            .bind(family_id)
-            .fetch_optional(&self.reader)
+#[async_trait]
+impl KeyStore for SqlStore {
+    async fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(candidate.to_vec())
+            .execute(&self.pool)
             .await?;
-        Ok(match row {
-            Some(row) => row.try_get::<i64, _>("secretless_refresh")? != 0,
-            None => false,
-        })
+        let row = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("value")?)
+    }
+
+    async fn replace_server_secret(&self, name: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let done =
+            sqlx::query("UPDATE server_secrets SET value = $1 WHERE name = $2 AND value = $3")
+                .bind(new.to_vec())
+                .bind(name)
+                .bind(old.to_vec())
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn list_signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
@@ -1475,327 +1751,151 @@ impl Store for SqlStore {
             .await?;
         Ok(done.rows_affected() == 1)
     }
+}
 
-    async fn revoke_access_token(
+#[async_trait]
+impl LimitStore for SqlStore {
+    async fn hit_rate_limit(
         &self,
-        token_hash: &Digest,
-        client_id: &str,
+        bucket: &str,
+        window_secs: i64,
         now: Timestamp,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE access_tokens SET revoked_at = $3 WHERE token_hash = $1 AND client_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(token_hash.to_vec())
-        .bind(client_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn revoke_refresh_family(
-        &self,
-        token_hash: &Digest,
-        client_id: &str,
-        now: Timestamp,
-    ) -> StoreResult<bool> {
-        // A token's family never changes: find it, then revoke the whole family (this token with it).
+    ) -> StoreResult<i64> {
         let row = sqlx::query(
-            "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2",
+            "INSERT INTO rate_limits (bucket, window_start, count) VALUES ($1, $2, 1) \
+             ON CONFLICT (bucket) DO UPDATE SET \
+               count = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.count + 1 END, \
+               window_start = CASE WHEN rate_limits.window_start <= $3 THEN $2 ELSE rate_limits.window_start END \
+             RETURNING count",
         )
-        .bind(token_hash.to_vec())
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(false) };
-        let family: String = row.try_get("family_id")?;
-        revoke_families(&self.pool, Families::One(&family), now).await?;
-        Ok(true)
-    }
-
-    async fn update_user_profile(
-        &self,
-        user_id: &str,
-        name: &str,
-        email: &str,
-        postal_code: Option<&str>,
-    ) -> StoreResult<ProfileUpdate> {
-        let updated = sqlx::query(
-            "UPDATE users SET name = $2, email = $3, postal_code = $4 WHERE id = $1 \
-             AND NOT EXISTS (SELECT 1 FROM users o WHERE o.email = $3 AND o.id <> $1) RETURNING id",
-        )
-        .bind(user_id)
-        .bind(name)
-        .bind(email)
-        .bind(postal_code)
-        .fetch_optional(&self.pool)
-        .await;
-        match updated {
-            Ok(Some(_)) => Ok(ProfileUpdate::Updated),
-            // Another account took the address between the check and the write.
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Ok(ProfileUpdate::EmailTaken)
-            }
-            Err(e) => Err(e.into()),
-            Ok(None) => Ok(if self.find_user(user_id).await?.is_some() {
-                ProfileUpdate::EmailTaken
-            } else {
-                ProfileUpdate::UnknownUser
-            }),
-        }
-    }
-
-    async fn change_password(
-        &self,
-        user_id: &str,
-        old_hash: &str,
-        new_hash: &str,
-        keep_session: Option<&Digest>,
-    ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let changed = sqlx::query(
-            "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2 RETURNING id",
-        )
-        .bind(user_id)
-        .bind(old_hash)
-        .bind(new_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if changed.is_none() {
-            return Ok(false);
-        }
-        match keep_session {
-            Some(keep) => {
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
-                    .bind(user_id)
-                    .bind(keep.to_vec())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn origin_allowed(&self, origin: &str, client_id: Option<&str>) -> StoreResult<bool> {
-        let row = match client_id {
-            Some(client_id) => {
-                sqlx::query(
-                    "SELECT 1 AS one FROM client_origins WHERE origin = $1 AND client_id = $2",
-                )
-                .bind(origin)
-                .bind(client_id)
-                .fetch_optional(&self.reader)
-                .await?
-            }
-            None => {
-                sqlx::query("SELECT 1 AS one FROM client_origins WHERE origin = $1 LIMIT 1")
-                    .bind(origin)
-                    .fetch_optional(&self.reader)
-                    .await?
-            }
-        };
-        Ok(row.is_some())
-    }
-
-    async fn list_sessions(&self, user_id: &str, now: Timestamp) -> StoreResult<Vec<SessionInfo>> {
-        let rows = sqlx::query(
-            "SELECT id_hash, created_at, auth_time, expires_at FROM sessions \
-             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id_hash",
-        )
-        .bind(user_id)
+        .bind(bucket)
         .bind(now)
-        .fetch_all(&self.pool)
+        .bind(now - window_secs)
+        .fetch_one(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SessionInfo {
-                    id_hash: digest(row.try_get("id_hash")?)?,
-                    created_at: row.try_get("created_at")?,
-                    auth_time: row.try_get("auth_time")?,
-                    expires_at: row.try_get("expires_at")?,
-                })
-            })
-            .collect()
+        Ok(row.try_get("count")?)
     }
 
-    async fn delete_user_session(&self, user_id: &str, id_hash: &Digest) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1 AND user_id = $2")
-            .bind(id_hash.to_vec())
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn enable_developer(&self, user_id: &str, now: Timestamp) -> StoreResult<()> {
+    async fn refund_rate_limit(
+        &self,
+        bucket: &str,
+        window_secs: i64,
+        now: Timestamp,
+    ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO developers (user_id, created_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
+            "UPDATE rate_limits SET count = count - 1 WHERE bucket = $1 AND count > 0 AND window_start > $2",
         )
-        .bind(user_id)
-        .bind(now)
+        .bind(bucket)
+        .bind(now - window_secs)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn developer_since(&self, user_id: &str) -> StoreResult<Option<Timestamp>> {
-        let row = sqlx::query("SELECT created_at FROM developers WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| r.try_get("created_at"))
-            .transpose()
-            .map_err(Into::into)
-    }
-
-    async fn list_clients_by_owner(&self, owner: &str) -> StoreResult<Vec<Client>> {
-        let sql = format!(
-            "SELECT {CLIENT_COLUMNS}, {CLIENT_LOGO} FROM clients WHERE owner = $1 ORDER BY created_at, client_id"
-        );
-        sqlx::query(&sql)
-            .bind(owner)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(client_from)
-            .collect()
-    }
-
-    async fn update_client(&self, c: &Client) -> StoreResult<bool> {
-        let p = &c.policy;
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE clients SET name = $3, description = $4, privacy_url = $5, \
-               redirect_uris = $6, allowed_origins = $7, allow_implicit = $8, allow_plain_pkce = $9, \
-               allow_device = $10, allow_client_credentials = $11, development = $12, id_token_alg = $13, \
-               verified = CASE WHEN $14 = 0 THEN 0 ELSE verified END, reusable_refresh = $15 \
-             WHERE client_id = $1 AND owner = $2",
-        )
-        .bind(&p.client_id)
-        .bind(&c.owner)
-        .bind(&c.name)
-        .bind(&c.description)
-        .bind(&c.privacy_url)
-        .bind(json_list(&p.redirect_uris))
-        .bind(json_list(&c.allowed_origins))
-        .bind(flag(p.allow_implicit))
-        .bind(flag(p.allow_plain_pkce))
-        .bind(flag(p.allow_device))
-        .bind(flag(p.allow_client_credentials))
-        .bind(flag(p.development))
-        .bind(c.id_token_alg.as_str())
-        .bind(flag(c.verified))
-        .bind(flag(p.reusable_refresh))
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        put_origins(&mut tx, &p.client_id, &c.allowed_origins).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn set_client_verified(&self, client_id: &str) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE clients SET verified = 1 WHERE client_id = $1")
-            .bind(client_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn client_usage(&self, client_id: &str, now: Timestamp) -> StoreResult<ClientUsage> {
-        let row = sqlx::query(
-            "SELECT \
-               (SELECT COUNT(*) FROM consents WHERE client_id = $1) AS consents, \
-               (SELECT COUNT(*) FROM access_tokens \
-                  WHERE client_id = $1 AND revoked_at IS NULL AND expires_at > $2) AS live_access_tokens, \
-               (SELECT COUNT(*) FROM access_tokens \
-                  WHERE client_id = $1 AND issued_at > $3 AND issued_at <= $2) AS issued_last_day",
-        )
-        .bind(client_id)
-        .bind(now)
-        .bind(now - 24 * 3600)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(ClientUsage {
-            consents: row.try_get("consents")?,
-            live_access_tokens: row.try_get("live_access_tokens")?,
-            issued_last_day: row.try_get("issued_last_day")?,
-        })
-    }
-
-    async fn find_client_logo(&self, client_id: &str) -> StoreResult<Option<Logo>> {
-        let row = sqlx::query("SELECT png, version FROM client_logos WHERE client_id = $1")
-            .bind(client_id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(|row| {
-            Ok(Logo {
-                png: row.try_get("png")?,
-                version: row.try_get("version")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn set_client_logo(
+    async fn peek_rate_limit(
         &self,
-        client_id: &str,
-        logo: Option<&Logo>,
-        unverify: bool,
+        bucket: &str,
+        window_secs: i64,
         now: Timestamp,
-    ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        // The app's row first: it must exist, and a deletion in flight either waits for this or makes it miss.
-        let done = sqlx::query(
-            "UPDATE clients SET verified = CASE WHEN $2 = 1 THEN 0 ELSE verified END WHERE client_id = $1",
-        )
-        .bind(client_id)
-        .bind(flag(unverify))
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        match logo {
-            Some(logo) => {
-                sqlx::query(
-                    "INSERT INTO client_logos (client_id, png, version, updated_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (client_id) DO UPDATE SET png = $2, version = $3, updated_at = $4",
-                )
-                .bind(client_id)
-                .bind(logo.png.clone())
-                .bind(&logo.version)
-                .bind(now)
-                .execute(&mut *tx)
+    ) -> StoreResult<i64> {
+        let row =
+            sqlx::query("SELECT count FROM rate_limits WHERE bucket = $1 AND window_start > $2")
+                .bind(bucket)
+                .bind(now - window_secs)
+                .fetch_optional(&self.pool)
                 .await?;
+        Ok(match row {
+            Some(row) => row.try_get("count")?,
+            None => 0,
+        })
+    }
+}
+
+#[async_trait]
+impl OpsStore for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn erase_overwritten_rows(&self) -> StoreResult<()> {
+        if self.engine == Engine::Sqlite {
+            // On the writer: VACUUM rebuilds every page (freed ones and free space in used ones included) and the
+            // checkpoint copies the WAL into the file, then truncates it, so no older page image survives in it.
+            sqlx::query("VACUUM").execute(&self.pool).await?;
+            let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await?;
+            if row.try_get::<i64, _>(0)? != 0 {
+                // A reader of another process held the WAL past the busy timeout: its old pages stay until the
+                // next checkpoint overwrites them.
+                tracing::warn!("the WAL could not be emptied after erasing replaced rows; it is on the next checkpoint");
             }
-            None => {
-                sqlx::query("DELETE FROM client_logos WHERE client_id = $1")
-                    .bind(client_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+        }
+        Ok(())
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut purged = 0;
+        for (sql, cutoff) in [
+            // Used codes are kept a day so that a late replay still revokes what they issued.
+            ("DELETE FROM auth_codes WHERE expires_at < $1", now - 86_400),
+            ("DELETE FROM sessions WHERE expires_at < $1", now),
+            ("DELETE FROM access_tokens WHERE expires_at < $1", now - 60),
+            // A family revoked a day ago: nothing in it can be used again.
+            (
+                "DELETE FROM access_tokens WHERE family_id IN (SELECT id FROM token_families WHERE revoked_at < $1)",
+                now - 86_400,
+            ),
+            (
+                "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM token_families WHERE revoked_at < $1)",
+                now - 86_400,
+            ),
+            (
+                "DELETE FROM token_families WHERE revoked_at < $1",
+                now - 86_400,
+            ),
+            // A family with no tokens left (a grant without a refresh token, once its access token is gone).
+            (
+                "DELETE FROM token_families WHERE created_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = token_families.id) \
+                 AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.family_id = token_families.id)",
+                now,
+            ),
+            (
+                "DELETE FROM rate_limits WHERE window_start < $1",
+                now - 86_400,
+            ),
+            // Expired code pairs are kept an hour so that a late poll still hears `expired_token`.
+            (
+                "DELETE FROM device_codes WHERE expires_at < $1",
+                now - 3_600,
+            ),
+        ] {
+            purged += sqlx::query(sql)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(purged)
     }
+}
+
+/// A refresh token's state from its `rotated_at` and `revoked_at`.
+fn refresh_status(row: &AnyRow) -> StoreResult<refresh::Status> {
+    Ok(
+        match (
+            row.try_get::<Option<i64>, _>("revoked_at")?,
+            row.try_get::<Option<i64>, _>("rotated_at")?,
+        ) {
+            (Some(_), _) => refresh::Status::Revoked,
+            (None, Some(at)) => refresh::Status::Rotated { at },
+            (None, None) => refresh::Status::Active,
+        },
+    )
 }
 
 fn device_status(row: &AnyRow) -> StoreResult<device::Status> {

@@ -11,7 +11,7 @@ use latchkey::config::SecretSetting;
 use latchkey::keys;
 use latchkey::keys::HASH_KEY;
 use latchkey::seal::{self, MasterKey, Row};
-use latchkey::store::{SigningKeyRecord, SqlStore, Store};
+use latchkey::store::{KeyStore as _, SigningKeyRecord, SqlStore, Store};
 use latchkey_core::oidc::SigningAlg;
 use latchkey_core::secret::{KeyedHasher, Kind};
 use std::sync::Arc;

@@ -758,7 +758,7 @@ async fn an_installation_without_an_rs256_key_publishes_one_at_once_and_signs_wi
             let key = latchkey::keys::new_record(alg, then, then, &master)
                 .await
                 .unwrap();
-            latchkey::store::Store::insert_signing_key(&store, &key)
+            latchkey::store::KeyStore::insert_signing_key(&store, &key)
                 .await
                 .unwrap();
         }

@@ -1,0 +1,312 @@
+//! The records the store traits take and return.
+
+use latchkey_core::client::ClientPolicy;
+use latchkey_core::code::IssuedCode;
+use latchkey_core::device;
+use latchkey_core::oidc::SigningAlg;
+use latchkey_core::pkce::Challenge;
+use latchkey_core::refresh;
+use latchkey_core::secret::Digest;
+use latchkey_core::Timestamp;
+
+/// A customer account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Internal id: never shown to apps (they see the pairwise `user_id`).
+    pub id: String,
+    /// Lower-cased.
+    pub email: String,
+    pub name: String,
+    pub postal_code: Option<String>,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+}
+
+/// A security profile (app) and its client registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub policy: ClientPolicy,
+    pub app_id: String,
+    /// The developer who owns it: the input of the pairwise `user_id`.
+    pub owner: String,
+    pub name: String,
+    pub description: String,
+    pub privacy_url: String,
+    /// The version of its uploaded consent logo, if it has one (served at `/logos/<client_id>/<version>`). Set
+    /// only by [`ClientStore::set_client_logo`](super::ClientStore::set_client_logo); `create_client` and `update_client` ignore it.
+    pub logo: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub secret_hash: Option<Digest>,
+    pub prev_secret_hash: Option<Digest>,
+    pub prev_secret_expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    /// How this app's ID tokens are signed.
+    pub id_token_alg: SigningAlg,
+    /// Made or vouched for by the operator (SPEC 1): `client add`, or `client verify` of a console profile.
+    /// An unverified app's errors before any interaction are shown on a page, never redirected (SPEC 2.1).
+    pub verified: bool,
+    /// The operator's app scopes this app may get through `client_credentials` (SPEC 1): set by the operator
+    /// (`client add --app-scope`), never by a console edit.
+    pub app_scopes: Vec<String>,
+}
+
+/// One of a customer's sessions, as the account page lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id_hash: Digest,
+    pub created_at: Timestamp,
+    pub auth_time: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Result of changing a customer's profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileUpdate {
+    Updated,
+    /// Another account has the email address: nothing changed.
+    EmailTaken,
+    UnknownUser,
+}
+
+/// A signed-in browser session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: User,
+    pub auth_time: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// An authorization code about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewAuthCode {
+    pub code_hash: Digest,
+    pub client_id: String,
+    pub user_id: String,
+    pub subject: String,
+    pub scopes: String,
+    pub redirect_uri: String,
+    pub redirect_uri_sent: bool,
+    pub challenge: Option<Challenge>,
+    pub nonce: Option<String>,
+    pub auth_time: Timestamp,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// An authorization code as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCode {
+    pub issued: IssuedCode,
+    pub user_id: String,
+    pub subject: String,
+    pub scopes: String,
+    pub nonce: Option<String>,
+    pub auth_time: Timestamp,
+    pub used: bool,
+}
+
+/// An access token about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewAccessToken {
+    pub token_hash: Digest,
+    pub client_id: String,
+    pub app_id: String,
+    pub user_id: Option<String>,
+    pub subject: Option<String>,
+    pub scopes: String,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Tokens issued for a customer's grant: one access token and, usually, a refresh token, in one family.
+#[derive(Debug, Clone)]
+pub struct NewGrant {
+    pub family_id: String,
+    pub access: NewAccessToken,
+    pub refresh: Option<NewRefresh>,
+    pub auth_time: Timestamp,
+}
+
+/// A refresh token about to be stored; it keeps the scopes of the whole grant even when the access token beside
+/// it was narrowed (RFC 6749 6).
+#[derive(Debug, Clone)]
+pub struct NewRefresh {
+    pub token_hash: Digest,
+    pub scopes: String,
+}
+
+/// A refresh token as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRefresh {
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub subject: String,
+    pub scopes: String,
+    pub auth_time: Timestamp,
+    pub status: refresh::Status,
+}
+
+/// What an access token grants, as the resource endpoints need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    pub client_id: String,
+    pub app_id: String,
+    pub user_id: Option<String>,
+    pub subject: Option<String>,
+    pub scopes: String,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// An access token with its customer's profile, read in one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenProfile {
+    pub token: AccessToken,
+    pub name: String,
+    pub email: String,
+    pub postal_code: Option<String>,
+}
+
+/// A consent a customer gave an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub client_id: String,
+    pub scopes: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Result of trying to create something with a unique key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    AlreadyExists,
+}
+
+/// Result of redeeming an authorization code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The code was unused: it is now used and the grant's tokens are stored.
+    Issued,
+    /// The code had been used (perhaps a moment ago, by a parallel request): everything it issued is revoked.
+    AlreadyUsed,
+}
+
+/// Result of rotating a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old token is rotated and the new tokens are stored.
+    Rotated,
+    /// The token had already been rotated outside the grace window: the whole family is revoked.
+    ReuseDetected,
+    /// The token is unknown, revoked, or was rotated a moment ago by a parallel request: nothing changed.
+    Refused,
+}
+
+/// A code pair about to be stored (SPEC 2.3).
+#[derive(Debug, Clone)]
+pub struct NewDeviceCode {
+    pub device_hash: Digest,
+    pub user_code_hash: Digest,
+    pub client_id: String,
+    /// Every scope asked for, space-separated.
+    pub scopes: String,
+    /// The non-essential ones (`scope_data`), which the customer may untick.
+    pub optional_scopes: String,
+    pub interval: i64,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A code pair as the code-entry page sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRequest {
+    pub client_id: String,
+    pub scopes: String,
+    pub optional_scopes: String,
+    pub status: device::Status,
+    pub expires_at: Timestamp,
+}
+
+/// The customer's answer on the code-entry page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceDecision {
+    Approve {
+        user_id: String,
+        subject: String,
+        /// What the customer agreed to share (optional scopes may have been unticked).
+        scopes: String,
+        auth_time: Timestamp,
+    },
+    Deny,
+}
+
+/// A recorded poll of a code pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePoll {
+    pub client_id: String,
+    pub poll: device::Poll,
+    /// The interval the device must now keep.
+    pub interval: i64,
+    /// Set once the customer approved.
+    pub approval: Option<DeviceDecision>,
+}
+
+/// What polling a code pair found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollOutcome {
+    /// No such device code, or it belongs to another client: nothing was recorded.
+    Unknown,
+    /// The user code presented with it is not its own: the failure was counted (and may have locked the pair).
+    Mismatch,
+    /// The poll was recorded.
+    Polled(DevicePoll),
+}
+
+/// An ID-token signing key (its private half: the store is the one place every node can read it from).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub alg: SigningAlg,
+    /// The private key, PKCS#8 DER (ES256, EdDSA) or PKCS#1 DER (RS256), sealed under the master key
+    /// (`crate::seal`, row `signing_keys/<kid>`). Rows written before keys were sealed hold the bare DER until
+    /// the next start seals them.
+    pub sealed_key: Vec<u8>,
+    pub created_at: Timestamp,
+    /// It signs from this time until a newer key of its algorithm activates.
+    pub activate_at: Timestamp,
+    /// Set by `keys revoke`: neither published nor used again; `sealed_key` is then empty.
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("activate_at", &self.activate_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An app's consent logo: a PNG Latchkey made (`flows::logo`), and the version that names these bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logo {
+    pub png: Vec<u8>,
+    pub version: String,
+}
+
+/// How much an app is used, as its developer sees it in the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientUsage {
+    /// Customers who have consented to the app (and not removed it).
+    pub consents: i64,
+    /// Access tokens that are neither expired nor revoked.
+    pub live_access_tokens: i64,
+    /// Access tokens issued in the last 24 hours, revoked or not.
+    pub issued_last_day: i64,
+}
