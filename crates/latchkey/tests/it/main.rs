@@ -25,3 +25,4 @@ mod smoke;
 mod standard;
 mod store;
 mod support;
+mod tidy;
