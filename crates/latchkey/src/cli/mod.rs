@@ -12,7 +12,7 @@ use crate::seal;
 use crate::store::{Client, Created, User};
 use clap::{Args, Parser, Subcommand};
 use latchkey_core::oidc::SigningAlg;
-use latchkey_core::secret::{Kind, Secret};
+use latchkey_core::secret::Secret;
 use latchkey_core::{ids, secret};
 use serde_json::json;
 use std::io::BufRead;
@@ -790,12 +790,12 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 Some(path) => Some(read_logo(path).await?),
                 None => None,
             };
-            let (mut client, secret) =
-                registration::register(&state, &input)
-                    .await?
-                    .map_err(|problems| {
-                        anyhow::anyhow!("the app was not created:\n  - {}", problems.join("\n  - "))
-                    })?;
+            let (mut client, secret) = registration::register(&state, &input)
+                .await?
+                .into_result()
+                .map_err(|problems| {
+                    anyhow::anyhow!("the app was not created:\n  - {}", problems.join("\n  - "))
+                })?;
             if let Some(logo) = logo {
                 state
                     .store
@@ -886,22 +886,22 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 .find_client(&client_id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no app with client id {client_id}"))?;
-            if !c.policy.confidential {
-                anyhow::bail!("{client_id} is a public app and has no secret");
-            }
-            if !(0..=30 * 86_400).contains(&grace_seconds) {
-                anyhow::bail!("--grace-seconds must be between 0 and 2592000 (30 days)");
-            }
-            let secret = ids::new_client_secret(&mut rand::thread_rng());
-            let keep = (grace_seconds > 0).then_some(now + grace_seconds);
-            state
-                .store
-                .set_client_secret(
-                    &client_id,
-                    &state.hasher.token(Kind::ClientSecret, secret.expose()),
-                    keep,
-                )
-                .await?;
+            let Some(grace) = registration::Grace::from_secs(grace_seconds) else {
+                anyhow::bail!(
+                    "--grace-seconds must be between 0 and {} (30 days)",
+                    registration::Grace::MAX_SECS
+                );
+            };
+            let (secret, keep) = match registration::rotate_secret(&state, &c, grace).await? {
+                registration::Rotated::New {
+                    secret,
+                    previous_valid_until,
+                } => (secret, previous_valid_until),
+                registration::Rotated::NoSecret => {
+                    anyhow::bail!("{client_id} is a public app and has no secret")
+                }
+                registration::Rotated::Gone => anyhow::bail!("no app with client id {client_id}"),
+            };
             if json {
                 print_json(
                     json!({"client_id": client_id, "client_secret": secret.expose(), "previous_secret_valid_until": keep}),

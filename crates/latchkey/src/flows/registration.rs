@@ -247,12 +247,31 @@ fn not_signing_yet(state: &AppState, alg: SigningAlg, now: Timestamp) -> Option<
     })
 }
 
+/// What [`register`] did with the input.
+#[derive(Debug)]
+pub enum Registered {
+    /// Stored; for confidential apps, with its secret (to be shown once).
+    Created {
+        client: Box<Client>,
+        secret: Option<Secret>,
+    },
+    /// The input is refused, for these reasons in words for the developer.
+    Refused(Vec<String>),
+}
+
+impl Registered {
+    /// The app and its secret, or the reasons it was refused.
+    pub fn into_result(self) -> Result<(Client, Option<Secret>), Vec<String>> {
+        match self {
+            Registered::Created { client, secret } => Ok((*client, secret)),
+            Registered::Refused(reasons) => Err(reasons),
+        }
+    }
+}
+
 /// Registers a new app: validates it, makes sure its ID-token signing algorithm has a key that signs, and
-/// stores it. `Ok(Err(problems))` when the input is refused.
-pub async fn register(
-    state: &AppState,
-    input: &AppInput,
-) -> Result<Result<(Client, Option<Secret>), Vec<String>>, StoreError> {
+/// stores it.
+pub async fn register(state: &AppState, input: &AppInput) -> Result<Registered, StoreError> {
     let undefined: Vec<String> = input
         .app_scopes
         .iter()
@@ -264,25 +283,28 @@ pub async fn register(
         })
         .collect();
     if !undefined.is_empty() {
-        return Ok(Err(undefined));
+        return Ok(Registered::Refused(undefined));
     }
     let now = state.clock.now();
     let made = new_app(input, &state.hasher, &mut rand::thread_rng(), now);
     let (client, secret) = match made {
         Ok(made) => made,
-        Err(problems) => return Ok(Err(problems)),
+        Err(problems) => return Ok(Registered::Refused(problems)),
     };
     state
         .keys
         .ensure(state.store.as_ref(), client.id_token_alg, now)
         .await?;
     if let Some(problem) = not_signing_yet(state, client.id_token_alg, now) {
-        return Ok(Err(vec![problem.message]));
+        return Ok(Registered::Refused(vec![problem.message]));
     }
     if state.store.create_client(&client).await? == Created::AlreadyExists {
         return Err(StoreError::Corrupt("a new client id collided".into()));
     }
-    Ok(Ok((client, secret)))
+    Ok(Registered::Created {
+        client: Box::new(client),
+        secret,
+    })
 }
 
 /// `client` with what a developer may edit replaced by `input` (ids, owner, type and secrets stay), if valid.
@@ -323,16 +345,38 @@ pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>>
     Ok(updated)
 }
 
+/// What [`update`] did with an edit.
+#[derive(Debug)]
+pub enum Updated {
+    /// Stored, as this.
+    Saved(Box<Client>),
+    /// The edit is refused, for these problems.
+    Invalid(Vec<Problem>),
+    /// The app is gone (deleted meanwhile).
+    Gone,
+}
+
+impl Updated {
+    /// The stored app (`None` when it is gone), or the problems with the edit.
+    pub fn into_result(self) -> Result<Option<Client>, Vec<Problem>> {
+        match self {
+            Updated::Saved(client) => Ok(Some(*client)),
+            Updated::Invalid(problems) => Err(problems),
+            Updated::Gone => Ok(None),
+        }
+    }
+}
+
 /// Saves an edit of `client` by its owner: validates it, makes sure its (perhaps new) ID-token algorithm has a
-/// key that signs, and stores it. `Ok(Err(problems))` when the input is refused; `Ok(Ok(None))` when the app is gone.
+/// key that signs, and stores it.
 pub async fn update(
     state: &AppState,
     client: &Client,
     input: &AppInput,
-) -> Result<Result<Option<Client>, Vec<Problem>>, StoreError> {
+) -> Result<Updated, StoreError> {
     let updated = match edited(client, input) {
         Ok(updated) => updated,
-        Err(problems) => return Ok(Err(problems)),
+        Err(problems) => return Ok(Updated::Invalid(problems)),
     };
     let now = state.clock.now();
     state
@@ -341,14 +385,78 @@ pub async fn update(
         .await?;
     if updated.id_token_alg != client.id_token_alg {
         if let Some(problem) = not_signing_yet(state, updated.id_token_alg, now) {
-            return Ok(Err(vec![problem]));
+            return Ok(Updated::Invalid(vec![problem]));
         }
     }
-    Ok(Ok(state
-        .store
-        .update_client(&updated)
-        .await?
-        .then_some(updated)))
+    Ok(if state.store.update_client(&updated).await? {
+        Updated::Saved(Box::new(updated))
+    } else {
+        Updated::Gone
+    })
+}
+
+/// How long a replaced client secret keeps working: none, or up to 30 days. The one rule for the CLI (any
+/// number of seconds in it) and the console (which offers a few of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grace(i64);
+
+impl Grace {
+    /// The longest grace period: 30 days.
+    pub const MAX_SECS: i64 = 30 * 86_400;
+
+    /// `secs` as a grace period, if it is one (0 to [`Grace::MAX_SECS`]).
+    pub fn from_secs(secs: i64) -> Option<Grace> {
+        (0..=Self::MAX_SECS).contains(&secs).then_some(Grace(secs))
+    }
+
+    pub fn secs(self) -> i64 {
+        self.0
+    }
+}
+
+/// What [`rotate_secret`] did.
+#[derive(Debug)]
+pub enum Rotated {
+    /// The app's new secret (to be shown once); the previous one is accepted until `previous_valid_until`, if
+    /// the grace period is not zero.
+    New {
+        secret: Secret,
+        previous_valid_until: Option<Timestamp>,
+    },
+    /// A public app has no secret to replace.
+    NoSecret,
+    /// The app is gone (deleted meanwhile).
+    Gone,
+}
+
+/// Replaces `client`'s secret with a new one; the previous one keeps working for `grace`. Used by the console
+/// and `latchkey client rotate-secret` alike.
+pub async fn rotate_secret(
+    state: &AppState,
+    client: &Client,
+    grace: Grace,
+) -> Result<Rotated, StoreError> {
+    if !client.policy.confidential {
+        return Ok(Rotated::NoSecret);
+    }
+    let now = state.clock.now();
+    let secret = ids::new_client_secret(&mut rand::thread_rng());
+    let hash = state.hasher.token(Kind::ClientSecret, secret.expose());
+    let previous_valid_until = (grace.secs() > 0).then_some(now + grace.secs());
+    Ok(
+        if state
+            .store
+            .set_client_secret(&client.policy.client_id, &hash, previous_valid_until)
+            .await?
+        {
+            Rotated::New {
+                secret,
+                previous_valid_until,
+            }
+        } else {
+            Rotated::Gone
+        },
+    )
 }
 
 #[cfg(test)]
@@ -423,6 +531,17 @@ mod tests {
         let mut renamed = input();
         renamed.name = "Latchkey Account Security".into();
         assert!(!edited(&client, &renamed).unwrap().verified);
+    }
+
+    #[test]
+    fn a_grace_period_is_none_to_thirty_days() {
+        assert_eq!(Grace::from_secs(0).map(Grace::secs), Some(0));
+        assert_eq!(
+            Grace::from_secs(30 * 86_400).map(Grace::secs),
+            Some(2_592_000)
+        );
+        assert_eq!(Grace::from_secs(30 * 86_400 + 1), None);
+        assert_eq!(Grace::from_secs(-1), None);
     }
 
     #[test]

@@ -250,6 +250,7 @@ async fn reusable_refresh_tokens_are_refused_for_public_apps_and_switched_in_the
     let problems = latchkey::flows::registration::register(&app.state, &input)
         .await
         .unwrap()
+        .into_result()
         .unwrap_err();
     assert!(
         problems

@@ -312,6 +312,7 @@ async fn an_app_scope_is_granted_by_client_credentials_only_to_apps_allowed_it()
         let problems = latchkey::flows::registration::register(&app.state, &input)
             .await
             .unwrap()
+            .into_result()
             .unwrap_err();
         assert!(
             problems[0].contains("\"alexa::undefined\" is not defined"),
@@ -321,6 +322,7 @@ async fn an_app_scope_is_granted_by_client_credentials_only_to_apps_allowed_it()
         let problems = latchkey::flows::registration::register(&app.state, &input)
             .await
             .unwrap()
+            .into_result()
             .unwrap_err();
         assert!(problems[0].contains("is not defined"), "{problems:?}");
         input.app_scopes = vec![MESSAGING.into()];
@@ -328,6 +330,7 @@ async fn an_app_scope_is_granted_by_client_credentials_only_to_apps_allowed_it()
         let problems = latchkey::flows::registration::register(&app.state, &input)
             .await
             .unwrap()
+            .into_result()
             .unwrap_err();
         assert!(
             problems.iter().any(|p| p.contains("client credentials")),
