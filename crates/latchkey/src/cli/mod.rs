@@ -11,6 +11,7 @@ use crate::keys;
 use crate::seal;
 use crate::store::{Client, Created, User};
 use clap::{Args, Parser, Subcommand};
+use latchkey_core::client::{ClientKind, Feature};
 use latchkey_core::oidc::SigningAlg;
 use latchkey_core::secret::Secret;
 use latchkey_core::{ids, secret};
@@ -718,10 +719,11 @@ fn client_json(c: &Client) -> serde_json::Value {
         "client_id": p.client_id, "app_id": c.app_id, "name": c.name, "description": c.description,
         "owner": c.owner, "privacy_url": c.privacy_url, "logo": c.logo,
         "redirect_uris": p.redirect_uris, "allowed_origins": c.allowed_origins,
-        "confidential": p.confidential, "implicit": p.allow_implicit, "plain_pkce": p.allow_plain_pkce,
-        "device": p.allow_device, "client_credentials": p.allow_client_credentials, "development": p.development,
+        "confidential": p.is_confidential(), "implicit": p.allows(Feature::Implicit),
+        "plain_pkce": p.allows(Feature::PlainPkce), "device": p.allows(Feature::Device),
+        "client_credentials": p.allows(Feature::ClientCredentials), "development": p.allows(Feature::Development),
         "id_token_alg": c.id_token_alg.as_str(), "created_at": c.created_at, "verified": c.verified,
-        "app_scopes": c.app_scopes, "reusable_refresh": p.reusable_refresh,
+        "app_scopes": c.app_scopes, "reusable_refresh": p.allows(Feature::ReusableRefresh),
     })
 }
 
@@ -732,7 +734,7 @@ fn print_client(c: &Client) {
     println!("app_id:        {}", c.app_id);
     println!(
         "type:          {}",
-        if p.confidential {
+        if p.is_confidential() {
             "confidential (has a secret)"
         } else {
             "public (PKCE)"
@@ -746,7 +748,7 @@ fn print_client(c: &Client) {
     }
     println!(
         "refresh:       {}",
-        if p.reusable_refresh {
+        if p.allows(Feature::ReusableRefresh) {
             "reusable (not rotated; valid until revoked)"
         } else {
             "rotated at every use (reuse detection)"
@@ -772,13 +774,22 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 privacy_url: a.privacy_url,
                 redirect_uris: a.redirect_uris,
                 allowed_origins: a.origins,
-                public: a.public,
-                allow_implicit: a.implicit,
-                allow_plain_pkce: a.plain_pkce,
-                allow_device: a.device,
-                allow_client_credentials: a.client_credentials,
-                development: a.development,
-                reusable_refresh: a.reusable_refresh,
+                kind: if a.public {
+                    ClientKind::Public
+                } else {
+                    ClientKind::Confidential
+                },
+                features: [
+                    (a.implicit, Feature::Implicit),
+                    (a.plain_pkce, Feature::PlainPkce),
+                    (a.device, Feature::Device),
+                    (a.client_credentials, Feature::ClientCredentials),
+                    (a.development, Feature::Development),
+                    (a.reusable_refresh, Feature::ReusableRefresh),
+                ]
+                .into_iter()
+                .filter_map(|(on, feature)| on.then_some(feature))
+                .collect(),
                 owner: a.owner,
                 id_token_alg: a.id_token_alg,
                 // The operator made it: verified (SPEC 1).

@@ -11,6 +11,7 @@ use crate::web::pages::{self, CodeConfirm, CodeEntry};
 use crate::web::session::Browser;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::client::Feature;
 use latchkey_core::device::{self, Status};
 use latchkey_core::scope::Scopes;
 use latchkey_core::secret::{Kind, Secret, Stamp};
@@ -150,7 +151,7 @@ async fn live_request(
         ));
     }
     match state.store.find_client(&request.client_id).await {
-        Ok(Some(client)) if client.policy.allow_device => Ok(Some((request, client))),
+        Ok(Some(client)) if client.policy.allows(Feature::Device) => Ok(Some((request, client))),
         Ok(_) => Err(pages::message(
             StatusCode::BAD_REQUEST,
             "This app can no longer link devices",

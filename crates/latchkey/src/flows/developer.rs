@@ -323,7 +323,7 @@ pub async fn rotate(
     grace: &str,
 ) -> Result<ConsoleOutcome, Failure> {
     let (_, client) = or_refused!(developers_app(state, signed_in, client_id).await);
-    if !client.policy.confidential {
+    if !client.policy.is_confidential() {
         return Ok(ConsoleOutcome::Refused(Refused::NoSecret));
     }
     let Some(grace) = GRACE_CHOICES

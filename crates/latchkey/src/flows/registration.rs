@@ -3,7 +3,7 @@
 
 use crate::app::AppState;
 use crate::store::{Client, Created, StoreError};
-use latchkey_core::client::ClientPolicy;
+use latchkey_core::client::{ClientKind, ClientPolicy, Feature, Features};
 use latchkey_core::ids;
 use latchkey_core::oidc::SigningAlg;
 use latchkey_core::redirect;
@@ -19,14 +19,10 @@ pub struct AppInput {
     pub privacy_url: String,
     pub redirect_uris: Vec<String>,
     pub allowed_origins: Vec<String>,
-    pub public: bool,
-    pub allow_implicit: bool,
-    pub allow_plain_pkce: bool,
-    pub allow_device: bool,
-    pub allow_client_credentials: bool,
-    pub development: bool,
-    /// LWA-style reusable refresh tokens (SPEC 2.2): confidential apps only.
-    pub reusable_refresh: bool,
+    /// Confidential (with a secret) unless said otherwise; fixed when the app is created.
+    pub kind: ClientKind,
+    /// What the app opts into (reusable refresh tokens and plain PKCE: confidential apps only).
+    pub features: Features,
     pub owner: String,
     /// How the app's ID tokens are signed.
     pub id_token_alg: SigningAlg,
@@ -101,6 +97,8 @@ fn check_length(what: &str, value: &str) -> Result<(), String> {
 pub fn validate_fields(input: &AppInput) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut add = |field: Field, message: String| problems.push(Problem { field, message });
+    let public = input.kind == ClientKind::Public;
+    let development = input.features.contains(Feature::Development);
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         add(
@@ -119,7 +117,10 @@ pub fn validate_fields(input: &AppInput) -> Vec<Problem> {
     {
         add(Field::PrivacyUrl, e);
     }
-    if input.redirect_uris.is_empty() && !input.allow_client_credentials && !input.allow_device {
+    if input.redirect_uris.is_empty()
+        && !input.features.contains(Feature::ClientCredentials)
+        && !input.features.contains(Feature::Device)
+    {
         add(
             Field::RedirectUris,
             "add at least one allowed return URL".to_owned(),
@@ -132,38 +133,38 @@ pub fn validate_fields(input: &AppInput) -> Vec<Problem> {
         add(Field::AllowedOrigins, "at most 20 origins".to_owned());
     }
     for uri in &input.redirect_uris {
-        if let Err(e) = redirect::validate_registered(uri, input.development) {
+        if let Err(e) = redirect::validate_registered(uri, development) {
             add(Field::RedirectUris, e);
         }
     }
     for origin in &input.allowed_origins {
         if let Err(e) =
-            check_length("origin", origin).and_then(|()| check_origin(origin, input.development))
+            check_length("origin", origin).and_then(|()| check_origin(origin, development))
         {
             add(Field::AllowedOrigins, e);
         }
     }
-    if input.public && input.allow_client_credentials {
+    if public && input.features.contains(Feature::ClientCredentials) {
         add(
             Field::Flows,
             "a public app (no secret) cannot use client credentials".to_owned(),
         );
     }
-    if !input.app_scopes.is_empty() && !input.allow_client_credentials {
+    if !input.app_scopes.is_empty() && !input.features.contains(Feature::ClientCredentials) {
         add(
             Field::Flows,
             "app scopes are granted only through client credentials: allow that grant too"
                 .to_owned(),
         );
     }
-    if input.public && input.allow_plain_pkce {
+    if public && input.features.contains(Feature::PlainPkce) {
         add(
             Field::Flows,
             "a public app (no secret) must use PKCE S256; plain PKCE is only for confidential apps"
                 .to_owned(),
         );
     }
-    if input.public && input.reusable_refresh {
+    if public && input.features.contains(Feature::ReusableRefresh) {
         add(
             Field::Flows,
             "a public app (no secret) cannot have reusable refresh tokens: a stolen one would work until revoked, \
@@ -193,18 +194,13 @@ pub fn new_app(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let secret = (!input.public).then(|| ids::new_client_secret(rng));
+    let secret = (input.kind == ClientKind::Confidential).then(|| ids::new_client_secret(rng));
     let client = Client {
         policy: ClientPolicy {
             client_id: ids::new_client_id(rng),
-            confidential: !input.public,
+            kind: input.kind,
             redirect_uris: input.redirect_uris.clone(),
-            allow_implicit: input.allow_implicit,
-            allow_plain_pkce: input.allow_plain_pkce,
-            allow_device: input.allow_device,
-            allow_client_credentials: input.allow_client_credentials,
-            development: input.development,
-            reusable_refresh: input.reusable_refresh,
+            features: input.features,
         },
         app_id: ids::new_app_id(rng),
         owner: input.owner.clone(),
@@ -312,7 +308,7 @@ pub async fn register(state: &AppState, input: &AppInput) -> Result<Registered, 
 /// the logo, through `Store::set_client_logo`) makes it unverified again: the operator vouched for it as it was.
 pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>> {
     let input = AppInput {
-        public: !client.policy.confidential,
+        kind: client.policy.kind,
         owner: client.owner.clone(),
         ..input.clone()
     };
@@ -322,12 +318,7 @@ pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>>
     }
     let mut updated = client.clone();
     updated.policy.redirect_uris = input.redirect_uris;
-    updated.policy.allow_implicit = input.allow_implicit;
-    updated.policy.allow_plain_pkce = input.allow_plain_pkce;
-    updated.policy.allow_device = input.allow_device;
-    updated.policy.allow_client_credentials = input.allow_client_credentials;
-    updated.policy.development = input.development;
-    updated.policy.reusable_refresh = input.reusable_refresh;
+    updated.policy.features = input.features;
     updated.name = input.name.trim().to_owned();
     updated.description = input.description;
     updated.privacy_url = input.privacy_url;
@@ -436,7 +427,7 @@ pub async fn rotate_secret(
     client: &Client,
     grace: Grace,
 ) -> Result<Rotated, StoreError> {
-    if !client.policy.confidential {
+    if !client.policy.is_confidential() {
         return Ok(Rotated::NoSecret);
     }
     let now = state.clock.now();
@@ -505,9 +496,9 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].field, Field::AllowedOrigins);
         assert!(problems[0].message.contains("development"), "{problems:?}");
-        app.development = true;
+        app.features.insert(Feature::Development);
         assert!(validate(&app).is_empty());
-        app.development = false;
+        app.features.remove(Feature::Development);
         app.allowed_origins = vec!["http://127.0.0.1:3000".into()];
         assert!(validate(&app).is_empty());
     }
@@ -522,7 +513,7 @@ mod tests {
         let (client, _) = new_app(&made, &h, &mut rand::thread_rng(), 1).unwrap();
         assert!(client.verified);
         let mut flows = input();
-        flows.allow_device = true;
+        flows.features.insert(Feature::Device);
         flows.description = "now with devices".into();
         assert!(edited(&client, &flows).unwrap().verified);
         let mut moved = input();
@@ -547,9 +538,9 @@ mod tests {
     #[test]
     fn public_apps_cannot_opt_into_plain_pkce() {
         let mut public = input();
-        public.public = true;
+        public.kind = ClientKind::Public;
         assert!(validate(&public).is_empty());
-        public.allow_plain_pkce = true;
+        public.features.insert(Feature::PlainPkce);
         let problems = validate_fields(&public);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].field, Field::Flows);

@@ -17,10 +17,20 @@ use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use latchkey_core::client::{ClientKind, Feature, Features};
 use latchkey_core::oidc::SigningAlg;
 use std::collections::HashMap;
 
 const EXPIRED: &str = "This form has expired or did not come from this browser. Go back, reload the page and try again.";
+
+/// The `flow` checkboxes of the app form: each one's value and the feature it turns on.
+const FLOWS: [(&str, Feature); 5] = [
+    ("device", Feature::Device),
+    ("implicit", Feature::Implicit),
+    ("client_credentials", Feature::ClientCredentials),
+    ("plain_pkce", Feature::PlainPkce),
+    ("reusable_refresh", Feature::ReusableRefresh),
+];
 
 /// Every field any console form sends; each form reads the ones it has.
 #[derive(Debug, Default, Clone)]
@@ -33,13 +43,9 @@ pub struct ConsoleForm {
     pub redirect_uris: String,
     /// One per line, as typed.
     pub allowed_origins: String,
-    pub public: bool,
-    pub allow_device: bool,
-    pub allow_implicit: bool,
-    pub allow_client_credentials: bool,
-    pub allow_plain_pkce: bool,
-    pub development: bool,
-    pub reusable_refresh: bool,
+    pub kind: ClientKind,
+    /// The `flow` checkboxes and `development`.
+    pub features: Features,
     pub id_token_alg: String,
     /// Seconds the previous secret keeps working after a rotation.
     pub grace: String,
@@ -59,16 +65,14 @@ impl ConsoleForm {
                 "privacy_url" => f.privacy_url = v.trim().to_owned(),
                 "redirect_uris" => f.redirect_uris = v.into_owned(),
                 "allowed_origins" => f.allowed_origins = v.into_owned(),
-                "type" => f.public = v == "public",
-                "flow" => match &*v {
-                    "device" => f.allow_device = true,
-                    "implicit" => f.allow_implicit = true,
-                    "client_credentials" => f.allow_client_credentials = true,
-                    "plain_pkce" => f.allow_plain_pkce = true,
-                    "reusable_refresh" => f.reusable_refresh = true,
-                    _ => {}
-                },
-                "development" => f.development = true,
+                "type" if v == "public" => f.kind = ClientKind::Public,
+                "type" => f.kind = ClientKind::Confidential,
+                "flow" => {
+                    if let Some((_, feature)) = FLOWS.iter().find(|(name, _)| *name == v) {
+                        f.features.insert(*feature);
+                    }
+                }
+                "development" => f.features.insert(Feature::Development),
                 "id_token_alg" => f.id_token_alg = v.into_owned(),
                 "grace" => f.grace = v.into_owned(),
                 _ => {}
@@ -85,13 +89,8 @@ impl ConsoleForm {
             privacy_url: c.privacy_url.clone(),
             redirect_uris: c.policy.redirect_uris.join("\n"),
             allowed_origins: c.allowed_origins.join("\n"),
-            public: !c.policy.confidential,
-            allow_device: c.policy.allow_device,
-            allow_implicit: c.policy.allow_implicit,
-            allow_client_credentials: c.policy.allow_client_credentials,
-            allow_plain_pkce: c.policy.allow_plain_pkce,
-            development: c.policy.development,
-            reusable_refresh: c.policy.reusable_refresh,
+            kind: c.policy.kind,
+            features: c.policy.features,
             id_token_alg: c.id_token_alg.as_str().to_owned(),
             grace: String::new(),
         }
@@ -110,13 +109,8 @@ impl ConsoleForm {
             privacy_url: self.privacy_url.clone(),
             redirect_uris: lines(&self.redirect_uris),
             allowed_origins: lines(&self.allowed_origins),
-            public: self.public,
-            allow_implicit: self.allow_implicit,
-            allow_plain_pkce: self.allow_plain_pkce,
-            allow_device: self.allow_device,
-            allow_client_credentials: self.allow_client_credentials,
-            development: self.development,
-            reusable_refresh: self.reusable_refresh,
+            kind: self.kind,
+            features: self.features,
             owner: String::new(),
             id_token_alg: alg,
             // A developer's own profile: unverified until the operator runs `latchkey client verify` (SPEC 1).
@@ -338,13 +332,13 @@ fn form_page(
             privacy_url: form.privacy_url.clone(),
             redirect_uris: form.redirect_uris.clone(),
             allowed_origins: form.allowed_origins.clone(),
-            public: form.public,
-            allow_device: form.allow_device,
-            allow_implicit: form.allow_implicit,
-            allow_client_credentials: form.allow_client_credentials,
-            allow_plain_pkce: form.allow_plain_pkce,
-            development: form.development,
-            reusable_refresh: form.reusable_refresh,
+            public: form.kind == ClientKind::Public,
+            allow_device: form.features.contains(Feature::Device),
+            allow_implicit: form.features.contains(Feature::Implicit),
+            allow_client_credentials: form.features.contains(Feature::ClientCredentials),
+            allow_plain_pkce: form.features.contains(Feature::PlainPkce),
+            development: form.features.contains(Feature::Development),
+            reusable_refresh: form.features.contains(Feature::ReusableRefresh),
             algs: [SigningAlg::Rs256, SigningAlg::Es256, SigningAlg::EdDsa]
                 .map(|alg| (alg.as_str(), alg.as_str() == form.id_token_alg)),
             errors: field_errors(problems, general),
@@ -405,7 +399,7 @@ fn respond(
             };
             // The type (and so whether there is a secret) is fixed when the app is created.
             if let Some(client) = &editing {
-                form.public = !client.policy.confidential;
+                form.kind = client.policy.kind;
             }
             form_page(state, browser, editing.as_ref(), &form, &problems, &general)
         }
@@ -671,7 +665,11 @@ mod tests {
         assert_eq!(form.input().unwrap_err().field, Field::IdTokenAlg);
         let form = ConsoleForm::parse(b"name=A&type=public&flow=device&flow=bogus");
         let input = form.input().unwrap();
-        assert!(input.public && input.allow_device && !input.allow_implicit);
+        assert!(
+            input.kind == ClientKind::Public
+                && input.features.contains(Feature::Device)
+                && !input.features.contains(Feature::Implicit)
+        );
         assert_eq!(input.id_token_alg, SigningAlg::Rs256, "RS256 by default");
     }
 }
