@@ -3,7 +3,7 @@
 //! there is no trusted place to redirect to. Step two parses everything else: its errors are redirected to the
 //! registered URL with `state` and `iss`.
 
-use crate::client::ClientPolicy;
+use crate::client::{ClientPolicy, Feature};
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;
 use crate::pkce::{self, Challenge, Method};
@@ -217,7 +217,7 @@ pub fn parse(
     let response_type = match params.get("response_type").map_err(fail)? {
         None => return Err(fail(OAuthError::missing("response_type"))),
         Some("code") => ResponseType::Code,
-        Some("token") if client.allow_implicit => ResponseType::Token,
+        Some("token") if client.allows(Feature::Implicit) => ResponseType::Token,
         Some("token") => {
             return Err(fail(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
@@ -271,14 +271,18 @@ pub fn parse(
                 Some(m) => Method::parse(m)
                     .ok_or_else(|| fail(OAuthError::invalid("code_challenge_method")))?,
                 // LWA defaults to plain; Latchkey does so only for apps that opted in.
-                None if client.allow_plain_pkce && client.confidential => Method::Plain,
+                None if client.allows(Feature::PlainPkce) && client.is_confidential() => {
+                    Method::Plain
+                }
                 None => return Err(fail(OAuthError::new(
                     ErrorCode::InvalidRequest,
                     "The request is missing a required parameter : code_challenge_method (S256)",
                 ))),
             };
             // SPEC 2.1: public apps must use S256 whatever they opted into.
-            if method == Method::Plain && !(client.allow_plain_pkce && client.confidential) {
+            if method == Method::Plain
+                && !(client.allows(Feature::PlainPkce) && client.is_confidential())
+            {
                 return Err(fail(OAuthError::new(
                     ErrorCode::InvalidRequest,
                     "The request has an invalid parameter : code_challenge_method (only S256 is allowed)",
@@ -293,7 +297,7 @@ pub fn parse(
             })
         }
     };
-    if !client.confidential && challenge.is_none() && response_type == ResponseType::Code {
+    if !client.is_confidential() && challenge.is_none() && response_type == ResponseType::Code {
         return Err(fail(OAuthError::new(
             ErrorCode::InvalidRequest,
             "The request is missing a required parameter : code_challenge (public apps must use PKCE S256)",
@@ -385,22 +389,22 @@ pub fn error_redirect(err: &RedirectError, issuer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::{ClientKind, Features};
     use crate::scope::STANDARD_SCOPES;
 
     fn client(confidential: bool) -> ClientPolicy {
         ClientPolicy {
             client_id: "c".into(),
-            confidential,
+            kind: if confidential {
+                ClientKind::Confidential
+            } else {
+                ClientKind::Public
+            },
             redirect_uris: vec![
                 "https://app.example/cb".into(),
                 "https://app.example/cb2".into(),
             ],
-            allow_implicit: false,
-            allow_plain_pkce: false,
-            allow_device: false,
-            allow_client_credentials: false,
-            reusable_refresh: false,
-            development: false,
+            features: Features::NONE,
         }
     }
 
@@ -457,10 +461,10 @@ mod tests {
         let conf = client(true);
         let public = client(false);
         let mut lwa = client(true);
-        lwa.allow_plain_pkce = true;
-        lwa.allow_implicit = true;
+        lwa.features.insert(Feature::PlainPkce);
+        lwa.features.insert(Feature::Implicit);
         let mut public_plain = client(false);
-        public_plain.allow_plain_pkce = true;
+        public_plain.features.insert(Feature::PlainPkce);
         let table: &[(&str, &ClientPolicy, Option<ErrorCode>)] = &[
             ("response_type=code&scope=profile", &conf, None),
             ("response_type=code&scope=profile&scope=postal_code", &conf, None),
@@ -557,7 +561,7 @@ mod tests {
         use ResponseMode::{Fragment, Query};
         let conf = client(true);
         let mut implicit = client(true);
-        implicit.allow_implicit = true;
+        implicit.features.insert(Feature::Implicit);
         #[rustfmt::skip]
         let table: &[(&str, &ClientPolicy, Expected)] = &[
             ("response_type=code&scope=profile", &conf, Ok(Query)),

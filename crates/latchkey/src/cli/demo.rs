@@ -12,6 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use latchkey_core::client::{ClientKind, Feature, Features};
 use latchkey_core::pkce;
 use latchkey_core::secret::{self, Secret};
 use std::collections::HashMap;
@@ -105,7 +106,7 @@ async fn seed(state: &AppState, app_base: &str) -> anyhow::Result<Secret> {
         privacy_url: format!("{app_base}/privacy"),
         redirect_uris: vec![format!("{app_base}/sample")],
         allowed_origins: vec![app_base.to_owned()],
-        public: true,
+        kind: ClientKind::Public,
         owner: "demo".into(),
         verified: true,
         ..AppInput::default()
@@ -115,8 +116,8 @@ async fn seed(state: &AppState, app_base: &str) -> anyhow::Result<Secret> {
         name: "Latchkey Demo TV".into(),
         description: "The device started by `latchkey device-login`.".into(),
         privacy_url: format!("{app_base}/privacy"),
-        public: true,
-        allow_device: true,
+        kind: ClientKind::Public,
+        features: Features::NONE.with(Feature::Device),
         owner: "demo".into(),
         verified: true,
         ..AppInput::default()

@@ -12,9 +12,10 @@ use crate::keys;
 use crate::seal;
 use crate::store::{Client, User};
 use clap::{Args, Parser, Subcommand};
+use latchkey_core::client::{ClientKind, Feature};
 use latchkey_core::oidc::SigningAlg;
-use latchkey_core::secret::{Kind, Secret};
-use latchkey_core::{ids, secret};
+use latchkey_core::secret;
+use latchkey_core::secret::Secret;
 use serde_json::json;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -713,10 +714,11 @@ fn client_json(c: &Client) -> serde_json::Value {
         "client_id": p.client_id, "app_id": c.app_id, "name": c.name, "description": c.description,
         "owner": c.owner, "privacy_url": c.privacy_url, "logo": c.logo,
         "redirect_uris": p.redirect_uris, "allowed_origins": c.allowed_origins,
-        "confidential": p.confidential, "implicit": p.allow_implicit, "plain_pkce": p.allow_plain_pkce,
-        "device": p.allow_device, "client_credentials": p.allow_client_credentials, "development": p.development,
+        "confidential": p.is_confidential(), "implicit": p.allows(Feature::Implicit),
+        "plain_pkce": p.allows(Feature::PlainPkce), "device": p.allows(Feature::Device),
+        "client_credentials": p.allows(Feature::ClientCredentials), "development": p.allows(Feature::Development),
         "id_token_alg": c.id_token_alg.as_str(), "created_at": c.created_at, "verified": c.verified,
-        "app_scopes": c.app_scopes, "reusable_refresh": p.reusable_refresh,
+        "app_scopes": c.app_scopes, "reusable_refresh": p.allows(Feature::ReusableRefresh),
     })
 }
 
@@ -727,7 +729,7 @@ fn print_client(c: &Client) {
     println!("app_id:        {}", c.app_id);
     println!(
         "type:          {}",
-        if p.confidential {
+        if p.is_confidential() {
             "confidential (has a secret)"
         } else {
             "public (PKCE)"
@@ -741,7 +743,7 @@ fn print_client(c: &Client) {
     }
     println!(
         "refresh:       {}",
-        if p.reusable_refresh {
+        if p.allows(Feature::ReusableRefresh) {
             "reusable (not rotated; valid until revoked)"
         } else {
             "rotated at every use (reuse detection)"
@@ -767,13 +769,22 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 privacy_url: a.privacy_url,
                 redirect_uris: a.redirect_uris,
                 allowed_origins: a.origins,
-                public: a.public,
-                allow_implicit: a.implicit,
-                allow_plain_pkce: a.plain_pkce,
-                allow_device: a.device,
-                allow_client_credentials: a.client_credentials,
-                development: a.development,
-                reusable_refresh: a.reusable_refresh,
+                kind: if a.public {
+                    ClientKind::Public
+                } else {
+                    ClientKind::Confidential
+                },
+                features: [
+                    (a.implicit, Feature::Implicit),
+                    (a.plain_pkce, Feature::PlainPkce),
+                    (a.device, Feature::Device),
+                    (a.client_credentials, Feature::ClientCredentials),
+                    (a.development, Feature::Development),
+                    (a.reusable_refresh, Feature::ReusableRefresh),
+                ]
+                .into_iter()
+                .filter_map(|(on, feature)| on.then_some(feature))
+                .collect(),
                 owner: a.owner,
                 id_token_alg: a.id_token_alg,
                 // The operator made it: verified (SPEC 1).
@@ -785,12 +796,12 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 Some(path) => Some(read_logo(path).await?),
                 None => None,
             };
-            let (mut client, secret) =
-                registration::register(&state, &input)
-                    .await?
-                    .map_err(|problems| {
-                        anyhow::anyhow!("the app was not created:\n  - {}", problems.join("\n  - "))
-                    })?;
+            let (mut client, secret) = registration::register(&state, &input)
+                .await?
+                .into_result()
+                .map_err(|problems| {
+                    anyhow::anyhow!("the app was not created:\n  - {}", problems.join("\n  - "))
+                })?;
             if let Some(logo) = logo {
                 state
                     .store
@@ -881,22 +892,22 @@ async fn client(state: AppState, cmd: ClientCommand) -> anyhow::Result<()> {
                 .find_client(&client_id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no app with client id {client_id}"))?;
-            if !c.policy.confidential {
-                anyhow::bail!("{client_id} is a public app and has no secret");
-            }
-            if !(0..=30 * 86_400).contains(&grace_seconds) {
-                anyhow::bail!("--grace-seconds must be between 0 and 2592000 (30 days)");
-            }
-            let secret = ids::new_client_secret(&mut rand::thread_rng());
-            let keep = (grace_seconds > 0).then_some(now + grace_seconds);
-            state
-                .store
-                .set_client_secret(
-                    &client_id,
-                    &state.hasher.token(Kind::ClientSecret, secret.expose()),
-                    keep,
-                )
-                .await?;
+            let Some(grace) = registration::Grace::from_secs(grace_seconds) else {
+                anyhow::bail!(
+                    "--grace-seconds must be between 0 and {} (30 days)",
+                    registration::Grace::MAX_SECS
+                );
+            };
+            let (secret, keep) = match registration::rotate_secret(&state, &c, grace).await? {
+                registration::Rotated::New {
+                    secret,
+                    previous_valid_until,
+                } => (secret, previous_valid_until),
+                registration::Rotated::NoSecret => {
+                    anyhow::bail!("{client_id} is a public app and has no secret")
+                }
+                registration::Rotated::Gone => anyhow::bail!("no app with client id {client_id}"),
+            };
             if json {
                 print_json(
                     json!({"client_id": client_id, "client_secret": secret.expose(), "previous_secret_valid_until": keep}),

@@ -56,7 +56,7 @@ pub async fn exchange(
         return Err(OAuthError::invalid_client("client_secret").into());
     }
     // Confidential apps that did not authenticate (LWA's browser-side PKCE exchange) get no refresh token.
-    let refresh = caller.authenticated || !caller.client.policy.confidential;
+    let refresh = caller.authenticated || !caller.client.policy.is_confidential();
     let (grant, response) = mint_grant(
         state,
         ids::new_family_id(),

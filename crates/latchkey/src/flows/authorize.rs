@@ -192,7 +192,7 @@ async fn validate(
 /// matched return URL is a loopback address or a private-use scheme, which any local process or installed app could
 /// be listening on. The SDK's relay on Latchkey's own origin is not such a URL, whatever the issuer's host.
 fn must_confirm(state: &AppState, client: &Client, req: &AuthorizeRequest) -> bool {
-    !client.policy.confidential
+    !client.policy.is_confidential()
         && req.redirect_uri != super::sdk::relay_uri(&state.issuer, &client.policy.client_id)
         && redirect::is_native(&req.redirect_uri)
 }

@@ -8,6 +8,7 @@ use crate::app::AppState;
 use crate::flows::error::Failure;
 use crate::metrics::GrantLabels;
 use crate::store::NewAccessToken;
+use latchkey_core::client::Feature;
 use latchkey_core::error::{ErrorCode, OAuthError};
 use latchkey_core::scope;
 use latchkey_core::secret::{self, Kind, ACCESS_TOKEN_PREFIX};
@@ -18,10 +19,10 @@ pub async fn issue(
     scope: Option<&str>,
 ) -> Result<TokenResponse, Failure> {
     let client = &caller.client;
-    if !client.policy.confidential || !caller.authenticated {
+    if !client.policy.is_confidential() || !caller.authenticated {
         return Err(OAuthError::invalid_client("client_secret").into());
     }
-    if !client.policy.allow_client_credentials {
+    if !client.policy.allows(Feature::ClientCredentials) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "The client is not authorized to use this grant : grant_type",

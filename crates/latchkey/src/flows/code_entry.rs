@@ -9,6 +9,7 @@ use crate::flows::error::Failure;
 use crate::flows::SignedIn;
 use crate::limits::{self, Bucket};
 use crate::store::{Client, DeviceDecision, DeviceRequest};
+use latchkey_core::client::Feature;
 use latchkey_core::device::{self, Status};
 use latchkey_core::scope::Scopes;
 use latchkey_core::secret::{Kind, Secret, Stamp};
@@ -137,7 +138,7 @@ async fn live_request(
         return Ok(Err(CodeOutcome::Unusable));
     }
     match state.store.find_client(&request.client_id).await? {
-        Some(client) if client.policy.allow_device => Ok(Ok(Some((request, client)))),
+        Some(client) if client.policy.allows(Feature::Device) => Ok(Ok(Some((request, client)))),
         _ => Ok(Err(CodeOutcome::AppCannotLink)),
     }
 }

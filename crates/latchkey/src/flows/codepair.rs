@@ -6,6 +6,7 @@ use crate::app::AppState;
 use crate::flows::error::Failure;
 use crate::limits::{self, Bucket};
 use crate::store::{Created, NewDeviceCode};
+use latchkey_core::client::Feature;
 use latchkey_core::device::{self, Endpoint};
 use latchkey_core::error::{ErrorCode, OAuthError};
 use latchkey_core::params::Params;
@@ -34,7 +35,7 @@ pub async fn create(
     let auth = token_request::client_auth(params, authorization, false)?
         .ok_or_else(|| OAuthError::missing("client_id"))?;
     let caller = client_auth::authenticate(state, &auth).await?;
-    if !caller.client.policy.allow_device {
+    if !caller.client.policy.allows(Feature::Device) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "The client is not authorized to use code-based linking : client_id",

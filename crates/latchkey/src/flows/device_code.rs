@@ -8,6 +8,7 @@ use crate::app::AppState;
 use crate::flows::error::Failure;
 use crate::metrics::GrantLabels;
 use crate::store::{DeviceDecision, PollOutcome, StoreError};
+use latchkey_core::client::Feature;
 use latchkey_core::device::{self, PollForm, Refusal, Verdict};
 use latchkey_core::error::{ErrorCode, OAuthError};
 use latchkey_core::ids;
@@ -27,7 +28,7 @@ pub async fn poll(
             "The client is not authorized to use code-based linking : client_id",
         ))
     };
-    if caller.is_some_and(|c| !c.client.policy.allow_device) {
+    if caller.is_some_and(|c| !c.client.policy.allows(Feature::Device)) {
         return Err(not_allowed());
     }
     let user_hash = match user_code {
@@ -63,7 +64,7 @@ pub async fn poll(
                 .find_client(&polled.client_id)
                 .await?
                 .ok_or_else(invalid)?;
-            if !loaded.policy.allow_device {
+            if !loaded.policy.allows(Feature::Device) {
                 return Err(not_allowed());
             }
             &loaded

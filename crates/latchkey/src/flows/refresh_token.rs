@@ -8,6 +8,7 @@ use crate::app::AppState;
 use crate::flows::error::Failure;
 use crate::metrics::GrantLabels;
 use crate::store::Rotation;
+use latchkey_core::client::Feature;
 use latchkey_core::error::OAuthError;
 use latchkey_core::refresh::{self, Verdict, REUSE_GRACE_SECS};
 use latchkey_core::scope::Scopes;
@@ -25,7 +26,7 @@ pub async fn refresh(
     let stored = state.store.find_refresh_token(&old_hash).await?;
     // A confidential app must authenticate, except for tokens it got through a device, which cannot keep a
     // secret (SPEC 2.3).
-    if client.policy.confidential && !caller.authenticated {
+    if client.policy.is_confidential() && !caller.authenticated {
         let secretless = match &stored {
             Some(s) if s.client_id == client.policy.client_id => {
                 state.store.secretless_refresh(&s.family_id).await?
@@ -43,7 +44,7 @@ pub async fn refresh(
         stored.status,
         &stored.client_id,
         &client.policy.client_id,
-        client.policy.reusable_refresh,
+        client.policy.allows(Feature::ReusableRefresh),
         now,
         REUSE_GRACE_SECS,
     )?;

@@ -3,7 +3,7 @@
 
 use crate::app::AppState;
 use crate::store::{Client, Created, StoreError};
-use latchkey_core::client::ClientPolicy;
+use latchkey_core::client::{ClientKind, ClientPolicy, Feature, Features};
 use latchkey_core::ids;
 use latchkey_core::oidc::SigningAlg;
 use latchkey_core::redirect;
@@ -19,14 +19,10 @@ pub struct AppInput {
     pub privacy_url: String,
     pub redirect_uris: Vec<String>,
     pub allowed_origins: Vec<String>,
-    pub public: bool,
-    pub allow_implicit: bool,
-    pub allow_plain_pkce: bool,
-    pub allow_device: bool,
-    pub allow_client_credentials: bool,
-    pub development: bool,
-    /// LWA-style reusable refresh tokens (SPEC 2.2): confidential apps only.
-    pub reusable_refresh: bool,
+    /// Confidential (with a secret) unless said otherwise; fixed when the app is created.
+    pub kind: ClientKind,
+    /// What the app opts into (reusable refresh tokens and plain PKCE: confidential apps only).
+    pub features: Features,
     pub owner: String,
     /// How the app's ID tokens are signed.
     pub id_token_alg: SigningAlg,
@@ -101,6 +97,8 @@ fn check_length(what: &str, value: &str) -> Result<(), String> {
 pub fn validate_fields(input: &AppInput) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut add = |field: Field, message: String| problems.push(Problem { field, message });
+    let public = input.kind == ClientKind::Public;
+    let development = input.features.contains(Feature::Development);
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         add(
@@ -119,7 +117,10 @@ pub fn validate_fields(input: &AppInput) -> Vec<Problem> {
     {
         add(Field::PrivacyUrl, e);
     }
-    if input.redirect_uris.is_empty() && !input.allow_client_credentials && !input.allow_device {
+    if input.redirect_uris.is_empty()
+        && !input.features.contains(Feature::ClientCredentials)
+        && !input.features.contains(Feature::Device)
+    {
         add(
             Field::RedirectUris,
             "add at least one allowed return URL".to_owned(),
@@ -132,38 +133,38 @@ pub fn validate_fields(input: &AppInput) -> Vec<Problem> {
         add(Field::AllowedOrigins, "at most 20 origins".to_owned());
     }
     for uri in &input.redirect_uris {
-        if let Err(e) = redirect::validate_registered(uri, input.development) {
+        if let Err(e) = redirect::validate_registered(uri, development) {
             add(Field::RedirectUris, e);
         }
     }
     for origin in &input.allowed_origins {
         if let Err(e) =
-            check_length("origin", origin).and_then(|()| check_origin(origin, input.development))
+            check_length("origin", origin).and_then(|()| check_origin(origin, development))
         {
             add(Field::AllowedOrigins, e);
         }
     }
-    if input.public && input.allow_client_credentials {
+    if public && input.features.contains(Feature::ClientCredentials) {
         add(
             Field::Flows,
             "a public app (no secret) cannot use client credentials".to_owned(),
         );
     }
-    if !input.app_scopes.is_empty() && !input.allow_client_credentials {
+    if !input.app_scopes.is_empty() && !input.features.contains(Feature::ClientCredentials) {
         add(
             Field::Flows,
             "app scopes are granted only through client credentials: allow that grant too"
                 .to_owned(),
         );
     }
-    if input.public && input.allow_plain_pkce {
+    if public && input.features.contains(Feature::PlainPkce) {
         add(
             Field::Flows,
             "a public app (no secret) must use PKCE S256; plain PKCE is only for confidential apps"
                 .to_owned(),
         );
     }
-    if input.public && input.reusable_refresh {
+    if public && input.features.contains(Feature::ReusableRefresh) {
         add(
             Field::Flows,
             "a public app (no secret) cannot have reusable refresh tokens: a stolen one would work until revoked, \
@@ -193,18 +194,13 @@ pub fn new_app(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let secret = (!input.public).then(|| ids::new_client_secret(rng));
+    let secret = (input.kind == ClientKind::Confidential).then(|| ids::new_client_secret(rng));
     let client = Client {
         policy: ClientPolicy {
             client_id: ids::new_client_id(rng),
-            confidential: !input.public,
+            kind: input.kind,
             redirect_uris: input.redirect_uris.clone(),
-            allow_implicit: input.allow_implicit,
-            allow_plain_pkce: input.allow_plain_pkce,
-            allow_device: input.allow_device,
-            allow_client_credentials: input.allow_client_credentials,
-            development: input.development,
-            reusable_refresh: input.reusable_refresh,
+            features: input.features,
         },
         app_id: ids::new_app_id(rng),
         owner: input.owner.clone(),
@@ -247,12 +243,31 @@ fn not_signing_yet(state: &AppState, alg: SigningAlg, now: Timestamp) -> Option<
     })
 }
 
+/// What [`register`] did with the input.
+#[derive(Debug)]
+pub enum Registered {
+    /// Stored; for confidential apps, with its secret (to be shown once).
+    Created {
+        client: Box<Client>,
+        secret: Option<Secret>,
+    },
+    /// The input is refused, for these reasons in words for the developer.
+    Refused(Vec<String>),
+}
+
+impl Registered {
+    /// The app and its secret, or the reasons it was refused.
+    pub fn into_result(self) -> Result<(Client, Option<Secret>), Vec<String>> {
+        match self {
+            Registered::Created { client, secret } => Ok((*client, secret)),
+            Registered::Refused(reasons) => Err(reasons),
+        }
+    }
+}
+
 /// Registers a new app: validates it, makes sure its ID-token signing algorithm has a key that signs, and
-/// stores it. `Ok(Err(problems))` when the input is refused.
-pub async fn register(
-    state: &AppState,
-    input: &AppInput,
-) -> Result<Result<(Client, Option<Secret>), Vec<String>>, StoreError> {
+/// stores it.
+pub async fn register(state: &AppState, input: &AppInput) -> Result<Registered, StoreError> {
     let undefined: Vec<String> = input
         .app_scopes
         .iter()
@@ -264,25 +279,28 @@ pub async fn register(
         })
         .collect();
     if !undefined.is_empty() {
-        return Ok(Err(undefined));
+        return Ok(Registered::Refused(undefined));
     }
     let now = state.clock.now();
     let made = new_app(input, &state.hasher, &mut rand::thread_rng(), now);
     let (client, secret) = match made {
         Ok(made) => made,
-        Err(problems) => return Ok(Err(problems)),
+        Err(problems) => return Ok(Registered::Refused(problems)),
     };
     state
         .keys
         .ensure(state.store.as_ref(), client.id_token_alg, now)
         .await?;
     if let Some(problem) = not_signing_yet(state, client.id_token_alg, now) {
-        return Ok(Err(vec![problem.message]));
+        return Ok(Registered::Refused(vec![problem.message]));
     }
     if state.store.create_client(&client).await? == Created::AlreadyExists {
         return Err(StoreError::Corrupt("a new client id collided".into()));
     }
-    Ok(Ok((client, secret)))
+    Ok(Registered::Created {
+        client: Box::new(client),
+        secret,
+    })
 }
 
 /// `client` with what a developer may edit replaced by `input` (ids, owner, type and secrets stay), if valid.
@@ -290,7 +308,7 @@ pub async fn register(
 /// the logo, through `Store::set_client_logo`) makes it unverified again: the operator vouched for it as it was.
 pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>> {
     let input = AppInput {
-        public: !client.policy.confidential,
+        kind: client.policy.kind,
         owner: client.owner.clone(),
         ..input.clone()
     };
@@ -300,12 +318,7 @@ pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>>
     }
     let mut updated = client.clone();
     updated.policy.redirect_uris = input.redirect_uris;
-    updated.policy.allow_implicit = input.allow_implicit;
-    updated.policy.allow_plain_pkce = input.allow_plain_pkce;
-    updated.policy.allow_device = input.allow_device;
-    updated.policy.allow_client_credentials = input.allow_client_credentials;
-    updated.policy.development = input.development;
-    updated.policy.reusable_refresh = input.reusable_refresh;
+    updated.policy.features = input.features;
     updated.name = input.name.trim().to_owned();
     updated.description = input.description;
     updated.privacy_url = input.privacy_url;
@@ -323,16 +336,38 @@ pub fn edited(client: &Client, input: &AppInput) -> Result<Client, Vec<Problem>>
     Ok(updated)
 }
 
+/// What [`update`] did with an edit.
+#[derive(Debug)]
+pub enum Updated {
+    /// Stored, as this.
+    Saved(Box<Client>),
+    /// The edit is refused, for these problems.
+    Invalid(Vec<Problem>),
+    /// The app is gone (deleted meanwhile).
+    Gone,
+}
+
+impl Updated {
+    /// The stored app (`None` when it is gone), or the problems with the edit.
+    pub fn into_result(self) -> Result<Option<Client>, Vec<Problem>> {
+        match self {
+            Updated::Saved(client) => Ok(Some(*client)),
+            Updated::Invalid(problems) => Err(problems),
+            Updated::Gone => Ok(None),
+        }
+    }
+}
+
 /// Saves an edit of `client` by its owner: validates it, makes sure its (perhaps new) ID-token algorithm has a
-/// key that signs, and stores it. `Ok(Err(problems))` when the input is refused; `Ok(Ok(None))` when the app is gone.
+/// key that signs, and stores it.
 pub async fn update(
     state: &AppState,
     client: &Client,
     input: &AppInput,
-) -> Result<Result<Option<Client>, Vec<Problem>>, StoreError> {
+) -> Result<Updated, StoreError> {
     let updated = match edited(client, input) {
         Ok(updated) => updated,
-        Err(problems) => return Ok(Err(problems)),
+        Err(problems) => return Ok(Updated::Invalid(problems)),
     };
     let now = state.clock.now();
     state
@@ -341,14 +376,78 @@ pub async fn update(
         .await?;
     if updated.id_token_alg != client.id_token_alg {
         if let Some(problem) = not_signing_yet(state, updated.id_token_alg, now) {
-            return Ok(Err(vec![problem]));
+            return Ok(Updated::Invalid(vec![problem]));
         }
     }
-    Ok(Ok(state
-        .store
-        .update_client(&updated)
-        .await?
-        .then_some(updated)))
+    Ok(if state.store.update_client(&updated).await? {
+        Updated::Saved(Box::new(updated))
+    } else {
+        Updated::Gone
+    })
+}
+
+/// How long a replaced client secret keeps working: none, or up to 30 days. The one rule for the CLI (any
+/// number of seconds in it) and the console (which offers a few of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grace(i64);
+
+impl Grace {
+    /// The longest grace period: 30 days.
+    pub const MAX_SECS: i64 = 30 * 86_400;
+
+    /// `secs` as a grace period, if it is one (0 to [`Grace::MAX_SECS`]).
+    pub fn from_secs(secs: i64) -> Option<Grace> {
+        (0..=Self::MAX_SECS).contains(&secs).then_some(Grace(secs))
+    }
+
+    pub fn secs(self) -> i64 {
+        self.0
+    }
+}
+
+/// What [`rotate_secret`] did.
+#[derive(Debug)]
+pub enum Rotated {
+    /// The app's new secret (to be shown once); the previous one is accepted until `previous_valid_until`, if
+    /// the grace period is not zero.
+    New {
+        secret: Secret,
+        previous_valid_until: Option<Timestamp>,
+    },
+    /// A public app has no secret to replace.
+    NoSecret,
+    /// The app is gone (deleted meanwhile).
+    Gone,
+}
+
+/// Replaces `client`'s secret with a new one; the previous one keeps working for `grace`. Used by the console
+/// and `latchkey client rotate-secret` alike.
+pub async fn rotate_secret(
+    state: &AppState,
+    client: &Client,
+    grace: Grace,
+) -> Result<Rotated, StoreError> {
+    if !client.policy.is_confidential() {
+        return Ok(Rotated::NoSecret);
+    }
+    let now = state.clock.now();
+    let secret = ids::new_client_secret(&mut rand::thread_rng());
+    let hash = state.hasher.token(Kind::ClientSecret, secret.expose());
+    let previous_valid_until = (grace.secs() > 0).then_some(now + grace.secs());
+    Ok(
+        if state
+            .store
+            .set_client_secret(&client.policy.client_id, &hash, previous_valid_until)
+            .await?
+        {
+            Rotated::New {
+                secret,
+                previous_valid_until,
+            }
+        } else {
+            Rotated::Gone
+        },
+    )
 }
 
 #[cfg(test)]
@@ -397,9 +496,9 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].field, Field::AllowedOrigins);
         assert!(problems[0].message.contains("development"), "{problems:?}");
-        app.development = true;
+        app.features.insert(Feature::Development);
         assert!(validate(&app).is_empty());
-        app.development = false;
+        app.features.remove(Feature::Development);
         app.allowed_origins = vec!["http://127.0.0.1:3000".into()];
         assert!(validate(&app).is_empty());
     }
@@ -414,7 +513,7 @@ mod tests {
         let (client, _) = new_app(&made, &h, &mut rand::thread_rng(), 1).unwrap();
         assert!(client.verified);
         let mut flows = input();
-        flows.allow_device = true;
+        flows.features.insert(Feature::Device);
         flows.description = "now with devices".into();
         assert!(edited(&client, &flows).unwrap().verified);
         let mut moved = input();
@@ -426,11 +525,22 @@ mod tests {
     }
 
     #[test]
+    fn a_grace_period_is_none_to_thirty_days() {
+        assert_eq!(Grace::from_secs(0).map(Grace::secs), Some(0));
+        assert_eq!(
+            Grace::from_secs(30 * 86_400).map(Grace::secs),
+            Some(2_592_000)
+        );
+        assert_eq!(Grace::from_secs(30 * 86_400 + 1), None);
+        assert_eq!(Grace::from_secs(-1), None);
+    }
+
+    #[test]
     fn public_apps_cannot_opt_into_plain_pkce() {
         let mut public = input();
-        public.public = true;
+        public.kind = ClientKind::Public;
         assert!(validate(&public).is_empty());
-        public.allow_plain_pkce = true;
+        public.features.insert(Feature::PlainPkce);
         let problems = validate_fields(&public);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].field, Field::Flows);

@@ -21,7 +21,7 @@ pub async fn revoke(
     let presented = classify(state, token);
     // A confidential app authenticates, except for a device's refresh token, which it holds without the secret
     // (SPEC 2.3), as the refresh grant allows. Public apps name themselves only (RFC 7009 2.1).
-    if caller.client.policy.confidential && !caller.authenticated {
+    if caller.client.policy.is_confidential() && !caller.authenticated {
         let secretless = match &presented {
             Presented::Refresh(hash) => match state.store.find_refresh_token(hash).await? {
                 Some(r) if r.client_id == client_id => {

@@ -12,7 +12,7 @@
 //! issuance waits for the revocation and then finds its code, token or pair used up or revoked.
 
 use super::*;
-use latchkey_core::client::ClientPolicy;
+use latchkey_core::client::{ClientKind, ClientPolicy, Feature, Features};
 use latchkey_core::code::IssuedCode;
 use latchkey_core::device;
 use latchkey_core::oidc::SigningAlg;
@@ -146,20 +146,41 @@ async fn put_origins(tx: &mut Tx<'_>, client_id: &str, origins: &[String]) -> St
     Ok(())
 }
 
+/// The column of `clients` that holds each feature, as a 0/1 flag.
+fn feature_column(f: Feature) -> &'static str {
+    match f {
+        Feature::Implicit => "allow_implicit",
+        Feature::PlainPkce => "allow_plain_pkce",
+        Feature::Device => "allow_device",
+        Feature::ClientCredentials => "allow_client_credentials",
+        Feature::Development => "development",
+        Feature::ReusableRefresh => "reusable_refresh",
+    }
+}
+
+/// The policy a `clients` row holds (the one way from its columns to the type; `create_client` and `update_client` bind them back).
+fn policy_from(row: &AnyRow) -> StoreResult<ClientPolicy> {
+    let b = |name: &str| -> StoreResult<bool> { Ok(row.try_get::<i64, _>(name)? != 0) };
+    let mut features = Features::NONE;
+    for f in Feature::ALL {
+        features.set(f, b(feature_column(f))?);
+    }
+    Ok(ClientPolicy {
+        client_id: row.try_get("client_id")?,
+        kind: if b("confidential")? {
+            ClientKind::Confidential
+        } else {
+            ClientKind::Public
+        },
+        redirect_uris: parse_list(&row.try_get::<String, _>("redirect_uris")?)?,
+        features,
+    })
+}
+
 fn client_from(row: &AnyRow) -> StoreResult<Client> {
     let b = |name: &str| -> StoreResult<bool> { Ok(row.try_get::<i64, _>(name)? != 0) };
     Ok(Client {
-        policy: ClientPolicy {
-            client_id: row.try_get("client_id")?,
-            confidential: b("confidential")?,
-            redirect_uris: parse_list(&row.try_get::<String, _>("redirect_uris")?)?,
-            allow_implicit: b("allow_implicit")?,
-            allow_plain_pkce: b("allow_plain_pkce")?,
-            allow_device: b("allow_device")?,
-            allow_client_credentials: b("allow_client_credentials")?,
-            development: b("development")?,
-            reusable_refresh: b("reusable_refresh")?,
-        },
+        policy: policy_from(row)?,
         app_id: row.try_get("app_id")?,
         owner: row.try_get("owner")?,
         name: row.try_get("name")?,
@@ -716,12 +737,12 @@ impl ClientStore for SqlStore {
             .bind(&c.privacy_url)
             .bind(json_list(&p.redirect_uris))
             .bind(json_list(&c.allowed_origins))
-            .bind(flag(p.confidential))
-            .bind(flag(p.allow_implicit))
-            .bind(flag(p.allow_plain_pkce))
-            .bind(flag(p.allow_device))
-            .bind(flag(p.allow_client_credentials))
-            .bind(flag(p.development))
+            .bind(flag(p.is_confidential()))
+            .bind(flag(p.allows(Feature::Implicit)))
+            .bind(flag(p.allows(Feature::PlainPkce)))
+            .bind(flag(p.allows(Feature::Device)))
+            .bind(flag(p.allows(Feature::ClientCredentials)))
+            .bind(flag(p.allows(Feature::Development)))
             .bind(c.secret_hash.map(|h| h.to_vec()))
             .bind(c.prev_secret_hash.map(|h| h.to_vec()))
             .bind(c.prev_secret_expires_at)
@@ -729,7 +750,7 @@ impl ClientStore for SqlStore {
             .bind(c.id_token_alg.as_str())
             .bind(flag(c.verified))
             .bind(json_list(&c.app_scopes))
-            .bind(flag(p.reusable_refresh))
+            .bind(flag(p.allows(Feature::ReusableRefresh)))
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() != 1 {
@@ -861,14 +882,14 @@ impl ClientStore for SqlStore {
         .bind(&c.privacy_url)
         .bind(json_list(&p.redirect_uris))
         .bind(json_list(&c.allowed_origins))
-        .bind(flag(p.allow_implicit))
-        .bind(flag(p.allow_plain_pkce))
-        .bind(flag(p.allow_device))
-        .bind(flag(p.allow_client_credentials))
-        .bind(flag(p.development))
+        .bind(flag(p.allows(Feature::Implicit)))
+        .bind(flag(p.allows(Feature::PlainPkce)))
+        .bind(flag(p.allows(Feature::Device)))
+        .bind(flag(p.allows(Feature::ClientCredentials)))
+        .bind(flag(p.allows(Feature::Development)))
         .bind(c.id_token_alg.as_str())
         .bind(flag(c.verified))
-        .bind(flag(p.reusable_refresh))
+        .bind(flag(p.allows(Feature::ReusableRefresh)))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {

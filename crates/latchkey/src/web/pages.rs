@@ -4,6 +4,7 @@
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use latchkey_core::client::{ClientKind, Feature};
 
 #[derive(Template)]
 #[template(path = "home.html")]
@@ -308,10 +309,9 @@ impl AppRow {
         AppRow {
             client_id: c.policy.client_id.clone(),
             name: c.name.clone(),
-            kind: if c.policy.confidential {
-                "Confidential"
-            } else {
-                "Public"
+            kind: match c.policy.kind {
+                ClientKind::Confidential => "Confidential",
+                ClientKind::Public => "Public",
             },
             path: format!("/developer/apps/{}", c.policy.client_id),
             verified: c.verified,
@@ -354,20 +354,20 @@ impl AppSummary {
     pub fn of(c: &crate::store::Client, now: i64) -> AppSummary {
         let p = &c.policy;
         let mut flows = vec!["Authorization code (with PKCE)"];
-        for (on, name) in [
-            (p.allow_device, "Device (code-based linking)"),
-            (p.allow_implicit, "Implicit"),
-            (p.allow_client_credentials, "Client credentials"),
+        for (feature, name) in [
+            (Feature::Device, "Device (code-based linking)"),
+            (Feature::Implicit, "Implicit"),
+            (Feature::ClientCredentials, "Client credentials"),
             (
-                p.allow_plain_pkce,
+                Feature::PlainPkce,
                 "Plain PKCE (Login with Amazon compatibility)",
             ),
             (
-                p.reusable_refresh,
+                Feature::ReusableRefresh,
                 "Reusable refresh tokens (Login with Amazon compatibility)",
             ),
         ] {
-            if on {
+            if p.allows(feature) {
                 flows.push(name);
             }
         }
@@ -377,12 +377,12 @@ impl AppSummary {
             description: c.description.clone(),
             privacy_url: c.privacy_url.clone(),
             logo: crate::flows::logo::src(c),
-            confidential: p.confidential,
+            confidential: p.is_confidential(),
             redirect_uris: p.redirect_uris.clone(),
             allowed_origins: c.allowed_origins.clone(),
             flows,
             id_token_alg: c.id_token_alg.as_str(),
-            development: p.development,
+            development: p.allows(Feature::Development),
             previous_secret: match (&c.prev_secret_hash, c.prev_secret_expires_at) {
                 (Some(_), Some(until)) if until > now => Some(duration_words(until - now)),
                 _ => None,

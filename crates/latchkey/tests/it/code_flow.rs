@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use latchkey::flows::registration::AppInput;
+use latchkey_core::client::{ClientKind, Feature};
 use latchkey_core::refresh::REUSE_GRACE_SECS;
 use oauth2::basic::{
     BasicErrorResponse, BasicErrorResponseType, BasicTokenResponse, BasicTokenType,
@@ -509,7 +510,7 @@ async fn a_replayed_code_is_invalid_grant_and_revokes_what_it_issued() {
 #[tokio::test]
 async fn a_used_code_revokes_only_when_its_own_app_replays_it_with_proof() {
     let w = world(|_| {}).await;
-    let other = w.app.register_app(|i| i.public = true).await;
+    let other = w.app.register_app(|i| i.kind = ClientKind::Public).await;
     let (url, state, verifier) = pkce_request(&w.client, "profile", &[]);
     let code = code_through(&w, &url, &state).await;
     let first = exchange(&w.client, &code, Some(&verifier)).await.unwrap();
@@ -869,7 +870,7 @@ async fn plain_pkce_is_refused_unless_the_app_opted_in() {
 
 #[tokio::test]
 async fn plain_pkce_works_for_apps_that_opted_in_for_lwa_compatibility() {
-    let w = world(|input| input.allow_plain_pkce = true).await;
+    let w = world(|input| input.features.insert(Feature::PlainPkce)).await;
     let verifier = "p".repeat(50);
     let (url, state) = plain_request(
         &w.client,
@@ -1036,7 +1037,7 @@ async fn a_loopback_return_url_may_use_any_port() {
 
 #[tokio::test]
 async fn the_implicit_grant_works_for_apps_that_enabled_it() {
-    let w = world(|input| input.allow_implicit = true).await;
+    let w = world(|input| input.features.insert(Feature::Implicit)).await;
     let (url, state) = w
         .client
         .authorize_url(CsrfToken::new_random)
@@ -1191,7 +1192,7 @@ async fn response_mode_fragment_returns_the_code_and_every_later_error_in_the_fr
 
 #[tokio::test]
 async fn response_modes_we_do_not_serve_and_query_for_tokens_are_invalid_request() {
-    let w = world(|input| input.allow_implicit = true).await;
+    let w = world(|input| input.features.insert(Feature::Implicit)).await;
     for mode in [
         "form_post",
         "jwt",
@@ -1263,7 +1264,7 @@ async fn response_modes_we_do_not_serve_and_query_for_tokens_are_invalid_request
 /// from the consent form's POST.
 #[tokio::test]
 async fn authorization_responses_are_303_see_other() {
-    let w = world(|input| input.allow_implicit = true).await;
+    let w = world(|input| input.features.insert(Feature::Implicit)).await;
     let see_other = |label: &str, res: &reqwest::Response, carries: &str| {
         assert_eq!(res.status(), 303, "{label}");
         let location = res.headers()["location"].to_str().unwrap();
@@ -1313,7 +1314,7 @@ async fn authorization_responses_are_303_see_other() {
 
 #[tokio::test]
 async fn a_public_client_must_use_pkce_and_gets_a_rotating_refresh_token() {
-    let w = world(|input| input.public = true).await;
+    let w = world(|input| input.kind = ClientKind::Public).await;
     assert_eq!(w.shop.secret, None);
 
     let (url, state) = plain_request(&w.client, "profile", &[]);

@@ -7,6 +7,7 @@
 
 use crate::support::*;
 use latchkey::store::Client;
+use latchkey_core::client::Feature;
 use oauth2::basic::BasicTokenResponse;
 use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, RefreshToken, TokenResponse};
 use scraper::{Html, Selector};
@@ -308,8 +309,8 @@ async fn a_new_app_shows_its_secret_once_and_signs_customers_in() {
             client.allowed_origins,
             vec!["https://shop.example", "https://www.shop.example"]
         );
-        assert!(client.policy.confidential);
-        assert!(!client.policy.allow_implicit && !client.policy.allow_device);
+        assert!(client.policy.is_confidential());
+        assert!(!client.policy.allows(Feature::Implicit) && !client.policy.allows(Feature::Device));
         assert_eq!(client.id_token_alg.as_str(), "EdDSA");
 
         // The console lists it and shows its client id, never the secret again.
@@ -381,8 +382,8 @@ async fn a_public_app_has_no_secret_and_signs_in_with_pkce() {
     assert!(html.contains("no secret"), "{html}");
     let client_id = text_of(&html, "client-id").unwrap();
     let client = stored(&app, &client_id).await.unwrap();
-    assert!(!client.policy.confidential && client.secret_hash.is_none());
-    assert!(client.policy.allow_device);
+    assert!(!client.policy.is_confidential() && client.secret_hash.is_none());
+    assert!(client.policy.allows(Feature::Device));
 
     let shop = RegisteredApp {
         client_id: client_id.clone(),
@@ -641,10 +642,10 @@ async fn an_edit_is_validated_saved_and_keeps_the_ids_and_secret() {
         after.policy.redirect_uris,
         vec!["https://shop.example/new-cb"]
     );
-    assert!(after.policy.allow_implicit && after.policy.allow_device);
+    assert!(after.policy.allows(Feature::Implicit) && after.policy.allows(Feature::Device));
     assert_eq!(after.id_token_alg.as_str(), "EdDSA");
     assert!(
-        after.policy.confidential,
+        after.policy.is_confidential(),
         "the type cannot be changed by an edit"
     );
     assert_eq!(after.secret_hash, before.secret_hash);

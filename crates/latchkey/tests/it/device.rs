@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::*;
+use latchkey_core::client::{ClientKind, Feature};
 use oauth2::{DeviceAuthorizationUrl, Scope, StandardDeviceAuthorizationResponse, TokenResponse};
 use serde_json::Value;
 use std::sync::Arc;
@@ -12,8 +13,12 @@ const RFC_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 async fn device_app(app: &TestApp, public: bool) -> RegisteredApp {
     app.register_app(|i| {
-        i.allow_device = true;
-        i.public = public;
+        i.features.insert(Feature::Device);
+        i.kind = if public {
+            ClientKind::Public
+        } else {
+            ClientKind::Confidential
+        };
         i.name = "Living Room TV".into();
     })
     .await
@@ -904,7 +909,7 @@ async fn turning_the_device_flow_off_stops_lwa_polls_that_name_no_client() {
         .await
         .unwrap()
         .unwrap();
-    client.policy.allow_device = false;
+    client.policy.features.remove(Feature::Device);
     assert!(app.store().update_client(&client).await.unwrap());
 
     app.state.clock.advance(5);
@@ -917,7 +922,7 @@ async fn turning_the_device_flow_off_stops_lwa_polls_that_name_no_client() {
         );
     }
     // Turned on again, the approved pair still issues its tokens once: nothing was consumed.
-    client.policy.allow_device = true;
+    client.policy.features.insert(Feature::Device);
     assert!(app.store().update_client(&client).await.unwrap());
     app.state.clock.advance(5);
     let (status, body) = poll_lwa(&app, &approved).await;

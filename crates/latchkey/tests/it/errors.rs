@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::*;
+use latchkey_core::client::{ClientKind, Feature};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use std::sync::Arc;
@@ -350,7 +351,7 @@ async fn authorize_request_errors_redirect_with_state_and_iss() {
     let shop = app.register_app(|_| {}).await;
     let public = app
         .register_app(|i| {
-            i.public = true;
+            i.kind = ClientKind::Public;
             i.redirect_uris = vec!["https://public.example/cb".into()];
         })
         .await;
@@ -443,7 +444,9 @@ async fn authorize_request_errors_redirect_with_state_and_iss() {
 #[tokio::test]
 async fn implicit_errors_come_back_in_the_fragment() {
     let app = spawn_app().await;
-    let lwa = app.register_app(|i| i.allow_implicit = true).await;
+    let lwa = app
+        .register_app(|i| i.features.insert(Feature::Implicit))
+        .await;
     let url = app.url(&format!(
         "/ap/oa?{}",
         form(&[
@@ -622,7 +625,7 @@ async fn token_endpoint_with_the_database_unavailable_is_503_temporarily_unavail
     store.migrate().await.unwrap();
     let app = spawn_app_over(db, Arc::new(store.clone())).await;
     let machine = app
-        .register_app(|i| i.allow_client_credentials = true)
+        .register_app(|i| i.features.insert(Feature::ClientCredentials))
         .await;
     let body = form(&[
         ("grant_type", "client_credentials"),
@@ -714,9 +717,9 @@ async fn token_request_and_client_authentication_errors() {
     let w = world().await;
     let app = &w.app;
     let shop = &w.shop;
-    let public = app.register_app(|i| i.public = true).await;
+    let public = app.register_app(|i| i.kind = ClientKind::Public).await;
     let machine = app
-        .register_app(|i| i.allow_client_credentials = true)
+        .register_app(|i| i.features.insert(Feature::ClientCredentials))
         .await;
     let id = shop.client_id.as_str();
     let secret = shop.secret.as_deref().unwrap();
@@ -872,7 +875,7 @@ async fn code_exchange_errors() {
     let w = world().await;
     let shop = &w.shop;
     let other = w.app.register_app(|_| {}).await;
-    let public = w.app.register_app(|i| i.public = true).await;
+    let public = w.app.register_app(|i| i.kind = ClientKind::Public).await;
     let secret = shop.secret.as_deref().unwrap();
     let exchange = |code: &str, client: &RegisteredApp, extra: Vec<(&'static str, String)>| {
         let mut pairs: Vec<(String, String)> = vec![
@@ -1518,7 +1521,7 @@ async fn malformed_and_oversized_inputs_get_a_clear_4xx() {
     let id = w.shop.client_id.clone();
     let secret = w.shop.secret.clone().unwrap();
     let machine = app
-        .register_app(|i| i.allow_client_credentials = true)
+        .register_app(|i| i.features.insert(Feature::ClientCredentials))
         .await;
     let url = |p: &str| app.url(p);
     let form_post = |path: &str, body: Vec<u8>| {

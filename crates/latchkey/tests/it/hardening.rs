@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::*;
+use latchkey_core::client::Feature;
 use serde_json::Value;
 use sqlx::{Column, Connection, Row};
 use std::sync::Arc;
@@ -34,7 +35,7 @@ async fn failed_token_requests_from_one_address_are_refused_with_429_until_the_w
     })
     .await;
     let shop = app
-        .register_app(|i| i.allow_client_credentials = true)
+        .register_app(|i| i.features.insert(Feature::ClientCredentials))
         .await;
     let secret = shop.secret.clone().unwrap();
     let good = [
@@ -717,7 +718,7 @@ async fn a_store_failure_during_revocation_is_an_error_never_a_false_200() {
     let db = Arc::new(sqlite_db());
     let app = spawn_app_on(db.clone()).await;
     let shop = app
-        .register_app(|i| i.allow_client_credentials = true)
+        .register_app(|i| i.features.insert(Feature::ClientCredentials))
         .await;
     let secret = shop.secret.clone().unwrap();
     let (status, _, body) = token_post(

@@ -7,6 +7,7 @@
 
 use crate::developer::{create_app, developer, text_of};
 use crate::support::*;
+use latchkey_core::client::{ClientKind, Feature};
 use oauth2::basic::BasicTokenResponse;
 use oauth2::{
     AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
@@ -343,7 +344,7 @@ async fn the_device_confirmation_says_an_unverified_app_is_not_verified() {
     let app = spawn_app().await;
     let tv = app
         .register_app(|i| {
-            i.allow_device = true;
+            i.features.insert(Feature::Device);
             i.name = "Living Room TV".into();
             i.verified = false;
         })
@@ -398,7 +399,7 @@ async fn native_world(redirect_uri: &str) -> (TestApp, OAuthClient, Browser) {
     let uri = redirect_uri.to_owned();
     let native = app
         .register_app(|i| {
-            i.public = true;
+            i.kind = ClientKind::Public;
             i.redirect_uris = vec![uri];
         })
         .await;

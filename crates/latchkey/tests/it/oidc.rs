@@ -793,6 +793,7 @@ async fn an_installation_without_an_rs256_key_publishes_one_at_once_and_signs_wi
         let refused = registration::register(&app.state, &input)
             .await
             .unwrap()
+            .into_result()
             .unwrap_err();
         assert!(
             refused.len() == 1 && refused[0].contains("RS256") && refused[0].contains("try again"),
@@ -810,6 +811,7 @@ async fn an_installation_without_an_rs256_key_publishes_one_at_once_and_signs_wi
         let switched = registration::update(&app.state, &es256, &input)
             .await
             .unwrap()
+            .into_result()
             .unwrap_err();
         assert_eq!(
             switched[0].field,

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::*;
+use latchkey_core::client::{ClientKind, Feature};
 use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ async fn client_token(
 }
 
 async fn service_app(app: &TestApp) -> RegisteredApp {
-    app.register_app(|i| i.allow_client_credentials = true)
+    app.register_app(|i| i.features.insert(Feature::ClientCredentials))
         .await
 }
 
@@ -99,8 +100,8 @@ async fn behind_nginx_wrong_device_codes_lock_out_only_their_own_address() {
     app.create_user("alice@example.com", "Alice", None).await;
     let tv = app
         .register_app(|i| {
-            i.allow_device = true;
-            i.public = true;
+            i.features.insert(Feature::Device);
+            i.kind = ClientKind::Public;
         })
         .await;
     let res = app

@@ -7,6 +7,7 @@
 
 use crate::developer::{create_app, developer, submit_new_app, text_of};
 use crate::support::*;
+use latchkey_core::client::{ClientKind, Feature};
 use latchkey_core::refresh::REUSE_GRACE_SECS;
 use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, Scope, TokenResponse};
 use serde_json::Value;
@@ -35,7 +36,7 @@ async fn world_on(app: TestApp) -> World {
     let reusable = app
         .register_app(|i| {
             i.name = "Skill".into();
-            i.reusable_refresh = true;
+            i.features.insert(Feature::ReusableRefresh);
         })
         .await;
     let default = app.register_app(|_| {}).await;
@@ -245,11 +246,12 @@ async fn reusable_refresh_tokens_are_refused_for_public_apps_and_switched_in_the
     let app = spawn_app().await;
     // At registration (what `latchkey client add --public --reusable-refresh` calls).
     let mut input = default_app_input();
-    input.public = true;
-    input.reusable_refresh = true;
+    input.kind = ClientKind::Public;
+    input.features.insert(Feature::ReusableRefresh);
     let problems = latchkey::flows::registration::register(&app.state, &input)
         .await
         .unwrap()
+        .into_result()
         .unwrap_err();
     assert!(
         problems
@@ -291,7 +293,7 @@ async fn reusable_refresh_tokens_are_refused_for_public_apps_and_switched_in_the
         .await
         .unwrap()
         .unwrap();
-    assert!(stored.policy.reusable_refresh);
+    assert!(stored.policy.allows(Feature::ReusableRefresh));
     let (_, _, html) = b.open(&edit).await.page();
     assert!(
         html.contains("value=\"reusable_refresh\" checked"),

@@ -5,6 +5,7 @@
 
 use crate::support::*;
 use latchkey::config::{Config, ScopeSetting};
+use latchkey_core::client::Feature;
 use latchkey_core::scope::ScopeKind;
 use oauth2::{AuthorizationCode, TokenResponse};
 use serde_json::Value;
@@ -113,7 +114,9 @@ fn authorize_url(shop: &RegisteredApp, scope: &str) -> String {
 #[tokio::test]
 async fn an_operator_customer_scope_is_described_on_consent_granted_and_reported() {
     let app = spawn_app_with(Arc::new(sqlite_db()), with_operator_scopes).await;
-    let shop = app.register_app(|i| i.allow_device = true).await;
+    let shop = app
+        .register_app(|i| i.features.insert(Feature::Device))
+        .await;
     app.create_user(EMAIL, "Ada Lovelace", None).await;
     let browser = app.browser();
 
@@ -250,14 +253,14 @@ async fn an_app_scope_is_granted_by_client_credentials_only_to_apps_allowed_it()
         let skill = app
             .register_app(|i| {
                 i.name = "Skill".into();
-                i.allow_client_credentials = true;
+                i.features.insert(Feature::ClientCredentials);
                 i.app_scopes = vec![MESSAGING.into()];
             })
             .await;
         let other = app
             .register_app(|i| {
                 i.name = "Other".into();
-                i.allow_client_credentials = true;
+                i.features.insert(Feature::ClientCredentials);
             })
             .await;
 
@@ -307,11 +310,12 @@ async fn an_app_scope_is_granted_by_client_credentials_only_to_apps_allowed_it()
 
         // Only the operator's defined app scopes can be allowed, and only with the grant that uses them.
         let mut input = default_app_input();
-        input.allow_client_credentials = true;
+        input.features.insert(Feature::ClientCredentials);
         input.app_scopes = vec!["alexa::undefined".into()];
         let problems = latchkey::flows::registration::register(&app.state, &input)
             .await
             .unwrap()
+            .into_result()
             .unwrap_err();
         assert!(
             problems[0].contains("\"alexa::undefined\" is not defined"),
@@ -321,13 +325,15 @@ async fn an_app_scope_is_granted_by_client_credentials_only_to_apps_allowed_it()
         let problems = latchkey::flows::registration::register(&app.state, &input)
             .await
             .unwrap()
+            .into_result()
             .unwrap_err();
         assert!(problems[0].contains("is not defined"), "{problems:?}");
         input.app_scopes = vec![MESSAGING.into()];
-        input.allow_client_credentials = false;
+        input.features.remove(Feature::ClientCredentials);
         let problems = latchkey::flows::registration::register(&app.state, &input)
             .await
             .unwrap()
+            .into_result()
             .unwrap_err();
         assert!(
             problems.iter().any(|p| p.contains("client credentials")),

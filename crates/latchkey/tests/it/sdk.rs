@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::*;
+use latchkey_core::client::ClientKind;
 use latchkey_core::pkce;
 use scraper::{Html, Selector};
 use serde_json::Value;
@@ -209,7 +210,7 @@ async fn the_relay_of_an_app_with_origins_posts_to_exactly_those_origins_and_run
     let shop = app
         .register_app(|a| {
             a.name = "Shop <&> Co".into();
-            a.public = true;
+            a.kind = ClientKind::Public;
             a.allowed_origins = vec![SHOP.into(), SHOP_LOCAL.into()];
         })
         .await;
@@ -257,7 +258,7 @@ async fn the_popup_flow_returns_through_the_relay_and_the_code_is_exchanged_from
     let app = spawn_app().await;
     let shop = app
         .register_app(|a| {
-            a.public = true;
+            a.kind = ClientKind::Public;
             a.allowed_origins = vec![SHOP.into()];
         })
         .await;
@@ -326,7 +327,7 @@ async fn only_an_app_with_origins_may_return_through_its_own_relay() {
     let server_side = app.register_app(|a| a.allowed_origins.clear()).await;
     let shop = app
         .register_app(|a| {
-            a.public = true;
+            a.kind = ClientKind::Public;
             a.allowed_origins = vec![SHOP.into()];
         })
         .await;

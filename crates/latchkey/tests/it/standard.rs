@@ -5,6 +5,7 @@
 
 use crate::support::*;
 use latchkey::flows::registration::AppInput;
+use latchkey_core::client::{ClientKind, Feature};
 use latchkey_core::refresh::REUSE_GRACE_SECS;
 use oauth2::basic::{BasicErrorResponseType, BasicTokenResponse};
 use oauth2::{
@@ -364,7 +365,7 @@ async fn introspection_needs_a_client_that_proves_its_secret_and_a_token() {
         .app
         .register_app(|i| {
             i.name = "Public".into();
-            i.public = true;
+            i.kind = ClientKind::Public;
         })
         .await;
     let t = tokens(&w, "profile").await;
@@ -530,7 +531,7 @@ async fn revocation_needs_a_token_and_a_confidential_client_needs_its_secret() {
 
 #[tokio::test]
 async fn a_public_client_revokes_with_its_client_id_but_cannot_introspect() {
-    let w = world(|i| i.public = true).await;
+    let w = world(|i| i.kind = ClientKind::Public).await;
     assert!(w.shop.secret.is_none());
     let t = tokens(&w, "profile").await;
     let a = introspect(&w.app, Auth::IdOnly(&w.shop), &access(&t)).await;
@@ -547,7 +548,7 @@ async fn a_public_client_revokes_with_its_client_id_but_cannot_introspect() {
 
 #[tokio::test]
 async fn a_device_revokes_its_refresh_token_without_the_apps_secret() {
-    let w = world(|i| i.allow_device = true).await;
+    let w = world(|i| i.features.insert(Feature::Device)).await;
     let pair = post(
         &w.app,
         "/auth/o2/create/codepair",
@@ -620,7 +621,7 @@ async fn client_credentials_tokens_act_for_the_app_only_where_enabled() {
         .app
         .register_app(|i| {
             i.name = "Machine".into();
-            i.allow_client_credentials = true;
+            i.features.insert(Feature::ClientCredentials);
         })
         .await;
     let grant = [("grant_type", "client_credentials")];
@@ -676,7 +677,7 @@ async fn client_credentials_refuse_customer_scopes_and_state_no_empty_scope() {
         .app
         .register_app(|i| {
             i.name = "Machine".into();
-            i.allow_client_credentials = true;
+            i.features.insert(Feature::ClientCredentials);
         })
         .await;
     for scope in [
@@ -870,7 +871,7 @@ async fn registered_origins_get_cors_on_the_api_and_others_do_not() {
 /// app's registered origin gets no CORS headers on them (review L7).
 #[tokio::test]
 async fn an_answer_about_one_app_is_shared_only_with_that_apps_origins() {
-    let w = world(|i| i.allow_client_credentials = true).await;
+    let w = world(|i| i.features.insert(Feature::ClientCredentials)).await;
     w.app
         .register_app(|i| i.allowed_origins = vec!["https://other.example".into()])
         .await;

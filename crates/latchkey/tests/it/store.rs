@@ -6,6 +6,7 @@
 use crate::support::*;
 use latchkey::flows::registration;
 use latchkey::store::*;
+use latchkey_core::client::{ClientKind, Feature, Features};
 use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::refresh;
 use latchkey_core::secret::{Digest, KeyedHasher, Kind};
@@ -350,9 +351,9 @@ async fn clients_are_created_once_found_and_listed() {
     for fx in fixtures().await {
         let (s, e) = (&fx.store, fx.engine);
         let mut second = new_client("Second", NOW + 10);
-        second.policy.confidential = false;
-        second.policy.allow_implicit = true;
-        second.policy.allow_device = true;
+        second.policy.kind = ClientKind::Public;
+        second.policy.features.insert(Feature::Implicit);
+        second.policy.features.insert(Feature::Device);
         second.policy.redirect_uris =
             vec!["https://a.example/cb".into(), "https://b.example/cb".into()];
         second.secret_hash = None;
@@ -2122,11 +2123,11 @@ async fn an_update_changes_only_what_a_developer_may_edit_and_only_for_the_owner
             "https://shop.example/b".into(),
         ];
         edit.allowed_origins = vec![];
-        edit.policy.allow_implicit = true;
-        edit.policy.allow_plain_pkce = true;
-        edit.policy.allow_device = true;
-        edit.policy.allow_client_credentials = true;
-        edit.policy.development = true;
+        edit.policy.features.insert(Feature::Implicit);
+        edit.policy.features.insert(Feature::PlainPkce);
+        edit.policy.features.insert(Feature::Device);
+        edit.policy.features.insert(Feature::ClientCredentials);
+        edit.policy.features.insert(Feature::Development);
         edit.id_token_alg = latchkey_core::oidc::SigningAlg::Rs256;
 
         // Another owner cannot change it.
@@ -2145,7 +2146,7 @@ async fn an_update_changes_only_what_a_developer_may_edit_and_only_for_the_owner
         // What is not editable stays, whatever the record says.
         let mut tampered = edit.clone();
         tampered.app_id = "other-app-id".into();
-        tampered.policy.confidential = false;
+        tampered.policy.kind = ClientKind::Public;
         tampered.secret_hash = Some(h("other secret"));
         tampered.prev_secret_hash = Some(h("prev"));
         tampered.prev_secret_expires_at = Some(NOW + 5);
@@ -2156,6 +2157,60 @@ async fn an_update_changes_only_what_a_developer_may_edit_and_only_for_the_owner
             Some(edit),
             "{e}"
         );
+    }
+}
+
+/// Each of a policy's flags, one at a time: exactly that one comes back, from `create_client` and from
+/// `update_client`, so no two columns' binds can be swapped unnoticed.
+#[tokio::test]
+async fn each_policy_flag_alone_is_stored_as_itself_by_create_and_update() {
+    let one_flag: Vec<(String, ClientKind, Features)> =
+        std::iter::once(("public".to_owned(), ClientKind::Public, Features::NONE))
+            .chain(Feature::ALL.into_iter().map(|f| {
+                (
+                    format!("{f:?}"),
+                    ClientKind::Confidential,
+                    Features::NONE.with(f),
+                )
+            }))
+            .collect();
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        for (what, kind, features) in &one_flag {
+            // Created with it.
+            let mut made = new_client(what, NOW);
+            made.policy.kind = *kind;
+            made.policy.features = *features;
+            assert_eq!(s.create_client(&made).await.unwrap(), Created::Created);
+            let found = s
+                .find_client(&made.policy.client_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (found.policy.kind, found.policy.features),
+                (*kind, *features),
+                "{e} create {what}"
+            );
+
+            // An update turns it on alone (the type is not editable: only features are), then off again.
+            if *kind == ClientKind::Confidential {
+                let mut on = fx.client.clone();
+                on.policy.features = *features;
+                assert!(s.update_client(&on).await.unwrap(), "{e}");
+                let found = s.find_client(&on.policy.client_id).await.unwrap().unwrap();
+                assert_eq!(found.policy.features, *features, "{e} update {what}");
+                assert_eq!(found.policy.kind, ClientKind::Confidential, "{e}");
+                let off = fx.client.clone();
+                assert!(s.update_client(&off).await.unwrap(), "{e}");
+                let found = s.find_client(&off.policy.client_id).await.unwrap().unwrap();
+                assert_eq!(
+                    found.policy.features,
+                    Features::NONE,
+                    "{e} update {what} off"
+                );
+            }
+        }
     }
 }
 

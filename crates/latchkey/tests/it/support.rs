@@ -227,6 +227,7 @@ impl TestApp {
         let (client, secret) = registration::register(&self.state, &input)
             .await
             .unwrap()
+            .into_result()
             .unwrap();
         RegisteredApp {
             client_id: client.policy.client_id.clone(),

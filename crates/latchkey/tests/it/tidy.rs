@@ -36,7 +36,12 @@ fn code(path: &Path) -> String {
 /// The top-level module a file belongs to (`flows` for `src/flows/authorize.rs`, `app` for `src/app.rs`).
 fn module_of(path: &Path) -> String {
     let rel = path.strip_prefix(src()).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
     first.trim_end_matches(".rs").to_owned()
 }
 
