@@ -320,7 +320,7 @@ async fn ask_sdk_python() -> Option<String> {
         ),
         Err(e) => format!("{python} cannot be run: {e}"),
     };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if crate::support::under_ci() {
         panic!(
             "the ASK SDK's LwaClient is required under CI=true, but {problem}. .ci/run installs \
              crates/latchkey/tests/oidc/requirements.txt and sets LATCHKEY_TEST_PYTHON."

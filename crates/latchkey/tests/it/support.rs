@@ -2,7 +2,7 @@
 //! `create_user`, a cookie-keeping `Browser` that fills the real forms, and an `oauth2` crate client as the app.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use latchkey::app::{App, AppState};
+use latchkey::app::{App, AppState, Clock};
 use latchkey::config::Config;
 use latchkey::flows::registration::{self, AppInput};
 use latchkey::keys;
@@ -18,11 +18,46 @@ use url::Url;
 // ---------------------------------------------------------------------------------------------------------------
 // Databases
 
-/// A fresh, empty database for one test. Dropping it removes a SQLite file; PostgreSQL databases are dropped by
-/// `cleanup_postgres` at the start of later runs.
+/// A fresh, empty database for one test. Dropping it removes it: a SQLite file with its directory, a PostgreSQL
+/// database with `DROP DATABASE … WITH (FORCE)` (see [`postgres_db`], which also removes those a crashed run left).
 pub struct TestDb {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database's name, dropped with this handle.
+    postgres: Option<String>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.postgres.take() else {
+            return;
+        };
+        // Drop is synchronous and may run inside the test's runtime: a thread with its own small runtime does it,
+        // on a fresh admin connection (the server's pool may still hold connections; FORCE ends them).
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<(), String>(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop a test database: {e}"),
+            Err(_) => eprintln!("dropping a test database panicked"),
+        }
+    }
 }
 
 pub fn sqlite_db() -> TestDb {
@@ -34,13 +69,47 @@ pub fn sqlite_db() -> TestDb {
     TestDb {
         url,
         _dir: Some(dir),
+        postgres: None,
     }
+}
+
+/// Whether this run is CI (`CI=true`): then a missing part (PostgreSQL, Chromium, Authlib, the ASK SDK) fails the
+/// tests that need it instead of skipping them (DEVELOPERS.md).
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
 /// The PostgreSQL server the tests use (`LATCHKEY_TEST_POSTGRES`, default 127.0.0.1:5432 database `test`).
 fn postgres_admin_url() -> String {
     std::env::var("LATCHKEY_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Once per test binary: drops the `lk_test_%` databases created more than an hour ago, which a run that crashed
+/// or was killed left behind. Younger ones may belong to a run going on now (another checkout, another binary),
+/// so they stay. A database's creation time is its `PG_VERSION` file's (reading it needs superuser or
+/// `pg_read_server_files`; without that, nothing is removed).
+async fn drop_leftover_databases(conn: &mut sqlx::PgConnection) {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let old: Result<Vec<(String,)>, _> = sqlx::query_as(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'lk\\_test\\_%' \
+             AND (pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - interval '1 hour'",
+        )
+        .fetch_all(&mut *conn)
+        .await;
+        match old {
+            Ok(old) => {
+                for (name,) in old {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut *conn)
+                        .await;
+                }
+            }
+            Err(e) => eprintln!("not removing leftover test databases: {e}"),
+        }
+    })
+    .await;
 }
 
 /// A fresh PostgreSQL database, or `None` when PostgreSQL is not running here. Under `CI=true` a missing
@@ -51,13 +120,14 @@ pub async fn postgres_db() -> Option<TestDb> {
     let mut conn = match sqlx::PgConnection::connect(&admin).await {
         Ok(c) => c,
         Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
+            if under_ci() {
                 panic!("PostgreSQL is required under CI=true but {admin} is unreachable: {e}");
             }
             eprintln!("skipping: PostgreSQL at {admin} is unreachable ({e})");
             return None;
         }
     };
+    drop_leftover_databases(&mut conn).await;
     let name = format!(
         "lk_test_{}",
         latchkey_core::ids::new_internal_id(&mut rand::thread_rng())
@@ -71,6 +141,7 @@ pub async fn postgres_db() -> Option<TestDb> {
     Some(TestDb {
         url: url.to_string(),
         _dir: None,
+        postgres: Some(name),
     })
 }
 
@@ -133,9 +204,38 @@ pub async fn spawn_app_over(db: Arc<TestDb>, store: Arc<dyn Store>) -> TestApp {
     spawn(db, Some(store), |_| {}).await
 }
 
+/// Like [`spawn_app_with`], reading `now` from `clock`: give the nodes of one test clones of one
+/// [`frozen_clock`] and they agree on the time, and one `advance` moves them all.
+pub async fn spawn_app_clocked(
+    db: Arc<TestDb>,
+    clock: Clock,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    spawn_full(db, None, clock, tweak).await
+}
+
+/// A clock frozen at the present second: it moves only when a test advances it, so expiry is exact.
+pub fn frozen_clock() -> Clock {
+    Clock::frozen(Clock::system().now())
+}
+
+/// A server on a fresh SQLite database whose clock is frozen ([`frozen_clock`]).
+pub async fn spawn_frozen() -> TestApp {
+    spawn_app_clocked(Arc::new(sqlite_db()), frozen_clock(), |_| {}).await
+}
+
 async fn spawn(
     db: Arc<TestDb>,
     store: Option<Arc<dyn Store>>,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    spawn_full(db, store, Clock::system(), tweak).await
+}
+
+async fn spawn_full(
+    db: Arc<TestDb>,
+    store: Option<Arc<dyn Store>>,
+    clock: Clock,
     tweak: impl FnOnce(&mut Config),
 ) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -148,7 +248,7 @@ async fn spawn(
         Some(store) => store,
         None => Arc::new(App::open_store(&config).await.unwrap()),
     };
-    let state = App::with_store_and_key_maker(config, store, test_key_maker)
+    let state = App::with_store_key_maker_and_clock(config, store, test_key_maker, clock)
         .await
         .unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
