@@ -12,6 +12,7 @@ use latchkey_core::secret::Secret;
 use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, TokenUrl};
 use scraper::{Html, Selector};
+use serde_json::Value;
 use std::sync::Arc;
 use url::Url;
 
@@ -406,6 +407,244 @@ pub fn http_client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The API, spoken directly (no client library in between)
+
+/// An HTTP answer: status, headers, the body as text, and as JSON (`Null` for an empty body).
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Answer {
+    /// Status and JSON body.
+    pub fn parts(self) -> (u16, Value) {
+        (self.status, self.json)
+    }
+
+    /// A header's value, if present (panics if it is not visible ASCII).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+/// Reads `res` whole; a non-empty body must be JSON.
+pub async fn answer(res: reqwest::Response) -> Answer {
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text}"))
+    };
+    Answer {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
+
+/// What the `expect_*` checks accept: an [`Answer`], or a response still to be read.
+pub trait Answered {
+    fn answered(self) -> impl std::future::Future<Output = Answer>;
+}
+
+impl Answered for Answer {
+    async fn answered(self) -> Answer {
+        self
+    }
+}
+
+impl Answered for reqwest::Response {
+    async fn answered(self) -> Answer {
+        answer(self).await
+    }
+}
+
+/// `POST path` with `body` sent as is (`application/x-www-form-urlencoded`), the client optionally
+/// authenticated with HTTP Basic.
+pub async fn post_body(
+    app: &TestApp,
+    path: &str,
+    body: &str,
+    basic: Option<(&str, &str)>,
+) -> reqwest::Response {
+    let mut req = app
+        .api()
+        .post(app.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_owned());
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    req.send().await.unwrap()
+}
+
+/// `pairs` as an `application/x-www-form-urlencoded` body (a name given twice is sent twice).
+pub fn form_body(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// `POST path` with a form body.
+pub async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> Answer {
+    answer(post_body(app, path, &form_body(form), None).await).await
+}
+
+/// How a resource request presents its access token (SPEC 2.4, 2.5).
+#[derive(Clone, Copy, Debug)]
+pub enum Presented {
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// `?access_token=`.
+    Query,
+    /// LWA's `x-amz-access-token` header.
+    AmzHeader,
+}
+
+/// `GET path` on the resource side with `token` presented `how`.
+pub async fn get_with_token(app: &TestApp, path: &str, token: &str, how: Presented) -> Answer {
+    let api = app.api();
+    let request = match how {
+        Presented::Bearer => api.get(app.url(path)).bearer_auth(token),
+        Presented::Query => {
+            api.get(Url::parse_with_params(&app.url(path), [("access_token", token)]).unwrap())
+        }
+        Presented::AmzHeader => api.get(app.url(path)).header("x-amz-access-token", token),
+    };
+    answer(request.send().await.unwrap()).await
+}
+
+/// `GET /auth/o2/tokeninfo?access_token=…`.
+pub async fn tokeninfo(app: &TestApp, token: &str) -> Answer {
+    get_with_token(app, "/auth/o2/tokeninfo", token, Presented::Query).await
+}
+
+/// `GET /auth/o2/tokeninfo` with the `x-amz-access-token` header.
+pub async fn tokeninfo_by_header(app: &TestApp, token: &str) -> Answer {
+    get_with_token(app, "/auth/o2/tokeninfo", token, Presented::AmzHeader).await
+}
+
+/// `GET /user/profile` with the token presented `how`.
+pub async fn profile(app: &TestApp, token: &str, how: Presented) -> Answer {
+    get_with_token(app, "/user/profile", token, how).await
+}
+
+/// What an error description must be: exactly this, or mention this.
+#[derive(Clone, Copy, Debug)]
+pub enum Says {
+    Exactly(&'static str),
+    Mentions(&'static str),
+}
+
+pub fn check_description(label: &str, description: &str, says: Says) {
+    match says {
+        Says::Exactly(d) => assert_eq!(description, d, "{label}"),
+        Says::Mentions(d) => assert!(
+            description.contains(d),
+            "{label}: description {description:?} should mention {d:?}"
+        ),
+    }
+}
+
+/// A header's value as text, or "" when absent.
+pub fn header(h: &reqwest::header::HeaderMap, name: &str) -> String {
+    h.get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+/// A token-endpoint error (SPEC 2.2): status, JSON `{error, error_description}`, `no-store`, and for 401 a
+/// `WWW-Authenticate` challenge.
+pub async fn expect_token_error(
+    label: &str,
+    res: impl Answered,
+    status: u16,
+    error: &str,
+    says: Says,
+) {
+    let a = res.answered().await;
+    assert_eq!(a.status, status, "{label}: {}", a.text);
+    assert!(
+        header(&a.headers, "content-type").starts_with("application/json"),
+        "{label}: content-type {:?}",
+        header(&a.headers, "content-type")
+    );
+    assert_eq!(header(&a.headers, "cache-control"), "no-store", "{label}");
+    assert_eq!(header(&a.headers, "pragma"), "no-cache", "{label}");
+    if status == 401 {
+        assert!(
+            header(&a.headers, "www-authenticate").starts_with("Basic"),
+            "{label}: a 401 needs a Basic challenge, got {:?}",
+            header(&a.headers, "www-authenticate")
+        );
+    }
+    assert_eq!(a.json["error"], error, "{label}: {}", a.json);
+    check_description(label, a.json["error_description"].as_str().unwrap(), says);
+}
+
+/// A resource-endpoint error (SPEC 2.4, 2.5).
+pub async fn expect_resource_error(
+    label: &str,
+    res: impl Answered,
+    status: u16,
+    error: &str,
+    says: Says,
+) {
+    let a = res.answered().await;
+    assert_eq!(a.status, status, "{label}: {}", a.text);
+    assert_eq!(a.json["error"], error, "{label}: {}", a.json);
+    check_description(label, a.json["error_description"].as_str().unwrap(), says);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One world most API tests start from
+
+/// The customer every [`World`] has signed in.
+pub const EMAIL: &str = "ada@example.com";
+pub const NAME: &str = "Ada Lovelace";
+pub const POSTAL_CODE: &str = "98101";
+
+/// A server, one registered app (`shop`, confidential unless the tweak says otherwise) with its `oauth2` client,
+/// and a customer ([`EMAIL`], [`NAME`], [`POSTAL_CODE`], [`PASSWORD`]) signed in on `browser`.
+pub struct World {
+    pub app: TestApp,
+    pub shop: RegisteredApp,
+    pub client: OAuthClient,
+    pub user: User,
+    pub browser: Browser,
+}
+
+impl World {
+    /// On a fresh SQLite server whose clock is frozen ([`spawn_frozen`]): expiry is exact.
+    pub async fn new(tweak: impl FnOnce(&mut AppInput)) -> World {
+        World::on(spawn_frozen().await, tweak).await
+    }
+
+    /// On `app`, with the shop registered from the default input adjusted by `tweak`.
+    pub async fn on(app: TestApp, tweak: impl FnOnce(&mut AppInput)) -> World {
+        let shop = app.register_app(tweak).await;
+        let client = app.oauth_client(&shop);
+        let user = app.create_user(EMAIL, NAME, Some(POSTAL_CODE)).await;
+        let browser = app.browser();
+        let (status, url, _) = browser.sign_in(EMAIL, PASSWORD).await.page();
+        assert_eq!(status, 200, "signing in ended at {url}");
+        World {
+            app,
+            shop,
+            client,
+            user,
+            browser,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
