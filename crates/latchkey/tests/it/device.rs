@@ -774,8 +774,10 @@ async fn two_nodes_share_every_poll_of_a_code_pair() {
         return;
     };
     let db = std::sync::Arc::new(db);
-    let a = spawn_app_on(db.clone()).await;
-    let b = spawn_app_on(db).await;
+    // One frozen clock for both nodes: advancing it moves them together.
+    let clock = frozen_clock();
+    let a = spawn_app_clocked(db.clone(), clock.clone(), |_| {}).await;
+    let b = spawn_app_clocked(db, clock, |_| {}).await;
     let tv = device_app(&a, true).await;
     a.create_user("nodes@example.com", "Two Nodes", None).await;
     let pair = codepair(&a, &tv, "profile").await;
@@ -791,7 +793,7 @@ async fn two_nodes_share_every_poll_of_a_code_pair() {
     a.state.clock.advance(20);
     let (status, body) = poll_rfc(&a, &pair, &tv.client_id).await;
     assert_eq!(status, 200, "{body}");
-    b.state.clock.advance(40);
+    b.state.clock.advance(20);
     let (_, body) = poll_rfc(&b, &pair, &tv.client_id).await;
     assert_eq!(error_of(&body), "invalid_grant");
 }

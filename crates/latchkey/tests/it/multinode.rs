@@ -13,8 +13,10 @@ use std::sync::Arc;
 /// Two servers on one fresh PostgreSQL database, or `None` when PostgreSQL is not running here.
 async fn two_nodes(tweak: fn(&mut latchkey::config::Config)) -> Option<(TestApp, TestApp)> {
     let db = Arc::new(postgres_db().await?);
-    let a = spawn_app_with(db.clone(), tweak).await;
-    let b = spawn_app_with(db, tweak).await;
+    // One frozen clock for both nodes: advancing it moves them together.
+    let clock = frozen_clock();
+    let a = spawn_app_clocked(db.clone(), clock.clone(), tweak).await;
+    let b = spawn_app_clocked(db, clock, tweak).await;
     Some((a, b))
 }
 
@@ -135,8 +137,7 @@ async fn a_login_started_on_one_node_finishes_on_the_other() {
     );
 
     // Reuse of the first refresh token on B, past the grace window: the family dies everywhere.
-    a.state.clock.advance(60);
-    b.state.clock.advance(60);
+    a.state.clock.advance(60); // both nodes: they share one clock
     let reuse = client_b
         .exchange_refresh_token(&refresh)
         .request_async(&http_client())
