@@ -239,3 +239,32 @@ impl App {
         })))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Clock;
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced_and_its_clones_move_with_it() {
+        let clock = Clock::frozen(1_000);
+        let node_b = clock.clone();
+        assert_eq!(clock.now(), 1_000);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(clock.now(), 1_000, "real time does not move it");
+        node_b.advance(60);
+        assert_eq!(clock.now(), 1_060, "a clone's advance moves the original");
+        assert_eq!(node_b.now(), 1_060);
+    }
+
+    #[test]
+    fn the_system_clock_follows_real_time_plus_what_was_advanced() {
+        let clock = Clock::system();
+        let before = clock.now();
+        clock.advance(3_600);
+        let after = clock.now();
+        assert!(
+            (before + 3_600..=before + 3_601).contains(&after),
+            "{before} {after}"
+        );
+    }
+}
