@@ -587,8 +587,7 @@ pub async fn expect_token_error(
             header(&a.headers, "www-authenticate")
         );
     }
-    assert_eq!(a.json["error"], error, "{label}: {}", a.json);
-    check_description(label, a.json["error_description"].as_str().unwrap(), says);
+    check_error_body(label, &a, error, says);
 }
 
 /// A resource-endpoint error (SPEC 2.4, 2.5).
@@ -601,6 +600,11 @@ pub async fn expect_resource_error(
 ) {
     let a = res.answered().await;
     assert_eq!(a.status, status, "{label}: {}", a.text);
+    check_error_body(label, &a, error, says);
+}
+
+/// The JSON error body both endpoint families send: `error`, and an `error_description` that `says`.
+fn check_error_body(label: &str, a: &Answer, error: &str, says: Says) {
     assert_eq!(a.json["error"], error, "{label}: {}", a.json);
     check_description(label, a.json["error_description"].as_str().unwrap(), says);
 }
