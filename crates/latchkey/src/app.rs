@@ -15,22 +15,43 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-/// The clock flows read `now` from. Tests move it forward instead of sleeping.
+/// The clock flows read `now` from: the system's time (production), or a frozen time that only
+/// [`Clock::advance`] moves (tests, so that an expiry is exact and needs no margin). Clones share one clock, so the
+/// nodes of a test given clones of one frozen clock agree on `now`.
 #[derive(Clone, Default)]
 pub struct Clock {
+    /// Seconds added to the system's time; for a frozen clock, the time itself.
     offset: Arc<AtomicI64>,
+    frozen: bool,
 }
 
 impl Clock {
+    /// The system's time.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// A clock that stays at `at` until advanced (tests).
+    pub fn frozen(at: Timestamp) -> Clock {
+        Clock {
+            offset: Arc::new(AtomicI64::new(at)),
+            frozen: true,
+        }
+    }
+
     pub fn now(&self) -> Timestamp {
+        let offset = self.offset.load(Ordering::Relaxed);
+        if self.frozen {
+            return offset;
+        }
         let system = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or_default();
-        system + self.offset.load(Ordering::Relaxed)
+        system + offset
     }
 
-    /// Moves this clock forward (tests).
+    /// Moves this clock, and every clone of it, forward (tests).
     pub fn advance(&self, secs: i64) {
         self.offset.fetch_add(secs, Ordering::Relaxed);
     }
@@ -157,6 +178,16 @@ impl App {
         store: Arc<dyn Store>,
         make: crate::keys::KeyMaker,
     ) -> Result<AppState, StoreError> {
+        Self::with_store_key_maker_and_clock(config, store, make, Clock::system()).await
+    }
+
+    /// [`App::with_store_and_key_maker`], reading `now` from `clock` (tests give a frozen one).
+    pub async fn with_store_key_maker_and_clock(
+        config: Config,
+        store: Arc<dyn Store>,
+        make: crate::keys::KeyMaker,
+        clock: Clock,
+    ) -> Result<AppState, StoreError> {
         let (master, source) = MasterKey::load(&config).map_err(StoreError::Corrupt)?;
         let (key, sealed_hash_key) = hash_key(store.as_ref(), &master, &source).await?;
         let key = zeroize::Zeroizing::new(key);
@@ -168,7 +199,6 @@ impl App {
         }
         let trusted_proxies = config.trusted_proxies().map_err(StoreError::Corrupt)?;
         let proxy_header = config.proxy_header().map_err(StoreError::Corrupt)?;
-        let clock = Clock::default();
         let keys = KeyRing::open_with(
             store.as_ref(),
             clock.now(),
@@ -207,5 +237,34 @@ impl App {
             proxy_header,
             config,
         })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clock;
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced_and_its_clones_move_with_it() {
+        let clock = Clock::frozen(1_000);
+        let node_b = clock.clone();
+        assert_eq!(clock.now(), 1_000);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(clock.now(), 1_000, "real time does not move it");
+        node_b.advance(60);
+        assert_eq!(clock.now(), 1_060, "a clone's advance moves the original");
+        assert_eq!(node_b.now(), 1_060);
+    }
+
+    #[test]
+    fn the_system_clock_follows_real_time_plus_what_was_advanced() {
+        let clock = Clock::system();
+        let before = clock.now();
+        clock.advance(3_600);
+        let after = clock.now();
+        assert!(
+            (before + 3_600..=before + 3_601).contains(&after),
+            "{before} {after}"
+        );
     }
 }

@@ -13,31 +13,10 @@ use oauth2::{
 use std::sync::Arc;
 use url::Url;
 
-const EMAIL: &str = "ada@example.com";
-const NAME: &str = "Ada Lovelace";
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
 // ---------------------------------------------------------------------------------------------------------------
 // The vocabulary of this file
-
-/// A server with a customer signed in on a browser.
-struct World {
-    app: TestApp,
-    user: User,
-    browser: Browser,
-}
-
-async fn world_on(app: TestApp) -> World {
-    let user = app.create_user(EMAIL, NAME, Some("98101")).await;
-    let browser = app.browser();
-    let (status, url, _) = browser.sign_in(EMAIL, PASSWORD).await.page();
-    assert_eq!(status, 200, "signing in ended at {url}");
-    World { app, user, browser }
-}
-
-async fn world() -> World {
-    world_on(spawn_app().await).await
-}
 
 /// A second browser signed in as the same customer.
 async fn second_browser(w: &World) -> Browser {
@@ -184,7 +163,7 @@ async fn signs_in(app: &TestApp, email: &str, password: &str) -> bool {
 #[tokio::test]
 async fn removing_an_app_ends_its_tokens_at_once_and_leaves_other_apps_alone() {
     for (engine, db) in each_db().await {
-        let w = world_on(spawn_app_on(Arc::new(db)).await).await;
+        let w = World::on(spawn_app_on(Arc::new(db)).await, |_| {}).await;
         let shop = w.app.register_app(|_| {}).await;
         let game = w
             .app
@@ -270,7 +249,7 @@ async fn removing_an_app_ends_its_tokens_at_once_and_leaves_other_apps_alone() {
 
 #[tokio::test]
 async fn account_apps_is_the_same_page_and_removes_too() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let shop = w.app.register_app(|_| {}).await;
     let tokens = tokens_for(&w, &shop, "profile").await;
     let (url, html) = open_page(&w.browser, "/account/apps").await;
@@ -299,7 +278,7 @@ async fn account_apps_is_the_same_page_and_removes_too() {
 
 #[tokio::test]
 async fn with_no_apps_the_page_says_so() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let (_, html) = open_page(&w.browser, "/ap/adam").await;
     assert!(
         html.contains("You have not allowed any apps or websites"),
@@ -310,7 +289,7 @@ async fn with_no_apps_the_page_says_so() {
 
 #[tokio::test]
 async fn only_the_customers_own_consent_is_removed() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let shop = w.app.register_app(|_| {}).await;
     // Another customer allowed the same app.
     w.app.create_user("bob@example.com", "Bob", None).await;
@@ -348,7 +327,7 @@ async fn only_the_customers_own_consent_is_removed() {
 
 #[tokio::test]
 async fn a_remove_form_without_the_right_csrf_token_changes_nothing() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let shop = w.app.register_app(|_| {}).await;
     let tokens = tokens_for(&w, &shop, "profile").await;
     for path in ["/ap/adam", "/account/apps"] {
@@ -459,7 +438,7 @@ async fn customer_pages_send_a_stranger_to_sign_in_and_back() {
 
 #[tokio::test]
 async fn the_home_page_links_the_customer_pages_when_signed_in() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let (_, _, html) = w.browser.open("/").await.page();
     assert!(html.contains("href=\"/account\""), "{html}");
     assert!(html.contains("href=\"/ap/adam\""), "{html}");
@@ -472,7 +451,7 @@ async fn the_home_page_links_the_customer_pages_when_signed_in() {
 
 #[tokio::test]
 async fn the_profile_is_edited_on_the_account_page() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let shop = w.app.register_app(|_| {}).await;
     let tokens = tokens_for(&w, &shop, "profile postal_code").await;
     let (url, html) = open_page(&w.browser, "/account").await;
@@ -524,7 +503,7 @@ async fn the_profile_is_edited_on_the_account_page() {
 #[tokio::test]
 async fn a_profile_with_a_mistake_is_shown_again_with_the_reason_and_nothing_is_saved() {
     type Fields<'a> = &'a [(&'a str, &'a str)];
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     w.app.create_user("bob@example.com", "Bob", None).await;
     let cases: [(Fields, u16, &str); 5] = [
         (&[("name", "   ")], 400, "Enter your name"),
@@ -583,7 +562,7 @@ async fn a_profile_with_a_mistake_is_shown_again_with_the_reason_and_nothing_is_
 
 #[tokio::test]
 async fn a_wrong_current_password_or_a_short_new_one_is_refused() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let cases: [(&str, &str, &str); 3] = [
         (
             "not my password",
@@ -619,7 +598,7 @@ async fn a_wrong_current_password_or_a_short_new_one_is_refused() {
 
 #[tokio::test]
 async fn changing_the_password_signs_out_every_other_browser() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let other = second_browser(&w).await;
     let (url, html) = open_page(&w.browser, "/account").await;
     let (status, url, html) = w
@@ -659,7 +638,7 @@ async fn changing_the_password_signs_out_every_other_browser() {
 #[tokio::test]
 async fn guessing_the_current_password_is_rate_limited_like_signing_in() {
     let app = spawn_app_with(Arc::new(sqlite_db()), |c| c.signin_limit = 3).await;
-    let w = world_on(app).await;
+    let w = World::on(app, |_| {}).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
         let (url, html) = open_page(&w.browser, "/account").await;
@@ -690,7 +669,7 @@ async fn guessing_the_current_password_is_rate_limited_like_signing_in() {
 
 #[tokio::test]
 async fn the_account_page_lists_sessions_and_signs_one_out() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let other = second_browser(&w).await;
     let (url, html) = open_page(&w.browser, "/account").await;
     assert_eq!(html.matches("This browser").count(), 1, "{html}");
@@ -711,7 +690,7 @@ async fn the_account_page_lists_sessions_and_signs_one_out() {
 #[tokio::test]
 async fn sign_out_everywhere_ends_every_session_including_this_one() {
     for (engine, db) in each_db().await {
-        let w = world_on(spawn_app_on(Arc::new(db)).await).await;
+        let w = World::on(spawn_app_on(Arc::new(db)).await, |_| {}).await;
         let other = second_browser(&w).await;
         let (url, html) = open_page(&w.browser, "/account").await;
         let after = w
@@ -777,7 +756,7 @@ async fn signing_in_on_a_signed_in_browser_ends_its_previous_session() {
 
 #[tokio::test]
 async fn account_forms_without_the_right_csrf_token_change_nothing() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let other = second_browser(&w).await;
     let (_, html) = open_page(&w.browser, "/account").await;
     let session = form_value(&html, "/account/sessions/end", "session");
@@ -832,7 +811,7 @@ async fn account_forms_without_the_right_csrf_token_change_nothing() {
 
 #[tokio::test]
 async fn customer_pages_carry_the_page_security_headers_and_are_not_cached() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     for path in ["/ap/adam", "/account/apps", "/account"] {
         let res = w.browser.http.get(w.app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
@@ -853,7 +832,7 @@ async fn customer_pages_carry_the_page_security_headers_and_are_not_cached() {
 
 #[tokio::test]
 async fn a_code_issued_before_the_app_was_removed_buys_no_tokens_after() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let shop = w.app.register_app(|_| {}).await;
     let client = w.app.oauth_client(&shop);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();

@@ -69,24 +69,50 @@ struct Server {
     /// The admin listener's base URL (`/metrics`).
     admin: String,
     output: Arc<Mutex<Vec<String>>>,
+    /// The tasks reading stdout and stderr into `output`; each ends when its pipe closes.
+    collectors: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
+    /// What the server has written so far (it may still be writing).
     fn lines(&self) -> Vec<String> {
         self.output.lock().unwrap().clone()
+    }
+
+    /// Everything the server ever wrote: call after it exited. Waits until both pipes are closed and drained, so
+    /// that a negative check ("no secret appears") sees every line.
+    async fn all_lines(&mut self) -> Vec<String> {
+        join_collectors(&mut self.collectors).await;
+        self.lines()
     }
 }
 
 fn collect(
     stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
     into: Arc<Mutex<Vec<String>>>,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             into.lock().unwrap().push(line);
         }
-    });
+    })
+}
+
+/// Waits for the output collectors of an exited process: its pipes close at exit, so they end.
+async fn join_collectors(collectors: &mut Vec<tokio::task::JoinHandle<()>>) {
+    for task in collectors.drain(..) {
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("the output pipes close within 20 s of the exit")
+            .unwrap();
+    }
+}
+
+/// Any free port on loopback, chosen by the kernel when the server binds (no bind-drop-reuse race): the server's
+/// "listening" log line says which.
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
 }
 
 /// Starts `latchkey serve` in `dir`; with `listen`, sets only `LATCHKEY_LISTEN`. Waits for the "listening" log
@@ -110,12 +136,14 @@ async fn serve_env(
         .kill_on_drop(true);
     if let Some(addr) = listen {
         cmd.env("LATCHKEY_LISTEN", addr.to_string());
-        cmd.env("LATCHKEY_ADMIN_LISTEN", free_port().to_string());
+        cmd.env("LATCHKEY_ADMIN_LISTEN", any_port().to_string());
     }
     let mut child = cmd.spawn().unwrap();
     let output = Arc::new(Mutex::new(Vec::new()));
-    collect(child.stdout.take().unwrap(), output.clone());
-    collect(child.stderr.take().unwrap(), output.clone());
+    let mut collectors = vec![
+        collect(child.stdout.take().unwrap(), output.clone()),
+        collect(child.stderr.take().unwrap(), output.clone()),
+    ];
     for _ in 0..600 {
         let listening = output
             .lock()
@@ -131,10 +159,11 @@ async fn serve_env(
                 child,
                 base: format!("{scheme}://{addr}"),
                 output,
+                collectors,
             });
         }
         if child.try_wait().unwrap().is_some() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            join_collectors(&mut collectors).await;
             return Err(output.lock().unwrap().clone());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -173,7 +202,7 @@ async fn serve_unconfigured(dir: &Path) -> Server {
             }
         }
     }
-    serve(dir, Some(free_port()))
+    serve(dir, Some(any_port()))
         .await
         .unwrap_or_else(|out| panic!("latchkey serve failed:\n{}", out.join("\n")))
 }
@@ -348,10 +377,10 @@ async fn serve_with_no_configuration_logs_json_without_secrets_and_stops_on_sigt
         .expect("latchkey exits within 20 s of SIGTERM")
         .unwrap();
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
-    // Every line of output is a JSON object; requests carry their ids; nothing secret appears anywhere.
-    let lines = server.lines();
+    // Every line of output is a JSON object; requests carry their ids; nothing secret appears anywhere. Read after
+    // the exit with both pipes drained: a line still in flight would make "nothing secret" vacuous.
+    let lines = server.all_lines().await;
     assert!(!lines.is_empty());
     let records: Vec<serde_json::Value> = lines
         .iter()
@@ -823,7 +852,7 @@ async fn keys_rotate_adds_keys_that_keys_list_and_the_server_publish() {
     assert_eq!(list_keys(d).len(), 6);
 
     // A server started on the same data directory publishes exactly the listed keys.
-    let server = serve(d, Some(free_port()))
+    let server = serve(d, Some(any_port()))
         .await
         .unwrap_or_else(|out| panic!("latchkey serve failed:\n{}", out.join("\n")));
     let jwks: serde_json::Value = http_client()
@@ -874,6 +903,7 @@ async fn serve_speaks_https_itself_and_rereads_its_certificate_on_sighup() {
     let (cert_path, key_path) = (d.join("cert.pem"), d.join("key.pem"));
     std::fs::write(&cert_path, &first_cert).unwrap();
     std::fs::write(&key_path, &first_key).unwrap();
+    // The issuer names the port, so it is chosen before the server starts (the one bind-drop-reuse left).
     let listen = free_port();
     let issuer = format!("https://{listen}");
     let server = serve_env(

@@ -7,10 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// What the story needs, or why it cannot run here.
 fn prerequisites() -> Result<(PathBuf, PathBuf), String> {
     let chromium = PathBuf::from(
@@ -33,7 +29,9 @@ fn prerequisites() -> Result<(PathBuf, PathBuf), String> {
 async fn a_customer_a_developer_and_the_sdk_sample_in_headless_chromium() {
     let (chromium, dir) = match prerequisites() {
         Ok(found) => found,
-        Err(why) if ci() => panic!("the browser tests must run under CI=true: {why}"),
+        Err(why) if crate::support::under_ci() => {
+            panic!("the browser tests must run under CI=true: {why}")
+        }
         Err(why) => {
             eprintln!("skipping: {why}");
             return;

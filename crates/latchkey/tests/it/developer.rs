@@ -164,18 +164,6 @@ async fn customer_login(app: &TestApp, shop: &RegisteredApp, email: &str) -> Bas
         .expect("the code exchange succeeds")
 }
 
-/// `GET /auth/o2/tokeninfo` status and body.
-async fn tokeninfo(app: &TestApp, token: &str) -> (u16, serde_json::Value) {
-    let res = app
-        .api()
-        .get(app.url("/auth/o2/tokeninfo"))
-        .query(&[("access_token", token)])
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.json().await.unwrap())
-}
-
 /// A client-credentials grant with `secret`: the token endpoint's status.
 async fn token_with_secret(app: &TestApp, client_id: &str, secret: &str) -> u16 {
     app.api()
@@ -335,7 +323,9 @@ async fn a_new_app_shows_its_secret_once_and_signs_customers_in() {
         // A customer signs in to it with the oauth2 crate, and the token is the app's.
         app.create_user(CUSTOMER, "Ada", None).await;
         let tokens = customer_login(&app, &shop, CUSTOMER).await;
-        let (status, info) = tokeninfo(&app, tokens.access_token().secret()).await;
+        let (status, info) = tokeninfo(&app, tokens.access_token().secret())
+            .await
+            .parts();
         assert_eq!(status, 200, "{engine}: {info}");
         assert_eq!(info["aud"], shop.client_id.as_str());
         assert_eq!(info["app_id"], client.app_id.as_str());
@@ -393,7 +383,10 @@ async fn a_public_app_has_no_secret_and_signs_in_with_pkce() {
     };
     app.create_user(CUSTOMER, "Ada", None).await;
     let tokens = customer_login(&app, &shop, CUSTOMER).await;
-    assert_eq!(tokeninfo(&app, tokens.access_token().secret()).await.0, 200);
+    assert_eq!(
+        tokeninfo(&app, tokens.access_token().secret()).await.status,
+        200
+    );
 
     // A public app has no secret to rotate.
     let (_, _, page) = b.open(&format!("/developer/apps/{client_id}")).await.page();
@@ -771,7 +764,7 @@ async fn deleting_an_app_asks_first_and_ends_every_grant() {
     let tokens = customer_login(&app, &shop, CUSTOMER).await;
     let kept_tokens = customer_login(&app, &kept, CUSTOMER).await;
     let access = tokens.access_token().secret().clone();
-    assert_eq!(tokeninfo(&app, &access).await.0, 200);
+    assert_eq!(tokeninfo(&app, &access).await.status, 200);
 
     let (status, url, html) = b.open(&format!("{}/delete", app_path(&shop))).await.page();
     assert_eq!(status, 200);
@@ -800,7 +793,7 @@ async fn deleting_an_app_asks_first_and_ends_every_grant() {
     );
     assert!(stored(&app, &shop.client_id).await.is_none());
 
-    let (status, body) = tokeninfo(&app, &access).await;
+    let (status, body) = tokeninfo(&app, &access).await.parts();
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_token");
     let refreshed = app
@@ -814,7 +807,9 @@ async fn deleting_an_app_asks_first_and_ends_every_grant() {
     // The app page is gone, and the other app is untouched.
     assert_eq!(b.open(&app_path(&shop)).await.page().0, 404);
     assert_eq!(
-        tokeninfo(&app, kept_tokens.access_token().secret()).await.0,
+        tokeninfo(&app, kept_tokens.access_token().secret())
+            .await
+            .status,
         200
     );
     assert_eq!(

@@ -24,19 +24,6 @@ async fn device_app(app: &TestApp, public: bool) -> RegisteredApp {
     .await
 }
 
-/// POSTs a form and returns (status, JSON body).
-async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let res = app
-        .api()
-        .post(app.url(path))
-        .form(form)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap())
-}
-
 /// An LWA code pair for `client`.
 async fn codepair(app: &TestApp, client: &RegisteredApp, scope: &str) -> Value {
     let (status, body) = post_form(
@@ -48,7 +35,8 @@ async fn codepair(app: &TestApp, client: &RegisteredApp, scope: &str) -> Value {
             ("scope", scope),
         ],
     )
-    .await;
+    .await
+    .parts();
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -65,6 +53,7 @@ async fn poll_lwa(app: &TestApp, pair: &Value) -> (u16, Value) {
         ],
     )
     .await
+    .parts()
 }
 
 /// One RFC 8628-shaped poll by `client_id`.
@@ -79,6 +68,7 @@ async fn poll_rfc(app: &TestApp, pair: &Value, client_id: &str) -> (u16, Value) 
         ],
     )
     .await
+    .parts()
 }
 
 fn error_of(body: &Value) -> &str {
@@ -296,7 +286,8 @@ async fn confidential_apps_refresh_device_tokens_without_their_secret_but_not_we
             ("client_id", &tv.client_id),
         ],
     )
-    .await;
+    .await
+    .parts();
     assert_eq!(status, 200, "{body}");
     // And the rotated one again, still without a secret: the family stays a device family.
     let (status, body) = post_form(
@@ -308,7 +299,8 @@ async fn confidential_apps_refresh_device_tokens_without_their_secret_but_not_we
             ("client_id", &tv.client_id),
         ],
     )
-    .await;
+    .await
+    .parts();
     assert_eq!(status, 200, "{body}");
 
     // The same app's browser-flow refresh token still needs the secret.
@@ -333,7 +325,8 @@ async fn confidential_apps_refresh_device_tokens_without_their_secret_but_not_we
             ("client_id", &tv.client_id),
         ],
     )
-    .await;
+    .await
+    .parts();
     assert_eq!((status, error_of(&body)), (401, "invalid_client"));
 }
 
@@ -440,7 +433,8 @@ async fn a_device_code_is_bound_to_its_client() {
             ("scope", "profile"),
         ],
     )
-    .await;
+    .await
+    .parts();
     assert_eq!((status, error_of(&body)), (400, "unauthorized_client"));
 }
 
@@ -465,7 +459,8 @@ async fn a_wrong_user_code_in_an_lwa_poll_is_invalid_and_locks_the_pair_after_a_
                 ("user_code", wrong),
             ],
         )
-        .await;
+        .await
+        .parts();
         assert_eq!((status, error_of(&body)), (400, "invalid_code_pair"));
     }
     // Locked: the right pair is refused too, and the customer cannot approve it any more.
@@ -677,7 +672,9 @@ async fn code_pair_requests_are_validated() {
         ),
     ];
     for (form, status, error) in cases {
-        let (got, body) = post_form(&app, "/auth/o2/create/codepair", &form).await;
+        let (got, body) = post_form(&app, "/auth/o2/create/codepair", &form)
+            .await
+            .parts();
         assert_eq!((got, error_of(&body)), (status, error), "{form:?}: {body}");
     }
     // The o2 segment is case-insensitive here too.
@@ -690,7 +687,8 @@ async fn code_pair_requests_are_validated() {
             ("scope", "profile"),
         ],
     )
-    .await;
+    .await
+    .parts();
     assert_eq!(status, 200);
     // Polls with missing parts.
     for form in [
@@ -701,7 +699,7 @@ async fn code_pair_requests_are_validated() {
             ("client_id", tv.client_id.as_str()),
         ],
     ] {
-        let (status, body) = post_form(&app, "/auth/o2/token", &form).await;
+        let (status, body) = post_form(&app, "/auth/o2/token", &form).await.parts();
         assert_eq!(
             (status, error_of(&body)),
             (400, "invalid_request"),
@@ -717,7 +715,8 @@ async fn code_pair_requests_are_validated() {
             ("user_code", "BCDF-GHJK"),
         ],
     )
-    .await;
+    .await
+    .parts();
     assert_eq!((status, error_of(&body)), (400, "invalid_code_pair"));
 }
 
@@ -780,8 +779,10 @@ async fn two_nodes_share_every_poll_of_a_code_pair() {
         return;
     };
     let db = std::sync::Arc::new(db);
-    let a = spawn_app_on(db.clone()).await;
-    let b = spawn_app_on(db).await;
+    // One frozen clock for both nodes: advancing it moves them together.
+    let clock = frozen_clock();
+    let a = spawn_app_clocked(db.clone(), clock.clone(), |_| {}).await;
+    let b = spawn_app_clocked(db, clock, |_| {}).await;
     let tv = device_app(&a, true).await;
     a.create_user("nodes@example.com", "Two Nodes", None).await;
     let pair = codepair(&a, &tv, "profile").await;
@@ -797,7 +798,7 @@ async fn two_nodes_share_every_poll_of_a_code_pair() {
     a.state.clock.advance(20);
     let (status, body) = poll_rfc(&a, &pair, &tv.client_id).await;
     assert_eq!(status, 200, "{body}");
-    b.state.clock.advance(40);
+    b.state.clock.advance(20);
     let (_, body) = poll_rfc(&b, &pair, &tv.client_id).await;
     assert_eq!(error_of(&body), "invalid_grant");
 }

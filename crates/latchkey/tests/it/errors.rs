@@ -11,7 +11,6 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
-const EMAIL: &str = "ada@example.com";
 /// RFC 7636 Appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -21,36 +20,9 @@ const INVALID_TOKEN: &str = "The request has an invalid parameter : access_token
 // ---------------------------------------------------------------------------------------------------------------
 // Vocabulary
 
-/// A server with a confidential app and a customer signed in on `browser`.
-struct World {
-    app: TestApp,
-    shop: RegisteredApp,
-    browser: Browser,
-}
-
-async fn world() -> World {
-    world_on(spawn_app().await).await
-}
-
-async fn world_on(app: TestApp) -> World {
-    let shop = app.register_app(|_| {}).await;
-    app.create_user(EMAIL, "Ada Lovelace", Some("EC1A 1BB"))
-        .await;
-    let browser = app.browser();
-    let (status, _, _) = browser.sign_in(EMAIL, PASSWORD).await.page();
-    assert_eq!(status, 200);
-    World { app, shop, browser }
-}
-
 type Pairs<'a> = Vec<(&'a str, &'a str)>;
 /// label, app, parameters after client_id/redirect_uri/state, expected error, description.
 type RedirectRow<'a> = (&'a str, &'a RegisteredApp, Pairs<'a>, &'a str, Says);
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
 
 impl World {
     /// The authorization URL for `client` with `pairs` after `client_id`, `response_type=code`, `redirect_uri`.
@@ -61,7 +33,7 @@ impl World {
             ("redirect_uri", client.redirect_uri.as_str()),
         ];
         all.extend_from_slice(pairs);
-        self.app.url(&format!("/ap/oa?{}", form(&all)))
+        self.app.url(&format!("/ap/oa?{}", form_body(&all)))
     }
 
     /// A fresh authorization code for `client` (scope `profile` unless `pairs` says otherwise).
@@ -88,120 +60,14 @@ impl World {
         if let Some(v) = verifier {
             pairs.push(("code_verifier", v));
         }
-        let res = self.post_token(&form(&pairs)).await;
+        let res = self.post_token(&form_body(&pairs)).await;
         assert_eq!(res.status(), 200, "exchange failed");
         res.json().await.unwrap()
     }
 
     async fn post_token(&self, body: &str) -> reqwest::Response {
-        post_form(&self.app, "/auth/o2/token", body, None).await
+        post_body(&self.app, "/auth/o2/token", body, None).await
     }
-}
-
-async fn post_form(
-    app: &TestApp,
-    path: &str,
-    body: &str,
-    basic: Option<(&str, &str)>,
-) -> reqwest::Response {
-    let mut req = app
-        .api()
-        .post(app.url(path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.to_owned());
-    if let Some((id, secret)) = basic {
-        req = req.basic_auth(id, Some(secret));
-    }
-    req.send().await.unwrap()
-}
-
-fn header(h: &HeaderMap, name: &str) -> String {
-    h.get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default()
-}
-
-/// What an error description must be: exactly this, or mention this.
-#[derive(Clone, Copy)]
-enum Says {
-    Exactly(&'static str),
-    Mentions(&'static str),
-}
-
-fn check_description(label: &str, description: &str, says: Says) {
-    match says {
-        Says::Exactly(d) => assert_eq!(description, d, "{label}"),
-        Says::Mentions(d) => assert!(
-            description.contains(d),
-            "{label}: description {description:?} should mention {d:?}"
-        ),
-    }
-}
-
-/// A token-endpoint error (SPEC 2.2): status, JSON `{error, error_description}`, `no-store`, and for 401 a
-/// `WWW-Authenticate` challenge.
-async fn expect_token_error(
-    label: &str,
-    res: reqwest::Response,
-    status: u16,
-    error: &str,
-    says: Says,
-) {
-    let got = res.status().as_u16();
-    let headers = res.headers().clone();
-    let text = res.text().await.unwrap();
-    assert_eq!(got, status, "{label}: {text}");
-    assert!(
-        header(&headers, "content-type").starts_with("application/json"),
-        "{label}: content-type {:?}",
-        header(&headers, "content-type")
-    );
-    assert_eq!(header(&headers, "cache-control"), "no-store", "{label}");
-    assert_eq!(header(&headers, "pragma"), "no-cache", "{label}");
-    if status == 401 {
-        assert!(
-            header(&headers, "www-authenticate").starts_with("Basic"),
-            "{label}: a 401 needs a Basic challenge, got {:?}",
-            header(&headers, "www-authenticate")
-        );
-    }
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{label}: {text}"));
-    assert_eq!(body["error"], error, "{label}: {body}");
-    check_description(label, body["error_description"].as_str().unwrap(), says);
-}
-
-/// A resource-endpoint error (SPEC 2.4, 2.5).
-async fn expect_resource_error(
-    label: &str,
-    res: reqwest::Response,
-    status: u16,
-    error: &str,
-    says: Says,
-) {
-    let got = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    assert_eq!(got, status, "{label}: {text}");
-    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{label}: {text}"));
-    assert_eq!(body["error"], error, "{label}: {body}");
-    check_description(label, body["error_description"].as_str().unwrap(), says);
-}
-
-async fn tokeninfo(app: &TestApp, token: &str) -> reqwest::Response {
-    app.api()
-        .get(app.url("/auth/o2/tokeninfo"))
-        .query(&[("access_token", token)])
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn profile(app: &TestApp, token: &str) -> reqwest::Response {
-    app.api()
-        .get(app.url("/user/profile"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
 }
 
 /// A well-formed client id that no app has.
@@ -219,7 +85,7 @@ fn unknown_client_id() -> String {
 /// rest of the request is also wrong or a `state` is present.
 #[tokio::test]
 async fn authorize_client_and_redirect_uri_problems_are_pages_never_redirects() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let two = w
         .app
         .register_app(|i| {
@@ -259,7 +125,7 @@ async fn authorize_client_and_redirect_uri_problems_are_pages_never_redirects() 
                 ("scope", "bogus"),
                 ("state", "st"),
             ]);
-            let url = w.app.url(&format!("{path}?{}", form(&pairs)));
+            let url = w.app.url(&format!("{path}?{}", form_body(&pairs)));
             let res = w.browser.http.get(&url).send().await.unwrap();
             let label = format!("{path} {label}");
             assert_eq!(res.status(), 400, "{label}");
@@ -285,10 +151,10 @@ async fn authorize_client_and_redirect_uri_problems_are_pages_never_redirects() 
 /// page error when only the port differs.
 #[tokio::test]
 async fn authorize_loopback_any_port_is_not_an_error() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let url = w.app.url(&format!(
         "/ap/oa?{}",
-        form(&[
+        form_body(&[
             ("client_id", &w.shop.client_id),
             ("redirect_uri", "http://127.0.0.1:53123/callback"),
             ("scope", "bogus"),
@@ -399,7 +265,7 @@ async fn authorize_request_errors_redirect_with_state_and_iss() {
                 ("state", state),
             ];
             all.extend(pairs.iter().copied());
-            let url = app.url(&format!("{path}?{}", form(&all)));
+            let url = app.url(&format!("{path}?{}", form_body(&all)));
             let res = client.get(&url).send().await.unwrap();
             let label = format!("{path} {label}");
             assert_eq!(res.status(), 303, "{label}: SPEC 2.1 redirects with 303");
@@ -419,7 +285,7 @@ async fn authorize_request_errors_redirect_with_state_and_iss() {
     // A repeated state cannot be echoed: the error comes back without one.
     let url = app.url(&format!(
         "/ap/oa?{}",
-        form(&[
+        form_body(&[
             ("client_id", &shop.client_id),
             ("response_type", "code"),
             ("scope", "profile"),
@@ -449,7 +315,7 @@ async fn implicit_errors_come_back_in_the_fragment() {
         .await;
     let url = app.url(&format!(
         "/ap/oa?{}",
-        form(&[
+        form_body(&[
             ("client_id", &lwa.client_id),
             ("redirect_uri", &lwa.redirect_uri),
             ("response_type", "token"),
@@ -479,7 +345,7 @@ async fn implicit_errors_come_back_in_the_fragment() {
 /// `login_required`, `consent_required` (prompt=none) and `access_denied` (Cancel on the consent page).
 #[tokio::test]
 async fn authorize_login_required_consent_required_and_access_denied() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let with = |extra: &[(&'static str, &'static str)]| {
         let mut pairs = vec![("scope", "profile"), ("state", "st-1")];
         pairs.extend_from_slice(extra);
@@ -551,7 +417,7 @@ async fn authorize_login_required_consent_required_and_access_denied() {
 /// A broken store (a table gone) while issuing the code is `server_error` at the app, never a 5xx page.
 #[tokio::test]
 async fn authorize_storage_failure_is_server_error_redirect() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let first = w.code(&w.shop, &[]).await;
     assert!(!first.is_empty());
     use sqlx::Connection;
@@ -583,7 +449,7 @@ async fn authorize_with_the_database_unavailable_is_temporarily_unavailable_redi
     let Some(db) = postgres_db().await else {
         return;
     };
-    let w = world_on(spawn_app_on(Arc::new(db)).await).await;
+    let w = World::on(spawn_app_on(Arc::new(db)).await, |_| {}).await;
     assert!(!w.code(&w.shop, &[]).await.is_empty());
     use sqlx::{Connection, Executor};
     let mut admin = sqlx::PgConnection::connect(&w.app.db.url).await.unwrap();
@@ -627,12 +493,12 @@ async fn token_endpoint_with_the_database_unavailable_is_503_temporarily_unavail
     let machine = app
         .register_app(|i| i.features.insert(Feature::ClientCredentials))
         .await;
-    let body = form(&[
+    let body = form_body(&[
         ("grant_type", "client_credentials"),
         ("client_id", &machine.client_id),
         ("client_secret", machine.secret.as_deref().unwrap()),
     ]);
-    let res = post_form(&app, "/auth/o2/token", &body, None).await;
+    let res = post_body(&app, "/auth/o2/token", &body, None).await;
     assert_eq!(res.status(), 200);
 
     use sqlx::Connection;
@@ -641,7 +507,7 @@ async fn token_endpoint_with_the_database_unavailable_is_503_temporarily_unavail
         .execute(&mut conn)
         .await
         .unwrap();
-    let res = post_form(&app, "/auth/o2/token", &body, None).await;
+    let res = post_body(&app, "/auth/o2/token", &body, None).await;
     assert!(res.headers().get("retry-after").is_none());
     expect_token_error(
         "broken database",
@@ -654,7 +520,7 @@ async fn token_endpoint_with_the_database_unavailable_is_503_temporarily_unavail
 
     store.close().await;
     for path in ["/auth/o2/token", "/oauth2/token"] {
-        let res = post_form(&app, path, &body, None).await;
+        let res = post_body(&app, path, &body, None).await;
         assert_eq!(header(res.headers(), "retry-after"), "5", "{path}");
         expect_token_error(
             path,
@@ -666,7 +532,7 @@ async fn token_endpoint_with_the_database_unavailable_is_503_temporarily_unavail
         .await;
     }
     let res = tokeninfo(&app, "Atza|anything").await;
-    assert_eq!(header(res.headers(), "retry-after"), "5");
+    assert_eq!(header(&res.headers, "retry-after"), "5");
     expect_resource_error(
         "tokeninfo",
         res,
@@ -714,7 +580,7 @@ async fn token_endpoint_with_the_database_unavailable_is_503_temporarily_unavail
 /// Errors decided before any code or refresh token is looked at: parameters and client authentication.
 #[tokio::test]
 async fn token_request_and_client_authentication_errors() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let app = &w.app;
     let shop = &w.shop;
     let public = app.register_app(|i| i.kind = ClientKind::Public).await;
@@ -763,7 +629,7 @@ async fn token_request_and_client_authentication_errors() {
     ];
     for path in ["/auth/o2/token", "/oauth2/token"] {
         for (label, pairs, basic, status, error, says) in &table {
-            let res = post_form(app, path, &form(pairs), *basic).await;
+            let res = post_body(app, path, &form_body(pairs), *basic).await;
             expect_token_error(&format!("{path} {label}"), res, *status, error, *says).await;
         }
     }
@@ -804,7 +670,7 @@ async fn token_request_and_client_authentication_errors() {
         ("Bearer at the token endpoint", b"Bearer Atza|abc".to_vec()),
         ("non-UTF-8 header bytes", b"Basic \xff\xfe\xfd".to_vec()),
     ];
-    let body = form(&[("grant_type", "client_credentials"), ("client_id", m_id)]);
+    let body = form_body(&[("grant_type", "client_credentials"), ("client_id", m_id)]);
     for (label, value) in headers {
         let res = app
             .api()
@@ -833,7 +699,7 @@ async fn token_request_and_client_authentication_errors() {
             "authorization",
             HeaderValue::from_bytes(b"Basic \xff\xfe").unwrap(),
         )
-        .body(form(&[
+        .body(form_body(&[
             ("grant_type", "client_credentials"),
             ("client_id", m_id),
             ("client_secret", m_secret),
@@ -850,10 +716,10 @@ async fn token_request_and_client_authentication_errors() {
     )
     .await;
     // Control: the same body without the header succeeds, so the rows above fail for the header alone.
-    let res = post_form(
+    let res = post_body(
         app,
         "/auth/o2/token",
-        &form(&[
+        &form_body(&[
             ("grant_type", "client_credentials"),
             ("client_id", m_id),
             ("client_secret", m_secret),
@@ -872,7 +738,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 /// The authorization code grant's errors (SPEC 2.2), each on a fresh code.
 #[tokio::test]
 async fn code_exchange_errors() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let shop = &w.shop;
     let other = w.app.register_app(|_| {}).await;
     let public = w.app.register_app(|i| i.kind = ClientKind::Public).await;
@@ -1025,7 +891,7 @@ async fn code_exchange_errors() {
     let first = w.tokens(shop, &code, None).await;
     let access = first["access_token"].as_str().unwrap();
     let refresh = first["refresh_token"].as_str().unwrap();
-    assert_eq!(tokeninfo(&w.app, access).await.status(), 200);
+    assert_eq!(tokeninfo(&w.app, access).await.status, 200);
     let body = exchange(&code, shop, vec![s()]);
     expect_token_error(
         "code used twice",
@@ -1043,7 +909,7 @@ async fn code_exchange_errors() {
         Says::Exactly(INVALID_TOKEN),
     )
     .await;
-    let body = form(&[
+    let body = form_body(&[
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh),
         ("client_id", &shop.client_id),
@@ -1075,7 +941,7 @@ async fn code_exchange_errors() {
 /// The refresh grant's errors: another app's token, broader scope, reuse of a rotated token.
 #[tokio::test]
 async fn refresh_errors() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let shop = &w.shop;
     let other = w.app.register_app(|_| {}).await;
     let code = w.code(shop, &[]).await;
@@ -1091,7 +957,7 @@ async fn refresh_errors() {
         if let Some(s) = scope {
             pairs.push(("scope", s));
         }
-        form(&pairs)
+        form_body(&pairs)
     };
 
     expect_token_error(
@@ -1119,7 +985,7 @@ async fn refresh_errors() {
         Says::Mentions("bogus"),
     )
     .await;
-    let body = form(&[
+    let body = form_body(&[
         ("grant_type", "refresh_token"),
         ("refresh_token", &r1),
         ("client_id", &shop.client_id),
@@ -1165,10 +1031,10 @@ async fn refresh_errors() {
 #[tokio::test]
 async fn parallel_refreshes_of_one_token_never_5xx() {
     for (engine, db) in each_db().await {
-        let w = world_on(spawn_app_on(std::sync::Arc::new(db)).await).await;
+        let w = World::on(spawn_app_on(std::sync::Arc::new(db)).await, |_| {}).await;
         let code = w.code(&w.shop, &[]).await;
         let tokens = w.tokens(&w.shop, &code, None).await;
-        let body = form(&[
+        let body = form_body(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
             ("client_id", &w.shop.client_id),
@@ -1205,7 +1071,7 @@ async fn parallel_refreshes_of_one_token_never_5xx() {
 
 #[tokio::test]
 async fn tokeninfo_and_profile_errors() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let app = &w.app;
     let code = w.code(&w.shop, &[]).await;
     let good = w.tokens(&w.shop, &code, None).await["access_token"]
@@ -1213,8 +1079,8 @@ async fn tokeninfo_and_profile_errors() {
         .unwrap()
         .to_owned();
     // Controls: the token works both ways, so the failures below are about the token presented.
-    assert_eq!(tokeninfo(app, &good).await.status(), 200);
-    assert_eq!(profile(app, &good).await.status(), 200);
+    assert_eq!(tokeninfo(app, &good).await.status, 200);
+    assert_eq!(profile(app, &good, Presented::Bearer).await.status, 200);
 
     let unknown = format!("Atza|{}", "A".repeat(43));
     for token in [unknown.as_str(), "not-a-token", "Atza|", "Atzr|abc"] {
@@ -1228,7 +1094,7 @@ async fn tokeninfo_and_profile_errors() {
         .await;
         expect_resource_error(
             &format!("profile {token}"),
-            profile(app, token).await,
+            profile(app, token, Presented::Bearer).await,
             400,
             "invalid_token",
             Says::Exactly(INVALID_TOKEN),
@@ -1343,8 +1209,8 @@ async fn tokeninfo_and_profile_errors() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(tokeninfo(app, &openid_only).await.status(), 200);
-    let res = profile(app, &openid_only).await;
+    assert_eq!(tokeninfo(app, &openid_only).await.status, 200);
+    let res = profile(app, &openid_only, Presented::Bearer).await;
     expect_resource_error(
         "profile without profile scope",
         res,
@@ -1359,7 +1225,7 @@ async fn tokeninfo_and_profile_errors() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(profile(app, &uid_only).await.status(), 200);
+    assert_eq!(profile(app, &uid_only, Presented::Bearer).await.status, 200);
 
     // Revoked: visible at once (code replay revokes what the code issued).
     let code = w.code(&w.shop, &[]).await;
@@ -1367,7 +1233,7 @@ async fn tokeninfo_and_profile_errors() {
         .as_str()
         .unwrap()
         .to_owned();
-    let body = form(&[
+    let body = form_body(&[
         ("grant_type", "authorization_code"),
         ("code", &code),
         ("redirect_uri", &w.shop.redirect_uri),
@@ -1385,18 +1251,18 @@ async fn tokeninfo_and_profile_errors() {
     .await;
     expect_resource_error(
         "profile revoked",
-        profile(app, &revoked).await,
+        profile(app, &revoked, Presented::Bearer).await,
         400,
         "invalid_token",
         Says::Exactly(INVALID_TOKEN),
     )
     .await;
 
-    // Expired: access tokens live 3600 s. (Ten seconds' margin: real seconds pass while the test runs, and
-    // expiry is counted in whole seconds.)
-    app.state.clock.advance(3590);
-    assert_eq!(tokeninfo(app, &good).await.status(), 200);
-    app.state.clock.advance(11);
+    // Expired: access tokens live 3600 s. The world's clock is frozen, so this is exact: alive in its last
+    // second, dead at the 3600th.
+    app.state.clock.advance(3599);
+    assert_eq!(tokeninfo(app, &good).await.status, 200);
+    app.state.clock.advance(1);
     expect_resource_error(
         "tokeninfo expired",
         tokeninfo(app, &good).await,
@@ -1407,7 +1273,7 @@ async fn tokeninfo_and_profile_errors() {
     .await;
     expect_resource_error(
         "profile expired",
-        profile(app, &good).await,
+        profile(app, &good, Presented::Bearer).await,
         400,
         "invalid_token",
         Says::Exactly(INVALID_TOKEN),
@@ -1515,7 +1381,7 @@ fn raw_request(method: &str, target: &[u8], headers: &[&str], body: &[u8]) -> Ve
 
 #[tokio::test]
 async fn malformed_and_oversized_inputs_get_a_clear_4xx() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let app = &w.app;
     let http = app.api();
     let id = w.shop.client_id.clone();
@@ -1714,7 +1580,7 @@ fn check_security_headers(label: &str, h: &HeaderMap) {
 
 #[tokio::test]
 async fn security_headers_on_pages_and_api_and_no_store_on_tokens() {
-    let w = world().await;
+    let w = World::new(|_| {}).await;
     let app = &w.app;
     let http = app.api();
     let browser = &w.browser;
@@ -1772,7 +1638,7 @@ async fn security_headers_on_pages_and_api_and_no_store_on_tokens() {
 
     // Token responses, success and error: no-store and no-cache.
     let code = w.code(&w.shop, &[]).await;
-    let body = form(&[
+    let body = form_body(&[
         ("grant_type", "authorization_code"),
         ("code", &code),
         ("redirect_uri", &w.shop.redirect_uri),
@@ -1780,7 +1646,7 @@ async fn security_headers_on_pages_and_api_and_no_store_on_tokens() {
         ("client_secret", w.shop.secret.as_deref().unwrap()),
     ]);
     for path in ["/auth/o2/token", "/oauth2/token"] {
-        let res = post_form(app, path, &body, None).await;
+        let res = post_body(app, path, &body, None).await;
         let ok = res.status() == 200;
         check_security_headers(path, res.headers());
         assert_eq!(header(res.headers(), "cache-control"), "no-store", "{path}");
@@ -1790,10 +1656,13 @@ async fn security_headers_on_pages_and_api_and_no_store_on_tokens() {
             let tokens: Value = res.json().await.unwrap();
             assert!(tokens["expires_in"].is_i64());
             let access = tokens["access_token"].as_str().unwrap();
-            for res in [tokeninfo(app, access).await, profile(app, access).await] {
-                assert_eq!(res.status(), 200);
-                check_security_headers("resource", res.headers());
-                assert_eq!(header(res.headers(), "cache-control"), "no-store");
+            for res in [
+                tokeninfo(app, access).await,
+                profile(app, access, Presented::Bearer).await,
+            ] {
+                assert_eq!(res.status, 200);
+                check_security_headers("resource", &res.headers);
+                assert_eq!(header(&res.headers, "cache-control"), "no-store");
             }
         } else {
             assert!(!ok, "the replay is refused");
@@ -1801,5 +1670,5 @@ async fn security_headers_on_pages_and_api_and_no_store_on_tokens() {
     }
     // Resource errors carry the headers too.
     let res = tokeninfo(app, "Atza|nope").await;
-    check_security_headers("tokeninfo error", res.headers());
+    check_security_headers("tokeninfo error", &res.headers);
 }

@@ -13,8 +13,10 @@ use std::sync::Arc;
 /// Two servers on one fresh PostgreSQL database, or `None` when PostgreSQL is not running here.
 async fn two_nodes(tweak: fn(&mut latchkey::config::Config)) -> Option<(TestApp, TestApp)> {
     let db = Arc::new(postgres_db().await?);
-    let a = spawn_app_with(db.clone(), tweak).await;
-    let b = spawn_app_with(db, tweak).await;
+    // One frozen clock for both nodes: advancing it moves them together.
+    let clock = frozen_clock();
+    let a = spawn_app_clocked(db.clone(), clock.clone(), tweak).await;
+    let b = spawn_app_clocked(db, clock, tweak).await;
     Some((a, b))
 }
 
@@ -25,29 +27,10 @@ fn same_browser_on(node: &TestApp, other: &Browser) -> Browser {
     b
 }
 
-async fn tokeninfo(node: &TestApp, token: &str) -> (u16, serde_json::Value) {
-    let res = node
-        .api()
-        .get(node.url("/auth/o2/tokeninfo"))
-        .query(&[("access_token", token)])
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap())
-}
-
 async fn profile_user_id(node: &TestApp, token: &str) -> String {
-    let res = node
-        .api()
-        .get(node.url("/user/profile"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let v: serde_json::Value = res.json().await.unwrap();
-    v["user_id"].as_str().unwrap().to_owned()
+    let a = profile(node, token, Presented::Bearer).await;
+    assert_eq!(a.status, 200);
+    a.json["user_id"].as_str().unwrap().to_owned()
 }
 
 fn assert_invalid_grant<E: std::error::Error + 'static>(
@@ -119,8 +102,8 @@ async fn a_login_started_on_one_node_finishes_on_the_other() {
     let access = second.access_token().secret().clone();
 
     // Tokeninfo and profile work on either node and agree on the pairwise user_id.
-    let (sa, info_a) = tokeninfo(&a, &access).await;
-    let (sb, info_b) = tokeninfo(&b, &access).await;
+    let (sa, info_a) = tokeninfo(&a, &access).await.parts();
+    let (sb, info_b) = tokeninfo(&b, &access).await.parts();
     assert_eq!((sa, sb), (200, 200), "{info_a} {info_b}");
     assert_eq!(info_a["user_id"], info_b["user_id"]);
     assert_eq!(info_a["aud"], shop.client_id.as_str());
@@ -128,7 +111,7 @@ async fn a_login_started_on_one_node_finishes_on_the_other() {
     assert!(user_id.starts_with("lk1.account."), "{user_id}");
     assert_eq!(profile_user_id(&a, &access).await, user_id);
     assert_eq!(profile_user_id(&b, &access).await, user_id);
-    let (s, _) = tokeninfo(&b, first.access_token().secret()).await;
+    let (s, _) = tokeninfo(&b, first.access_token().secret()).await.parts();
     assert_eq!(s, 200, "A's rotation leaves B's access token working");
 
     // Another app of the same developer, logged in entirely on node A: the same pairwise user_id.
@@ -154,14 +137,13 @@ async fn a_login_started_on_one_node_finishes_on_the_other() {
     );
 
     // Reuse of the first refresh token on B, past the grace window: the family dies everywhere.
-    a.state.clock.advance(60);
-    b.state.clock.advance(60);
+    a.state.clock.advance(60); // both nodes: they share one clock
     let reuse = client_b
         .exchange_refresh_token(&refresh)
         .request_async(&http_client())
         .await;
     assert_invalid_grant(reuse, "reused refresh token at B");
-    let (s, body) = tokeninfo(&a, &access).await;
+    let (s, body) = tokeninfo(&a, &access).await.parts();
     assert_eq!(s, 400, "A sees the family revoked by B: {body}");
     assert_eq!(body["error"], "invalid_token");
     let newest = second.refresh_token().unwrap().clone();
@@ -171,7 +153,7 @@ async fn a_login_started_on_one_node_finishes_on_the_other() {
         .await;
     assert_invalid_grant(after, "newest refresh token at A after reuse at B");
     // The sibling app's grant is another family and lives on.
-    let (s, _) = tokeninfo(&a, token.access_token().secret()).await;
+    let (s, _) = tokeninfo(&a, token.access_token().secret()).await.parts();
     assert_eq!(s, 200);
 }
 

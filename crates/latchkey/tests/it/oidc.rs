@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::*;
+use latchkey_core::client::Feature;
 use latchkey_core::oidc::SigningAlg;
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenClaims, CoreIdTokenVerifier,
@@ -355,12 +356,11 @@ async fn key_rotation_keeps_old_tokens_verifiable_and_both_nodes_publish_the_sam
         return;
     };
     let db = std::sync::Arc::new(db);
-    let a = spawn_app_on(db.clone()).await;
-    let b = spawn_app_on(db).await;
-    let advance = |secs: i64| {
-        a.state.clock.advance(secs);
-        b.state.clock.advance(secs);
-    };
+    // One frozen clock for both nodes: advancing it moves them together.
+    let clock = frozen_clock();
+    let a = spawn_app_clocked(db.clone(), clock.clone(), |_| {}).await;
+    let b = spawn_app_clocked(db, clock, |_| {}).await;
+    let advance = |secs: i64| a.state.clock.advance(secs);
     let now = || a.state.clock.now();
     assert_eq!(
         key_set(&jwks(&a).await),
@@ -535,10 +535,11 @@ async fn discovery_lists_only_endpoints_that_answer() {
     }
 }
 
-/// Every capability the discovery documents claim, pinned: adding a claim means adding it here, next to the test
-/// that shows it works.
+/// Every capability the discovery documents claim, pinned to a reviewed list: adding a claim means adding it here,
+/// next to the name of the test that shows it works. (The list cannot know whether those tests exist;
+/// [`every_advertised_value_is_accepted_where_it_is_used`] asks the endpoints themselves.)
 #[tokio::test]
-async fn discovery_claims_exactly_the_capabilities_that_are_tested() {
+async fn discovery_claims_exactly_the_pinned_capabilities() {
     let app = spawn_app().await;
     let expected = serde_json::json!({
         // scope.rs STANDARD_SCOPES; each is granted in code_flow.rs, and openid/email here and in userinfo.
@@ -582,6 +583,160 @@ async fn discovery_claims_exactly_the_capabilities_that_are_tested() {
         claims.retain(|k, _| k != "issuer" && !k.ends_with("_endpoint") && k != "jwks_uri");
         assert_eq!(Value::Object(claims), expected, "{path}");
     }
+}
+
+/// The error, if any, the authorization endpoint sends a fresh (signed-out) browser back with for `pairs`.
+async fn authorize_error(app: &TestApp, pairs: &[(&str, &str)]) -> Option<String> {
+    let url = format!("{}?{}", app.url("/ap/oa"), form_body(pairs));
+    match app.browser().open(&url).await {
+        Step::LeftTo(back) => Step::param(&back, "error").or_else(|| {
+            url::form_urlencoded::parse(back.fragment().unwrap_or("").as_bytes())
+                .find(|(k, _)| k == "error")
+                .map(|(_, v)| v.into_owned())
+        }),
+        Step::Page { status, url, html } => {
+            assert_eq!(status, 200, "{pairs:?} ended at {url}:\n{html}");
+            None
+        }
+    }
+}
+
+/// Each value the discovery documents advertise is read from the documents and tried at the endpoint that uses
+/// it: every scope, response type, response mode, PKCE method and prompt value is accepted at `/ap/oa`, and every
+/// grant type at the token endpoint (it may fail for want of a code or a secret, never as unsupported). Values
+/// that are not advertised are refused the same way, so the checks can tell the two apart.
+#[tokio::test]
+async fn every_advertised_value_is_accepted_where_it_is_used() {
+    let app = spawn_app().await;
+    let rp = app
+        .register_app(|i| {
+            i.features.insert(Feature::Implicit);
+            i.features.insert(Feature::ClientCredentials);
+            i.features.insert(Feature::Device);
+        })
+        .await;
+    let refused_at_authorize = [
+        "invalid_request",
+        "invalid_scope",
+        "unsupported_response_type",
+    ];
+    let base = |extra: &[(&'static str, String)]| {
+        let mut pairs: Vec<(&str, String)> = vec![
+            ("client_id", rp.client_id.clone()),
+            ("redirect_uri", rp.redirect_uri.clone()),
+            ("state", "s".into()),
+            ("nonce", "n".into()),
+        ];
+        for (k, v) in extra {
+            pairs.retain(|(name, _)| name != k);
+            pairs.push((k, v.clone()));
+        }
+        for (k, v) in [
+            ("response_type", "code"),
+            ("scope", "profile"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ] {
+            if !pairs.iter().any(|(name, _)| *name == k) {
+                pairs.push((k, v.into()));
+            }
+        }
+        pairs
+    };
+    let values = |meta: &Value, key: &str| -> Vec<String> {
+        meta[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} is advertised as a list"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (path, meta) in discovery_documents(&app).await {
+        let mut tried = Vec::new();
+        for (key, param) in [
+            ("scopes_supported", "scope"),
+            ("response_types_supported", "response_type"),
+            ("response_modes_supported", "response_mode"),
+            ("code_challenge_methods_supported", "code_challenge_method"),
+            ("prompt_values_supported", "prompt"),
+        ] {
+            for value in values(&meta, key) {
+                let mut extra = vec![(param, value.clone())];
+                if param == "response_type" && value == "token" {
+                    // The implicit grant carries no PKCE and answers in the fragment.
+                    extra.push(("response_mode", "fragment".into()));
+                }
+                if param == "response_mode" && value == "query" {
+                    extra.push(("response_type", "code".into()));
+                }
+                let pairs = base(&extra);
+                let mut pairs: Vec<(&str, &str)> =
+                    pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                if param == "response_type" && value == "token" {
+                    pairs.retain(|(k, _)| !k.starts_with("code_challenge"));
+                }
+                let error = authorize_error(&app, &pairs).await;
+                assert!(
+                    error
+                        .as_deref()
+                        .is_none_or(|e| !refused_at_authorize.contains(&e)),
+                    "{path}: {key} advertises {value:?}, but /ap/oa refuses it: {error:?}"
+                );
+                tried.push(key);
+            }
+        }
+        for key in [
+            "scopes_supported",
+            "response_types_supported",
+            "response_modes_supported",
+            "code_challenge_methods_supported",
+            "prompt_values_supported",
+        ] {
+            assert!(tried.contains(&key), "{path}: nothing advertised in {key}");
+        }
+        for grant in values(&meta, "grant_types_supported") {
+            if grant == "implicit" {
+                continue; // Not a token-endpoint grant: `response_type=token` above.
+            }
+            let a = post_form(
+                &app,
+                "/auth/o2/token",
+                &[("grant_type", grant.as_str()), ("client_id", &rp.client_id)],
+            )
+            .await;
+            assert_ne!(
+                a.json["error"], "unsupported_grant_type",
+                "{path}: grant_types_supported advertises {grant}, the token endpoint refuses it"
+            );
+        }
+    }
+
+    // Values nobody advertises are refused in the way the checks above look for.
+    let pairs = base(&[("scope", "bogus".into())]);
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        authorize_error(&app, &pairs).await.as_deref(),
+        Some("invalid_scope")
+    );
+    let pairs = base(&[("code_challenge_method", "S512".into())]);
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let error = authorize_error(&app, &pairs).await;
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| refused_at_authorize.contains(&e)),
+        "an unknown PKCE method is refused: {error:?}"
+    );
+    let a = post_form(
+        &app,
+        "/auth/o2/token",
+        &[("grant_type", "password"), ("client_id", &rp.client_id)],
+    )
+    .await;
+    assert_eq!(a.json["error"], "unsupported_grant_type", "{}", a.json);
 }
 
 #[tokio::test]

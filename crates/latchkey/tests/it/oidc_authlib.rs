@@ -29,7 +29,7 @@ async fn authlib_python() -> Option<String> {
         ),
         Err(e) => format!("{python} cannot be run: {e}"),
     };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if crate::support::under_ci() {
         panic!(
             "the Authlib relying party is required under CI=true, but {problem}. .ci/run creates the virtualenv \
              (pip install -r crates/latchkey/tests/oidc/requirements.txt) and sets LATCHKEY_TEST_PYTHON."

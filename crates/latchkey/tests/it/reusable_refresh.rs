@@ -15,37 +15,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::process::Command;
 
-const EMAIL: &str = "ada@example.com";
-
 // ---------------------------------------------------------------------------------------------------------------
 // The vocabulary of this file
 
-/// A server with a customer signed in on a browser, an app with reusable refresh tokens and a default one.
-struct World {
-    app: TestApp,
-    browser: Browser,
-    reusable: RegisteredApp,
-    default: RegisteredApp,
-}
-
+/// The world of these tests: its `shop` is "Skill", an app with reusable refresh tokens.
 async fn world_on(app: TestApp) -> World {
-    app.create_user(EMAIL, "Ada Lovelace", None).await;
-    let browser = app.browser();
-    let (status, url, _) = browser.sign_in(EMAIL, PASSWORD).await.page();
-    assert_eq!(status, 200, "signing in ended at {url}");
-    let reusable = app
-        .register_app(|i| {
-            i.name = "Skill".into();
-            i.features.insert(Feature::ReusableRefresh);
-        })
-        .await;
-    let default = app.register_app(|_| {}).await;
-    World {
-        app,
-        browser,
-        reusable,
-        default,
-    }
+    World::on(app, |i| {
+        i.name = "Skill".into();
+        i.features.insert(Feature::ReusableRefresh);
+    })
+    .await
 }
 
 /// The customer allows `app` in the browser; the app exchanges the code. Returns (access, refresh).
@@ -101,7 +80,7 @@ async fn assert_refused(w: &World, app: &RegisteredApp, token: &str, what: &str)
 /// `token` works twice, past the grace window, and comes back unchanged: it is a reusable one.
 async fn assert_reusable(w: &World, token: &str, what: &str) {
     for _ in 0..2 {
-        let (status, json) = refresh(w, &w.reusable, token).await;
+        let (status, json) = refresh(w, &w.shop, token).await;
         assert_eq!(status, 200, "{what}: {json}");
         assert_eq!(json["refresh_token"], token, "{what}");
         w.app.state.clock.advance(REUSE_GRACE_SECS + 1);
@@ -128,10 +107,10 @@ async fn live(w: &World, token: &str) -> bool {
 async fn a_reusable_refresh_token_comes_back_unchanged_and_keeps_working() {
     for (engine, db) in each_db().await {
         let w = world_on(spawn_app_on(Arc::new(db)).await).await;
-        let (first, token) = login(&w, &w.reusable).await;
+        let (first, token) = login(&w, &w.shop).await;
         let mut seen = vec![first];
         for round in 1..=3 {
-            let (status, json) = refresh(&w, &w.reusable, &token).await;
+            let (status, json) = refresh(&w, &w.shop, &token).await;
             assert_eq!(status, 200, "{engine}: refresh {round}: {json}");
             assert_eq!(json["refresh_token"], token.as_str(), "{engine}: {round}");
             let access = json["access_token"].as_str().unwrap().to_owned();
@@ -147,7 +126,7 @@ async fn a_reusable_refresh_token_comes_back_unchanged_and_keeps_working() {
         // An hour later every access token so far has expired; the refresh token still works.
         w.app.state.clock.advance(3600);
         assert!(!live(&w, &seen[3]).await, "{engine}: expired");
-        let (status, json) = refresh(&w, &w.reusable, &token).await;
+        let (status, json) = refresh(&w, &w.shop, &token).await;
         assert_eq!(status, 200, "{engine}: after an hour: {json}");
         assert_eq!(json["refresh_token"], token.as_str(), "{engine}");
         assert!(live(&w, json["access_token"].as_str().unwrap()).await);
@@ -160,7 +139,7 @@ async fn removing_the_app_revoking_the_token_or_disabling_the_account_ends_a_reu
         let w = world_on(spawn_app_on(Arc::new(db)).await).await;
 
         // Remove on "Apps and websites you've allowed".
-        let (_, token) = login(&w, &w.reusable).await;
+        let (_, token) = login(&w, &w.shop).await;
         assert_reusable(&w, &token, engine).await;
         let (status, url, html) = w.browser.open("/ap/adam").await.page();
         assert_eq!(status, 200, "{engine}: {html}");
@@ -170,7 +149,7 @@ async fn removing_the_app_revoking_the_token_or_disabling_the_account_ends_a_reu
                 &url,
                 &html,
                 "/ap/adam",
-                &[("client_id", &w.reusable.client_id)],
+                &[("client_id", &w.shop.client_id)],
                 None,
                 &[],
             )
@@ -178,12 +157,12 @@ async fn removing_the_app_revoking_the_token_or_disabling_the_account_ends_a_reu
             .page();
         assert_eq!(status, 200, "{engine}");
         assert!(url.contains("/ap/adam?removed="), "{engine}: {url}");
-        assert_refused(&w, &w.reusable, &token, "after Remove").await;
+        assert_refused(&w, &w.shop, &token, "after Remove").await;
 
         // The app revokes it (RFC 7009); the customer allows the app again for a new token first.
-        let (_, token) = login(&w, &w.reusable).await;
+        let (_, token) = login(&w, &w.shop).await;
         assert_reusable(&w, &token, engine).await;
-        let (status, json) = refresh(&w, &w.reusable, &token).await;
+        let (status, json) = refresh(&w, &w.shop, &token).await;
         assert_eq!(status, 200, "{engine}: a new grant after Remove: {json}");
         let access = json["access_token"].as_str().unwrap().to_owned();
         let res = w
@@ -192,18 +171,18 @@ async fn removing_the_app_revoking_the_token_or_disabling_the_account_ends_a_reu
             .post(w.app.url("/oauth2/revoke"))
             .form(&[
                 ("token", token.as_str()),
-                ("client_id", &w.reusable.client_id),
-                ("client_secret", w.reusable.secret.as_deref().unwrap()),
+                ("client_id", &w.shop.client_id),
+                ("client_secret", w.shop.secret.as_deref().unwrap()),
             ])
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), 200, "{engine}");
-        assert_refused(&w, &w.reusable, &token, "after /oauth2/revoke").await;
+        assert_refused(&w, &w.shop, &token, "after /oauth2/revoke").await;
         assert!(!live(&w, &access).await, "{engine}: its family is revoked");
 
         // `latchkey user disable` (what the command does to the store).
-        let (_, token) = login(&w, &w.reusable).await;
+        let (_, token) = login(&w, &w.shop).await;
         assert_reusable(&w, &token, engine).await;
         assert!(w
             .app
@@ -211,7 +190,7 @@ async fn removing_the_app_revoking_the_token_or_disabling_the_account_ends_a_reu
             .set_user_disabled(EMAIL, true, w.app.state.clock.now())
             .await
             .unwrap());
-        assert_refused(&w, &w.reusable, &token, "after user disable").await;
+        assert_refused(&w, &w.shop, &token, "after user disable").await;
         // Enabling the account again does not bring the token back.
         assert!(w
             .app
@@ -219,7 +198,7 @@ async fn removing_the_app_revoking_the_token_or_disabling_the_account_ends_a_reu
             .set_user_disabled(EMAIL, false, w.app.state.clock.now())
             .await
             .unwrap());
-        assert_refused(&w, &w.reusable, &token, "after user enable").await;
+        assert_refused(&w, &w.shop, &token, "after user enable").await;
     }
 }
 
@@ -227,16 +206,17 @@ async fn removing_the_app_revoking_the_token_or_disabling_the_account_ends_a_reu
 async fn a_default_app_still_rotates_and_a_second_use_revokes_the_family() {
     for (engine, db) in each_db().await {
         let w = world_on(spawn_app_on(Arc::new(db)).await).await;
-        let (_, token) = login(&w, &w.default).await;
-        let (status, json) = refresh(&w, &w.default, &token).await;
+        let default = w.app.register_app(|_| {}).await;
+        let (_, token) = login(&w, &default).await;
+        let (status, json) = refresh(&w, &default, &token).await;
         assert_eq!(status, 200, "{engine}: {json}");
         let rotated = json["refresh_token"].as_str().unwrap().to_owned();
         assert_ne!(rotated, token, "{engine}: rotated");
         let access = json["access_token"].as_str().unwrap().to_owned();
         w.app.state.clock.advance(REUSE_GRACE_SECS + 1);
-        assert_refused(&w, &w.default, &token, "second use").await;
+        assert_refused(&w, &default, &token, "second use").await;
         // Reuse detection: the whole family is gone, the rotated token and its access token too.
-        assert_refused(&w, &w.default, &rotated, "the rotated token after reuse").await;
+        assert_refused(&w, &default, &rotated, "the rotated token after reuse").await;
         assert!(!live(&w, &access).await, "{engine}");
     }
 }
@@ -322,7 +302,7 @@ async fn ask_sdk_python() -> Option<String> {
         ),
         Err(e) => format!("{python} cannot be run: {e}"),
     };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if crate::support::under_ci() {
         panic!(
             "the ASK SDK's LwaClient is required under CI=true, but {problem}. .ci/run installs \
              crates/latchkey/tests/oidc/requirements.txt and sets LATCHKEY_TEST_PYTHON."
@@ -373,8 +353,8 @@ async fn the_ask_sdk_lwa_client_refreshes_twice_with_its_token_only_where_the_ap
     };
     let w = world_on(spawn_app().await).await;
 
-    let (_, token) = login(&w, &w.reusable).await;
-    let answers = lwa_client(&python, &w, &w.reusable, &token, 2).await;
+    let (_, token) = login(&w, &w.shop).await;
+    let answers = lwa_client(&python, &w, &w.shop, &token, 2).await;
     assert_eq!(answers.len(), 2, "{answers:?}");
     for a in &answers {
         let access = a["access_token"]
@@ -384,11 +364,12 @@ async fn the_ask_sdk_lwa_client_refreshes_twice_with_its_token_only_where_the_ap
     }
     assert_ne!(answers[0], answers[1], "two access tokens");
 
-    let (_, token) = login(&w, &w.default).await;
-    let first = lwa_client(&python, &w, &w.default, &token, 1).await;
+    let default = w.app.register_app(|_| {}).await;
+    let (_, token) = login(&w, &default).await;
+    let first = lwa_client(&python, &w, &default, &token, 1).await;
     assert!(first[0]["access_token"].is_string(), "{first:?}");
     w.app.state.clock.advance(REUSE_GRACE_SECS + 1);
-    let second = lwa_client(&python, &w, &w.default, &token, 1).await;
+    let second = lwa_client(&python, &w, &default, &token, 1).await;
     assert_eq!(second[0]["status"], 400, "{second:?}");
     assert_eq!(second[0]["error"], "invalid_grant", "{second:?}");
 }

@@ -44,18 +44,6 @@ async fn json_of(res: reqwest::Response) -> (u16, Value) {
     )
 }
 
-async fn tokeninfo(app: &TestApp, token: &str) -> (u16, Value) {
-    json_of(
-        app.api()
-            .get(app.url("/auth/o2/tokeninfo"))
-            .header("x-amz-access-token", token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 async fn introspect(app: &TestApp, caller: &RegisteredApp, token: &str) -> Value {
     let (status, body) = json_of(
         app.api()
@@ -156,7 +144,7 @@ async fn an_operator_customer_scope_is_described_on_consent_granted_and_reported
         .collect();
     assert_eq!(granted, [ORDERS, "profile"]);
     let token = tokens.access_token().secret();
-    let (status, info) = tokeninfo(&app, token).await;
+    let (status, info) = tokeninfo_by_header(&app, token).await.parts();
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["scope"], "orders:read profile", "tokeninfo: {info}");
     let i = introspect(&app, &shop, token).await;
@@ -269,7 +257,7 @@ async fn an_app_scope_is_granted_by_client_credentials_only_to_apps_allowed_it()
             assert_eq!(status, 200, "{engine} {asked:?}: {body}");
             assert_eq!(body["scope"], MESSAGING, "{engine} {asked:?}: {body}");
             let token = body["access_token"].as_str().unwrap();
-            let (status, info) = tokeninfo(&app, token).await;
+            let (status, info) = tokeninfo_by_header(&app, token).await.parts();
             assert_eq!(status, 200, "{info}");
             assert_eq!(info["scope"], MESSAGING, "{engine}: tokeninfo {info}");
             let i = introspect(&app, &skill, token).await;
@@ -294,7 +282,11 @@ async fn an_app_scope_is_granted_by_client_credentials_only_to_apps_allowed_it()
         let i = introspect(&app, &other, token).await;
         assert_eq!(i["active"], true, "{i}");
         assert!(i.get("scope").is_none(), "{engine}: {i}");
-        assert_eq!(tokeninfo(&app, token).await.1["scope"], "", "{engine}");
+        assert_eq!(
+            tokeninfo_by_header(&app, token).await.json["scope"],
+            "",
+            "{engine}"
+        );
 
         // A customer scope, the operator's or a standard one, needs a customer.
         for scope in [

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::support::*;
-use latchkey::flows::registration::AppInput;
 use latchkey_core::client::{ClientKind, Feature};
 use latchkey_core::refresh::REUSE_GRACE_SECS;
 use oauth2::basic::{BasicErrorResponseType, BasicTokenResponse};
@@ -14,35 +13,10 @@ use oauth2::{
 };
 use serde_json::{json, Value};
 
-const EMAIL: &str = "ada@example.com";
 const SHOP_ORIGIN: &str = "https://shop.example";
 
 // ---------------------------------------------------------------------------------------------------------------
 // The vocabulary of this file
-
-/// A server, one confidential app, its `oauth2` client, and a customer signed in on a browser.
-struct World {
-    app: TestApp,
-    shop: RegisteredApp,
-    client: OAuthClient,
-    browser: Browser,
-}
-
-async fn world(tweak: impl FnOnce(&mut AppInput)) -> World {
-    let app = spawn_app().await;
-    let shop = app.register_app(tweak).await;
-    let client = app.oauth_client(&shop);
-    app.create_user(EMAIL, "Ada Lovelace", Some("98101")).await;
-    let browser = app.browser();
-    let (status, url, _) = browser.sign_in(EMAIL, PASSWORD).await.page();
-    assert_eq!(status, 200, "signing in ended at {url}");
-    World {
-        app,
-        shop,
-        client,
-        browser,
-    }
-}
 
 /// The whole code flow (PKCE S256) for `scopes` with `client`, consenting if asked.
 async fn tokens_with(w: &World, client: &OAuthClient, scopes: &str) -> BasicTokenResponse {
@@ -95,36 +69,6 @@ async fn refresh(
             RequestTokenError::ServerResponse(r) => r.error().clone(),
             other => panic!("expected an OAuth error response, got {other:?}"),
         })
-}
-
-/// An HTTP answer; `json` is `Null` for an empty body.
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    json: Value,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-}
-
-async fn answer(res: reqwest::Response) -> Answer {
-    let status = res.status().as_u16();
-    let headers = res.headers().clone();
-    let text = res.text().await.unwrap();
-    let json = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text}"))
-    };
-    Answer {
-        status,
-        headers,
-        json,
-    }
 }
 
 /// How a request authenticates its client.
@@ -184,24 +128,13 @@ fn assert_error(a: &Answer, status: u16, error: &str, what: &str) {
     assert_eq!(a.json["error"], error, "{what}");
 }
 
-async fn tokeninfo(app: &TestApp, token: &str) -> Answer {
-    let res = app
-        .api()
-        .get(app.url("/auth/o2/tokeninfo"))
-        .header("x-amz-access-token", token)
-        .send()
-        .await
-        .unwrap();
-    answer(res).await
-}
-
 async fn assert_alive(app: &TestApp, token: &str, what: &str) {
-    let a = tokeninfo(app, token).await;
+    let a = tokeninfo_by_header(app, token).await;
     assert_eq!(a.status, 200, "{what}: {}", a.json);
 }
 
 async fn assert_dead(app: &TestApp, token: &str, what: &str) {
-    let a = tokeninfo(app, token).await;
+    let a = tokeninfo_by_header(app, token).await;
     assert_error(&a, 400, "invalid_token", what);
 }
 
@@ -210,10 +143,10 @@ async fn assert_dead(app: &TestApp, token: &str, what: &str) {
 
 #[tokio::test]
 async fn the_owning_client_introspects_its_access_and_refresh_tokens() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     let issued_at = w.app.state.clock.now();
     let t = tokens(&w, "profile postal_code").await;
-    let subject = tokeninfo(&w.app, &access(&t)).await.json["user_id"].clone();
+    let subject = tokeninfo_by_header(&w.app, &access(&t)).await.json["user_id"].clone();
     assert!(subject.as_str().unwrap().starts_with("lk1.account."));
 
     let a = introspect(&w.app, Auth::Basic(&w.shop), &access(&t)).await;
@@ -289,7 +222,7 @@ async fn the_owning_client_introspects_its_access_and_refresh_tokens() {
 
 #[tokio::test]
 async fn another_client_sees_only_inactive_tokens() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     let other = w.app.register_app(|i| i.name = "Other Shop".into()).await;
     let t = tokens(&w, "profile").await;
     for (what, token) in [("access", access(&t)), ("refresh", refresh_of(&t))] {
@@ -305,7 +238,7 @@ async fn another_client_sees_only_inactive_tokens() {
 
 #[tokio::test]
 async fn expired_revoked_and_unknown_tokens_are_inactive() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     let t = tokens(&w, "profile").await;
     w.app
         .state
@@ -360,7 +293,7 @@ async fn expired_revoked_and_unknown_tokens_are_inactive() {
 
 #[tokio::test]
 async fn introspection_needs_a_client_that_proves_its_secret_and_a_token() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     let public = w
         .app
         .register_app(|i| {
@@ -412,7 +345,7 @@ async fn introspection_needs_a_client_that_proves_its_secret_and_a_token() {
 
 #[tokio::test]
 async fn revoking_a_refresh_token_ends_its_whole_grant_and_nothing_else() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     let first = tokens(&w, "profile").await;
     let second = refresh(&w.client, &refresh_of(&first)).await.unwrap();
     let unrelated = tokens(&w, "profile").await;
@@ -454,7 +387,7 @@ async fn revoking_a_refresh_token_ends_its_whole_grant_and_nothing_else() {
 
 #[tokio::test]
 async fn revoking_an_access_token_ends_only_that_token() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     let t = tokens(&w, "profile").await;
     let a = post(
         &w.app,
@@ -482,7 +415,7 @@ async fn revoking_an_access_token_ends_only_that_token() {
 
 #[tokio::test]
 async fn unknown_and_other_clients_tokens_answer_200_and_change_nothing() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     let other = w.app.register_app(|i| i.name = "Other Shop".into()).await;
     let t = tokens(&w, "profile").await;
 
@@ -504,7 +437,7 @@ async fn unknown_and_other_clients_tokens_answer_200_and_change_nothing() {
 
 #[tokio::test]
 async fn revocation_needs_a_token_and_a_confidential_client_needs_its_secret() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     let t = tokens(&w, "profile").await;
     let wrong = RegisteredApp {
         secret: Some("not-the-secret".into()),
@@ -531,7 +464,7 @@ async fn revocation_needs_a_token_and_a_confidential_client_needs_its_secret() {
 
 #[tokio::test]
 async fn a_public_client_revokes_with_its_client_id_but_cannot_introspect() {
-    let w = world(|i| i.kind = ClientKind::Public).await;
+    let w = World::new(|i| i.kind = ClientKind::Public).await;
     assert!(w.shop.secret.is_none());
     let t = tokens(&w, "profile").await;
     let a = introspect(&w.app, Auth::IdOnly(&w.shop), &access(&t)).await;
@@ -548,7 +481,7 @@ async fn a_public_client_revokes_with_its_client_id_but_cannot_introspect() {
 
 #[tokio::test]
 async fn a_device_revokes_its_refresh_token_without_the_apps_secret() {
-    let w = world(|i| i.features.insert(Feature::Device)).await;
+    let w = World::new(|i| i.features.insert(Feature::Device)).await;
     let pair = post(
         &w.app,
         "/auth/o2/create/codepair",
@@ -616,7 +549,7 @@ async fn a_device_revokes_its_refresh_token_without_the_apps_secret() {
 
 #[tokio::test]
 async fn client_credentials_tokens_act_for_the_app_only_where_enabled() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     let machine = w
         .app
         .register_app(|i| {
@@ -672,7 +605,7 @@ async fn client_credentials_tokens_act_for_the_app_only_where_enabled() {
 /// reads as no scopes; tokeninfo reports "" and introspection no scope.
 #[tokio::test]
 async fn client_credentials_refuse_customer_scopes_and_state_no_empty_scope() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     let machine = w
         .app
         .register_app(|i| {
@@ -722,7 +655,7 @@ async fn client_credentials_refuse_customer_scopes_and_state_no_empty_scope() {
     )
     .await;
     assert!(raw.json.get("scope").is_none(), "{}", raw.json);
-    let info = tokeninfo(&w.app, token).await;
+    let info = tokeninfo_by_header(&w.app, token).await;
     assert_eq!(info.status, 200, "{}", info.json);
     assert_eq!(info.json["scope"], "", "tokeninfo always has a scope");
     let i = introspect(&w.app, Auth::Basic(&machine), token).await;
@@ -776,6 +709,7 @@ async fn from_origin(app: &TestApp, method: &str, path: &str, origin: &str) -> A
     Answer {
         status,
         headers,
+        text: String::new(),
         json: Value::Null,
     }
 }
@@ -789,7 +723,7 @@ fn varies_on_origin(a: &Answer) -> bool {
 
 #[tokio::test]
 async fn registered_origins_get_cors_on_the_api_and_others_do_not() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     for (method, path) in CORS_PATHS {
         let p = preflight(&w.app, path, SHOP_ORIGIN, method).await;
         assert!(
@@ -871,7 +805,7 @@ async fn registered_origins_get_cors_on_the_api_and_others_do_not() {
 /// app's registered origin gets no CORS headers on them (review L7).
 #[tokio::test]
 async fn an_answer_about_one_app_is_shared_only_with_that_apps_origins() {
-    let w = world(|i| i.features.insert(Feature::ClientCredentials)).await;
+    let w = World::new(|i| i.features.insert(Feature::ClientCredentials)).await;
     w.app
         .register_app(|i| i.allowed_origins = vec!["https://other.example".into()])
         .await;
@@ -923,7 +857,7 @@ async fn an_answer_about_one_app_is_shared_only_with_that_apps_origins() {
 
 #[tokio::test]
 async fn pages_and_server_to_server_endpoints_never_send_cors_headers() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     let authorize = format!("/ap/oa?client_id={}&response_type=code", w.shop.client_id);
     for (method, path) in [
         ("GET", authorize.as_str()),
@@ -953,7 +887,7 @@ async fn pages_and_server_to_server_endpoints_never_send_cors_headers() {
 
 #[tokio::test]
 async fn discovery_lists_introspection_and_revocation_and_every_listed_endpoint_answers() {
-    let w = world(|_| {}).await;
+    let w = World::new(|_| {}).await;
     for doc in [
         "/.well-known/openid-configuration",
         "/.well-known/oauth-authorization-server",

@@ -2,7 +2,7 @@
 //! `create_user`, a cookie-keeping `Browser` that fills the real forms, and an `oauth2` crate client as the app.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use latchkey::app::{App, AppState};
+use latchkey::app::{App, AppState, Clock};
 use latchkey::config::Config;
 use latchkey::flows::registration::{self, AppInput};
 use latchkey::flows::signin::{self, CreateUser, NewAccount};
@@ -13,17 +13,53 @@ use latchkey_core::secret::Secret;
 use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, TokenUrl};
 use scraper::{Html, Selector};
+use serde_json::Value;
 use std::sync::Arc;
 use url::Url;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Databases
 
-/// A fresh, empty database for one test. Dropping it removes a SQLite file; PostgreSQL databases are dropped by
-/// `cleanup_postgres` at the start of later runs.
+/// A fresh, empty database for one test. Dropping it removes it: a SQLite file with its directory, a PostgreSQL
+/// database with `DROP DATABASE … WITH (FORCE)` (see [`postgres_db`], which also removes those a crashed run left).
 pub struct TestDb {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database's name, dropped with this handle.
+    postgres: Option<String>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.postgres.take() else {
+            return;
+        };
+        // Drop is synchronous and may run inside the test's runtime: a thread with its own small runtime does it,
+        // on a fresh admin connection (the server's pool may still hold connections; FORCE ends them).
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<(), String>(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop a test database: {e}"),
+            Err(_) => eprintln!("dropping a test database panicked"),
+        }
+    }
 }
 
 pub fn sqlite_db() -> TestDb {
@@ -35,13 +71,47 @@ pub fn sqlite_db() -> TestDb {
     TestDb {
         url,
         _dir: Some(dir),
+        postgres: None,
     }
+}
+
+/// Whether this run is CI (`CI=true`): then a missing part (PostgreSQL, Chromium, Authlib, the ASK SDK) fails the
+/// tests that need it instead of skipping them (DEVELOPERS.md).
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
 /// The PostgreSQL server the tests use (`LATCHKEY_TEST_POSTGRES`, default 127.0.0.1:5432 database `test`).
 fn postgres_admin_url() -> String {
     std::env::var("LATCHKEY_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Once per test binary: drops the `lk_test_%` databases created more than an hour ago, which a run that crashed
+/// or was killed left behind. Younger ones may belong to a run going on now (another checkout, another binary),
+/// so they stay. A database's creation time is its `PG_VERSION` file's (reading it needs superuser or
+/// `pg_read_server_files`; without that, nothing is removed).
+async fn drop_leftover_databases(conn: &mut sqlx::PgConnection) {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let old: Result<Vec<(String,)>, _> = sqlx::query_as(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'lk\\_test\\_%' \
+             AND (pg_stat_file('base/' || oid || '/PG_VERSION')).modification < now() - interval '1 hour'",
+        )
+        .fetch_all(&mut *conn)
+        .await;
+        match old {
+            Ok(old) => {
+                for (name,) in old {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut *conn)
+                        .await;
+                }
+            }
+            Err(e) => eprintln!("not removing leftover test databases: {e}"),
+        }
+    })
+    .await;
 }
 
 /// A fresh PostgreSQL database, or `None` when PostgreSQL is not running here. Under `CI=true` a missing
@@ -52,13 +122,14 @@ pub async fn postgres_db() -> Option<TestDb> {
     let mut conn = match sqlx::PgConnection::connect(&admin).await {
         Ok(c) => c,
         Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
+            if under_ci() {
                 panic!("PostgreSQL is required under CI=true but {admin} is unreachable: {e}");
             }
             eprintln!("skipping: PostgreSQL at {admin} is unreachable ({e})");
             return None;
         }
     };
+    drop_leftover_databases(&mut conn).await;
     let name = format!(
         "lk_test_{}",
         latchkey_core::ids::new_internal_id(&mut rand::thread_rng())
@@ -72,6 +143,7 @@ pub async fn postgres_db() -> Option<TestDb> {
     Some(TestDb {
         url: url.to_string(),
         _dir: None,
+        postgres: Some(name),
     })
 }
 
@@ -134,9 +206,38 @@ pub async fn spawn_app_over(db: Arc<TestDb>, store: Arc<dyn Store>) -> TestApp {
     spawn(db, Some(store), |_| {}).await
 }
 
+/// Like [`spawn_app_with`], reading `now` from `clock`: give the nodes of one test clones of one
+/// [`frozen_clock`] and they agree on the time, and one `advance` moves them all.
+pub async fn spawn_app_clocked(
+    db: Arc<TestDb>,
+    clock: Clock,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    spawn_full(db, None, clock, tweak).await
+}
+
+/// A clock frozen at the present second: it moves only when a test advances it, so expiry is exact.
+pub fn frozen_clock() -> Clock {
+    Clock::frozen(Clock::system().now())
+}
+
+/// A server on a fresh SQLite database whose clock is frozen ([`frozen_clock`]).
+pub async fn spawn_frozen() -> TestApp {
+    spawn_app_clocked(Arc::new(sqlite_db()), frozen_clock(), |_| {}).await
+}
+
 async fn spawn(
     db: Arc<TestDb>,
     store: Option<Arc<dyn Store>>,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    spawn_full(db, store, Clock::system(), tweak).await
+}
+
+async fn spawn_full(
+    db: Arc<TestDb>,
+    store: Option<Arc<dyn Store>>,
+    clock: Clock,
     tweak: impl FnOnce(&mut Config),
 ) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -149,7 +250,7 @@ async fn spawn(
         Some(store) => store,
         None => Arc::new(App::open_store(&config).await.unwrap()),
     };
-    let state = App::with_store_and_key_maker(config, store, test_key_maker)
+    let state = App::with_store_key_maker_and_clock(config, store, test_key_maker, clock)
         .await
         .unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -311,6 +412,248 @@ pub fn http_client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The API, spoken directly (no client library in between)
+
+/// An HTTP answer: status, headers, the body as text, and as JSON (`Null` for an empty body).
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Answer {
+    /// Status and JSON body.
+    pub fn parts(self) -> (u16, Value) {
+        (self.status, self.json)
+    }
+
+    /// A header's value, if present (panics if it is not visible ASCII).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+/// Reads `res` whole; a non-empty body must be JSON.
+pub async fn answer(res: reqwest::Response) -> Answer {
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    let json = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text}"))
+    };
+    Answer {
+        status,
+        headers,
+        text,
+        json,
+    }
+}
+
+/// What the `expect_*` checks accept: an [`Answer`], or a response still to be read.
+pub trait Answered {
+    fn answered(self) -> impl std::future::Future<Output = Answer>;
+}
+
+impl Answered for Answer {
+    async fn answered(self) -> Answer {
+        self
+    }
+}
+
+impl Answered for reqwest::Response {
+    async fn answered(self) -> Answer {
+        answer(self).await
+    }
+}
+
+/// `POST path` with `body` sent as is (`application/x-www-form-urlencoded`), the client optionally
+/// authenticated with HTTP Basic.
+pub async fn post_body(
+    app: &TestApp,
+    path: &str,
+    body: &str,
+    basic: Option<(&str, &str)>,
+) -> reqwest::Response {
+    let mut req = app
+        .api()
+        .post(app.url(path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_owned());
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    req.send().await.unwrap()
+}
+
+/// `pairs` as an `application/x-www-form-urlencoded` body (a name given twice is sent twice).
+pub fn form_body(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// `POST path` with a form body.
+pub async fn post_form(app: &TestApp, path: &str, form: &[(&str, &str)]) -> Answer {
+    answer(post_body(app, path, &form_body(form), None).await).await
+}
+
+/// How a resource request presents its access token (SPEC 2.4, 2.5).
+#[derive(Clone, Copy, Debug)]
+pub enum Presented {
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// `?access_token=`.
+    Query,
+    /// LWA's `x-amz-access-token` header.
+    AmzHeader,
+}
+
+/// `GET path` on the resource side with `token` presented `how`.
+pub async fn get_with_token(app: &TestApp, path: &str, token: &str, how: Presented) -> Answer {
+    let api = app.api();
+    let request = match how {
+        Presented::Bearer => api.get(app.url(path)).bearer_auth(token),
+        Presented::Query => {
+            api.get(Url::parse_with_params(&app.url(path), [("access_token", token)]).unwrap())
+        }
+        Presented::AmzHeader => api.get(app.url(path)).header("x-amz-access-token", token),
+    };
+    answer(request.send().await.unwrap()).await
+}
+
+/// `GET /auth/o2/tokeninfo?access_token=…`.
+pub async fn tokeninfo(app: &TestApp, token: &str) -> Answer {
+    get_with_token(app, "/auth/o2/tokeninfo", token, Presented::Query).await
+}
+
+/// `GET /auth/o2/tokeninfo` with the `x-amz-access-token` header.
+pub async fn tokeninfo_by_header(app: &TestApp, token: &str) -> Answer {
+    get_with_token(app, "/auth/o2/tokeninfo", token, Presented::AmzHeader).await
+}
+
+/// `GET /user/profile` with the token presented `how`.
+pub async fn profile(app: &TestApp, token: &str, how: Presented) -> Answer {
+    get_with_token(app, "/user/profile", token, how).await
+}
+
+/// What an error description must be: exactly this, or mention this.
+#[derive(Clone, Copy, Debug)]
+pub enum Says {
+    Exactly(&'static str),
+    Mentions(&'static str),
+}
+
+pub fn check_description(label: &str, description: &str, says: Says) {
+    match says {
+        Says::Exactly(d) => assert_eq!(description, d, "{label}"),
+        Says::Mentions(d) => assert!(
+            description.contains(d),
+            "{label}: description {description:?} should mention {d:?}"
+        ),
+    }
+}
+
+/// A header's value as text, or "" when absent.
+pub fn header(h: &reqwest::header::HeaderMap, name: &str) -> String {
+    h.get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+/// A token-endpoint error (SPEC 2.2): status, JSON `{error, error_description}`, `no-store`, and for 401 a
+/// `WWW-Authenticate` challenge.
+pub async fn expect_token_error(
+    label: &str,
+    res: impl Answered,
+    status: u16,
+    error: &str,
+    says: Says,
+) {
+    let a = res.answered().await;
+    assert_eq!(a.status, status, "{label}: {}", a.text);
+    assert!(
+        header(&a.headers, "content-type").starts_with("application/json"),
+        "{label}: content-type {:?}",
+        header(&a.headers, "content-type")
+    );
+    assert_eq!(header(&a.headers, "cache-control"), "no-store", "{label}");
+    assert_eq!(header(&a.headers, "pragma"), "no-cache", "{label}");
+    if status == 401 {
+        assert!(
+            header(&a.headers, "www-authenticate").starts_with("Basic"),
+            "{label}: a 401 needs a Basic challenge, got {:?}",
+            header(&a.headers, "www-authenticate")
+        );
+    }
+    check_error_body(label, &a, error, says);
+}
+
+/// A resource-endpoint error (SPEC 2.4, 2.5).
+pub async fn expect_resource_error(
+    label: &str,
+    res: impl Answered,
+    status: u16,
+    error: &str,
+    says: Says,
+) {
+    let a = res.answered().await;
+    assert_eq!(a.status, status, "{label}: {}", a.text);
+    check_error_body(label, &a, error, says);
+}
+
+/// The JSON error body both endpoint families send: `error`, and an `error_description` that `says`.
+fn check_error_body(label: &str, a: &Answer, error: &str, says: Says) {
+    assert_eq!(a.json["error"], error, "{label}: {}", a.json);
+    check_description(label, a.json["error_description"].as_str().unwrap(), says);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// One world most API tests start from
+
+/// The customer every [`World`] has signed in.
+pub const EMAIL: &str = "ada@example.com";
+pub const NAME: &str = "Ada Lovelace";
+pub const POSTAL_CODE: &str = "98101";
+
+/// A server, one registered app (`shop`, confidential unless the tweak says otherwise) with its `oauth2` client,
+/// and a customer ([`EMAIL`], [`NAME`], [`POSTAL_CODE`], [`PASSWORD`]) signed in on `browser`.
+pub struct World {
+    pub app: TestApp,
+    pub shop: RegisteredApp,
+    pub client: OAuthClient,
+    pub user: User,
+    pub browser: Browser,
+}
+
+impl World {
+    /// On a fresh SQLite server whose clock is frozen ([`spawn_frozen`]): expiry is exact.
+    pub async fn new(tweak: impl FnOnce(&mut AppInput)) -> World {
+        World::on(spawn_frozen().await, tweak).await
+    }
+
+    /// On `app`, with the shop registered from the default input adjusted by `tweak`.
+    pub async fn on(app: TestApp, tweak: impl FnOnce(&mut AppInput)) -> World {
+        let shop = app.register_app(tweak).await;
+        let client = app.oauth_client(&shop);
+        let user = app.create_user(EMAIL, NAME, Some(POSTAL_CODE)).await;
+        let browser = app.browser();
+        let (status, url, _) = browser.sign_in(EMAIL, PASSWORD).await.page();
+        assert_eq!(status, 200, "signing in ended at {url}");
+        World {
+            app,
+            shop,
+            client,
+            user,
+            browser,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
