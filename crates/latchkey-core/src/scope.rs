@@ -201,8 +201,8 @@ impl Scopes {
             .any(|s| self.contains(s))
     }
 
-    /// Which of the account's fields these granted scopes release: the one rule that the profile endpoint,
-    /// userinfo and the consent page's list all follow (SPEC 2.5; OpenID Connect Core 5.4). `profile` releases
+    /// Which of the account's fields these granted scopes release: the one rule that the profile endpoint and
+    /// userinfo follow (the consent page lists each scope in these words) (SPEC 2.5; OpenID Connect Core 5.4). `profile` releases
     /// the name and the address, `email` the address, `postal_code` the postal code; the pairwise id is always
     /// released to a token that may read the profile (`profile:user_id` alone releases nothing else).
     pub fn released(&self) -> Released {

@@ -1,5 +1,5 @@
 //! `GET /user/profile` (SPEC 2.5): the customer's profile, only the fields the token's scopes release
-//! (`Scopes::released`, the one rule userinfo and the consent page follow too).
+//! (`Scopes::released`, the one rule userinfo follows too).
 
 use super::tokeninfo::{invalid_token, token_hash};
 use crate::app::AppState;

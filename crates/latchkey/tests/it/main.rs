@@ -16,6 +16,7 @@ mod logo;
 mod multinode;
 mod oidc;
 mod oidc_authlib;
+mod page_faults;
 mod proxy;
 mod reusable_refresh;
 mod scopes;
