@@ -66,7 +66,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/account/apps",
-            get(browser::apps::account_apps_page).post(browser::apps::account_apps_remove),
+            get(browser::apps::apps_page).post(browser::apps::apps_remove),
         )
         .route("/account", get(browser::account::account_page))
         .route("/account/profile", post(browser::account::account_profile))

@@ -27,27 +27,6 @@ async fn second_browser(w: &World) -> Browser {
     other
 }
 
-/// The browser goes through the authorization (allowing if asked) and the app exchanges the code.
-async fn tokens_for(w: &World, app: &RegisteredApp, scopes: &str) -> BasicTokenResponse {
-    let client = w.app.oauth_client(app);
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut request = client
-        .authorize_url(CsrfToken::new_random)
-        .set_pkce_challenge(challenge);
-    for scope in scopes.split(' ') {
-        request = request.add_scope(Scope::new(scope.to_owned()));
-    }
-    let (url, _) = request.url();
-    let back = login_through(&w.browser, url.as_str(), EMAIL).await;
-    let code = Step::param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"));
-    client
-        .exchange_code(AuthorizationCode::new(code))
-        .set_pkce_verifier(verifier)
-        .request_async(&http_client())
-        .await
-        .unwrap()
-}
-
 async fn refresh(
     w: &World,
     app: &RegisteredApp,
@@ -172,8 +151,8 @@ async fn removing_an_app_ends_its_tokens_at_once_and_leaves_other_apps_alone() {
                 i.privacy_url = "https://game.example/privacy".into();
             })
             .await;
-        let shop_tokens = tokens_for(&w, &shop, "profile postal_code").await;
-        let game_tokens = tokens_for(&w, &game, "profile").await;
+        let shop_tokens = tokens_with(&w, &w.app.oauth_client(&shop), "profile postal_code").await;
+        let game_tokens = tokens_with(&w, &w.app.oauth_client(&game), "profile").await;
 
         let (url, html) = open_page(&w.browser, "/ap/adam").await;
         assert!(html.contains("<h1>Apps and websites you"), "{engine}");
@@ -251,7 +230,7 @@ async fn removing_an_app_ends_its_tokens_at_once_and_leaves_other_apps_alone() {
 async fn account_apps_is_the_same_page_and_removes_too() {
     let w = World::new(|_| {}).await;
     let shop = w.app.register_app(|_| {}).await;
-    let tokens = tokens_for(&w, &shop, "profile").await;
+    let tokens = tokens_with(&w, &w.app.oauth_client(&shop), "profile").await;
     let (url, html) = open_page(&w.browser, "/account/apps").await;
     assert!(html.contains("Test Shop") && html.contains("Your name and email address"));
     let (status, url, html) = w
@@ -312,7 +291,7 @@ async fn only_the_customers_own_consent_is_removed() {
         .request_async(&http_client())
         .await
         .unwrap();
-    let ada_tokens = tokens_for(&w, &shop, "profile").await;
+    let ada_tokens = tokens_with(&w, &w.app.oauth_client(&shop), "profile").await;
 
     let (url, html) = open_page(&w.browser, "/ap/adam").await;
     w.browser
@@ -329,7 +308,7 @@ async fn only_the_customers_own_consent_is_removed() {
 async fn a_remove_form_without_the_right_csrf_token_changes_nothing() {
     let w = World::new(|_| {}).await;
     let shop = w.app.register_app(|_| {}).await;
-    let tokens = tokens_for(&w, &shop, "profile").await;
+    let tokens = tokens_with(&w, &w.app.oauth_client(&shop), "profile").await;
     for path in ["/ap/adam", "/account/apps"] {
         for csrf in [
             None,
@@ -453,7 +432,7 @@ async fn the_home_page_links_the_customer_pages_when_signed_in() {
 async fn the_profile_is_edited_on_the_account_page() {
     let w = World::new(|_| {}).await;
     let shop = w.app.register_app(|_| {}).await;
-    let tokens = tokens_for(&w, &shop, "profile postal_code").await;
+    let tokens = tokens_with(&w, &w.app.oauth_client(&shop), "profile postal_code").await;
     let (url, html) = open_page(&w.browser, "/account").await;
     assert!(html.contains("autocomplete=\"name\""));
     assert!(html.contains("autocomplete=\"email\""));

@@ -22,27 +22,6 @@ const INVALID_TOKEN: &str = "The request has an invalid parameter : access_token
 // ---------------------------------------------------------------------------------------------------------------
 // The vocabulary of this file
 
-/// An authorization request (PKCE S256) from `client` for space-separated `scopes`, with `extra` parameters.
-/// Returns the URL, its `state` and the PKCE verifier.
-fn pkce_request(
-    client: &OAuthClient,
-    scopes: &str,
-    extra: &[(&str, &str)],
-) -> (String, String, PkceCodeVerifier) {
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut request = client
-        .authorize_url(CsrfToken::new_random)
-        .set_pkce_challenge(challenge);
-    for scope in scopes.split(' ') {
-        request = request.add_scope(Scope::new(scope.to_owned()));
-    }
-    for (k, v) in extra {
-        request = request.add_extra_param(k.to_string(), v.to_string());
-    }
-    let (url, state) = request.url();
-    (url.to_string(), state.secret().clone(), verifier)
-}
-
 /// An authorization request without PKCE.
 fn plain_request(client: &OAuthClient, scopes: &str, extra: &[(&str, &str)]) -> (String, String) {
     let mut request = client.authorize_url(CsrfToken::new_random);

@@ -9,10 +9,7 @@ use crate::developer::{create_app, developer, text_of};
 use crate::support::*;
 use latchkey_core::client::{ClientKind, Feature};
 use oauth2::basic::BasicTokenResponse;
-use oauth2::{
-    AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse,
-};
+use oauth2::{AuthorizationCode, PkceCodeVerifier, RedirectUrl, TokenResponse};
 use scraper::{Html, Selector};
 use url::Url;
 
@@ -65,21 +62,10 @@ fn pkce_request(
     scopes: &str,
     extra: &[(&str, &str)],
 ) -> (String, String, PkceCodeVerifier) {
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let client = client
         .clone()
         .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).unwrap());
-    let mut request = client
-        .authorize_url(CsrfToken::new_random)
-        .set_pkce_challenge(challenge);
-    for scope in scopes.split(' ') {
-        request = request.add_scope(Scope::new(scope.to_owned()));
-    }
-    for (k, v) in extra {
-        request = request.add_extra_param(k.to_string(), v.to_string());
-    }
-    let (url, state) = request.url();
-    (url.to_string(), state.secret().clone(), verifier)
+    crate::support::pkce_request(&client, scopes, extra)
 }
 
 /// Redeems `code` (sent to `redirect_uri`) with `verifier`.

@@ -8,8 +8,8 @@ use latchkey_core::client::{ClientKind, Feature};
 use latchkey_core::refresh::REUSE_GRACE_SECS;
 use oauth2::basic::{BasicErrorResponseType, BasicTokenResponse};
 use oauth2::{
-    AccessToken, AuthorizationCode, CsrfToken, IntrospectionUrl, PkceCodeChallenge, RefreshToken,
-    RequestTokenError, Scope, TokenIntrospectionResponse, TokenResponse,
+    AccessToken, IntrospectionUrl, RefreshToken, RequestTokenError, TokenIntrospectionResponse,
+    TokenResponse,
 };
 use serde_json::{json, Value};
 
@@ -17,30 +17,6 @@ const SHOP_ORIGIN: &str = "https://shop.example";
 
 // ---------------------------------------------------------------------------------------------------------------
 // The vocabulary of this file
-
-/// The whole code flow (PKCE S256) for `scopes` with `client`, consenting if asked.
-async fn tokens_with(w: &World, client: &OAuthClient, scopes: &str) -> BasicTokenResponse {
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut request = client
-        .authorize_url(CsrfToken::new_random)
-        .set_pkce_challenge(challenge);
-    for scope in scopes.split(' ') {
-        request = request.add_scope(Scope::new(scope.to_owned()));
-    }
-    let (url, state) = request.url();
-    let back = login_through(&w.browser, url.as_str(), EMAIL).await;
-    assert_eq!(
-        Step::param(&back, "state").as_deref(),
-        Some(state.secret().as_str())
-    );
-    let code = Step::param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"));
-    client
-        .exchange_code(AuthorizationCode::new(code))
-        .set_pkce_verifier(verifier)
-        .request_async(&http_client())
-        .await
-        .unwrap()
-}
 
 async fn tokens(w: &World, scopes: &str) -> BasicTokenResponse {
     tokens_with(w, &w.client, scopes).await

@@ -10,8 +10,11 @@ use latchkey::keys;
 use latchkey::store::{Store, StoreError, User};
 use latchkey_core::oidc::SigningAlg;
 use latchkey_core::secret::Secret;
-use oauth2::basic::BasicClient;
-use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, TokenUrl};
+use oauth2::basic::{BasicClient, BasicTokenResponse};
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenUrl,
+};
 use scraper::{Html, Selector};
 use serde_json::Value;
 use std::sync::Arc;
@@ -1106,4 +1109,52 @@ impl Nginx {
         let log = std::fs::read_to_string(format!("{d}/error.log")).unwrap_or_default();
         panic!("nginx did not start on port {port}:\n{log}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The code flow, as an app runs it
+
+/// An authorization request (PKCE S256) from `client` for space-separated `scopes`, with `extra` parameters.
+/// Returns the URL, its `state` and the PKCE verifier.
+pub fn pkce_request(
+    client: &OAuthClient,
+    scopes: &str,
+    extra: &[(&str, &str)],
+) -> (String, String, PkceCodeVerifier) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = client
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge);
+    for scope in scopes.split(' ') {
+        request = request.add_scope(Scope::new(scope.to_owned()));
+    }
+    for (k, v) in extra {
+        request = request.add_extra_param(k.to_string(), v.to_string());
+    }
+    let (url, state) = request.url();
+    (url.to_string(), state.secret().clone(), verifier)
+}
+
+/// The whole code flow (PKCE S256) for `scopes` with `client`, consenting if asked.
+pub async fn tokens_with(w: &World, client: &OAuthClient, scopes: &str) -> BasicTokenResponse {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = client
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge);
+    for scope in scopes.split(' ') {
+        request = request.add_scope(Scope::new(scope.to_owned()));
+    }
+    let (url, state) = request.url();
+    let back = login_through(&w.browser, url.as_str(), EMAIL).await;
+    assert_eq!(
+        Step::param(&back, "state").as_deref(),
+        Some(state.secret().as_str())
+    );
+    let code = Step::param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"));
+    client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http_client())
+        .await
+        .unwrap()
 }

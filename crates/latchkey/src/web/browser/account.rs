@@ -1,7 +1,8 @@
 //! The account page: profile, password, sessions. The forms, their CSRF check, and the flows' outcomes as pages
 //! and redirects (`flows::account` decides).
 
-use super::signin::{expired_form, signin_first, too_many_signins};
+use super::form_session;
+use super::signin::{signin_first, too_many_signins};
 use crate::app::AppState;
 use crate::flows::account::{
     self, EndSessionOutcome, PasswordOutcome, ProfileInput, ProfileOutcome, PAGE,
@@ -150,11 +151,9 @@ pub async fn account_profile(
     body: Bytes,
 ) -> Response {
     let form = SettingsForm::parse(&body);
-    if !browser.csrf_ok(&state, form.csrf.as_deref()) {
-        return expired_form();
-    }
-    let Some(signed_in) = &browser.signed_in else {
-        return signin_first(PAGE);
+    let signed_in = match form_session(&state, &browser, form.csrf.as_deref(), PAGE) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
     };
     let refuse = |why: &str, status| {
         let shown = Shown {
@@ -187,11 +186,9 @@ pub async fn account_password(
     body: Bytes,
 ) -> Response {
     let form = SettingsForm::parse(&body);
-    if !browser.csrf_ok(&state, form.csrf.as_deref()) {
-        return expired_form();
-    }
-    let Some(signed_in) = &browser.signed_in else {
-        return signin_first(PAGE);
+    let signed_in = match form_session(&state, &browser, form.csrf.as_deref(), PAGE) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
     };
     let refuse = |why: &str, status| {
         let shown = Shown {
@@ -223,11 +220,9 @@ pub async fn account_end_session(
     body: Bytes,
 ) -> Response {
     let form = SettingsForm::parse(&body);
-    if !browser.csrf_ok(&state, form.csrf.as_deref()) {
-        return expired_form();
-    }
-    let Some(signed_in) = &browser.signed_in else {
-        return signin_first(PAGE);
+    let signed_in = match form_session(&state, &browser, form.csrf.as_deref(), PAGE) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
     };
     match account::end_session(&state, signed_in, &form.session).await {
         Ok(EndSessionOutcome::Ended) => done("session"),
@@ -243,11 +238,9 @@ pub async fn account_end_all_sessions(
     body: Bytes,
 ) -> Response {
     let form = SettingsForm::parse(&body);
-    if !browser.csrf_ok(&state, form.csrf.as_deref()) {
-        return expired_form();
-    }
-    let Some(signed_in) = &browser.signed_in else {
-        return signin_first(PAGE);
+    let signed_in = match form_session(&state, &browser, form.csrf.as_deref(), PAGE) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
     };
     match account::end_all_sessions(&state, signed_in).await {
         Ok(()) => signed_out_here(&state),

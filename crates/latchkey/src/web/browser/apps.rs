@@ -1,7 +1,8 @@
 //! "Your apps": the apps a customer allowed, and Remove (`/ap/adam`, `/account/apps`). The Remove form, its CSRF
 //! check, and the flows' outcomes as pages and redirects (`flows::allowed_apps` decides).
 
-use super::signin::{expired_form, signin_first};
+use super::form_session;
+use super::signin::signin_first;
 use crate::app::AppState;
 use crate::flows::allowed_apps::{self, RemoveOutcome};
 use crate::flows::authorize::consent_items;
@@ -9,7 +10,7 @@ use crate::web::error::page_failure;
 use crate::web::pages::{self, AllowedApp, AllowedApps};
 use crate::web::session::Browser;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{MatchedPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use std::collections::HashMap;
@@ -81,11 +82,9 @@ async fn show(
 /// `POST /ap/adam`, `POST /account/apps`: removes one app, then shows the page again.
 async fn remove(state: &AppState, browser: &Browser, path: &'static str, body: &[u8]) -> Response {
     let form = RemoveForm::parse(body);
-    if !browser.csrf_ok(state, form.csrf.as_deref()) {
-        return expired_form();
-    }
-    let Some(signed_in) = &browser.signed_in else {
-        return signin_first(path);
+    let signed_in = match form_session(state, browser, form.csrf.as_deref(), path) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
     };
     match allowed_apps::remove(state, signed_in, &form.client_id).await {
         Ok(RemoveOutcome::Removed { client_id }) => {
@@ -103,42 +102,33 @@ async fn remove(state: &AppState, browser: &Browser, path: &'static str, body: &
     }
 }
 
+/// Which of the two addresses of the page was asked (`/ap/adam`, LWA's; `/account/apps`): the page answers
+/// and redirects at the one it was reached by.
+fn page_path(matched: &MatchedPath) -> &'static str {
+    if matched.as_str() == "/ap/adam" {
+        "/ap/adam"
+    } else {
+        "/account/apps"
+    }
+}
+
+/// `GET /ap/adam`, `GET /account/apps`.
 pub async fn apps_page(
     State(state): State<AppState>,
     browser: Browser,
+    matched: MatchedPath,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    show(
-        &state,
-        &browser,
-        "/ap/adam",
-        q.get("removed").map(String::as_str),
-    )
-    .await
+    let removed = q.get("removed").map(String::as_str);
+    show(&state, &browser, page_path(&matched), removed).await
 }
 
-pub async fn apps_remove(State(state): State<AppState>, browser: Browser, body: Bytes) -> Response {
-    remove(&state, &browser, "/ap/adam", &body).await
-}
-
-pub async fn account_apps_page(
+/// `POST /ap/adam`, `POST /account/apps`.
+pub async fn apps_remove(
     State(state): State<AppState>,
     browser: Browser,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    show(
-        &state,
-        &browser,
-        "/account/apps",
-        q.get("removed").map(String::as_str),
-    )
-    .await
-}
-
-pub async fn account_apps_remove(
-    State(state): State<AppState>,
-    browser: Browser,
+    matched: MatchedPath,
     body: Bytes,
 ) -> Response {
-    remove(&state, &browser, "/account/apps", &body).await
+    remove(&state, &browser, page_path(&matched), &body).await
 }

@@ -10,6 +10,7 @@ pub mod sdk;
 pub mod signin;
 
 use crate::app::AppState;
+use crate::flows::SignedIn;
 use crate::web::pages;
 use crate::web::session::Browser;
 use axum::extract::State;
@@ -28,6 +29,23 @@ pub async fn home(State(state): State<AppState>, browser: Browser) -> Response {
             csrf: browser.csrf(&state),
         },
     )
+}
+
+/// The session a signed-in form acts for: its CSRF token must be this browser's (else the "expired" page, and
+/// nothing is done), and the browser must be signed in (else to sign in, then back to `back`).
+pub fn form_session<'b>(
+    state: &AppState,
+    browser: &'b Browser,
+    csrf: Option<&str>,
+    back: &str,
+) -> Result<&'b SignedIn, Box<Response>> {
+    if !browser.csrf_ok(state, csrf) {
+        return Err(Box::new(signin::expired_form()));
+    }
+    browser
+        .signed_in
+        .as_ref()
+        .ok_or_else(|| Box::new(signin::signin_first(back)))
 }
 
 pub async fn not_found() -> Response {
