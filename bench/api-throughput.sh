@@ -5,6 +5,7 @@
 # POST /oauth2/introspect, and POST /auth/o2/token (client_credentials, which writes a token each time).
 # Usage: bench/api-throughput.sh [database_url] ; env DURATION (default 15), CONNECTIONS (default 64), BIN (a
 # latchkey binary to measure instead of building this checkout's release build, e.g. an older commit's).
+# PEER=1 also measures node-oidc-provider (bench/peer) in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DB=${1:-}
@@ -68,3 +69,22 @@ BODY="token=$(printf %s "$TOKEN" | sed 's/|/%7C/')&client_id=$ID&client_secret=$
   run "POST introspect" -s bench/wrk/post.lua "$BASE/oauth2/introspect"
 BODY="grant_type=client_credentials&client_id=$ID&client_secret=$SECRET" \
   run "POST token (client_cred.)" -s bench/wrk/post.lua "$BASE/auth/o2/token"
+
+# The peer, in the same run (PEER=1): node-oidc-provider 9 from npm (bench/peer, pinned by its package-lock.json),
+# tokens in memory only, on the same machine; the same token and introspection loads.
+if [ "${PEER:-0}" = 1 ]; then
+  command -v node >/dev/null || { echo "PEER=1 needs Node.js" >&2; exit 1; }
+  (cd bench/peer && npm ci --silent --no-audit --no-fund)
+  PORT=18082 node bench/peer/server.mjs >/dev/null 2>&1 & PEER_PID=$!
+  trap 'kill $SERVER $PEER_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+  for _ in $(seq 50); do curl -sf http://127.0.0.1:18082/.well-known/openid-configuration >/dev/null && break; sleep 0.1; done
+  PSEC=bench-secret-bench-secret-bench-secret
+  PTOKEN=$(curl -s http://127.0.0.1:18082/token -d grant_type=client_credentials -d client_id=bench -d client_secret=$PSEC \
+    | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  [ -n "$PTOKEN" ] || { echo "the peer gave no token" >&2; exit 1; }
+  SERVER=$PEER_PID
+  BODY="token=$PTOKEN&client_id=bench&client_secret=$PSEC" \
+    run "peer: POST introspect" -s bench/wrk/post.lua "http://127.0.0.1:18082/token/introspection"
+  BODY="grant_type=client_credentials&client_id=bench&client_secret=$PSEC" \
+    run "peer: POST token (cl. cred.)" -s bench/wrk/post.lua "http://127.0.0.1:18082/token"
+fi
