@@ -63,6 +63,15 @@ pub struct IdTokenClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     pub at_hash: String,
+    /// With `profile`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// With `email` or `profile`, and only once the address is verified (SPEC 2.8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// With `email` or `profile`: whether the account's address is verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }
 
 #[cfg(test)]
@@ -103,6 +112,9 @@ mod tests {
     #[test]
     fn nonce_is_left_out_when_absent() {
         let c = IdTokenClaims {
+            name: None,
+            email: None,
+            email_verified: None,
             iss: "i".into(),
             sub: "s".into(),
             aud: "a".into(),

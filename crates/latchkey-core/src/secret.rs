@@ -55,6 +55,10 @@ pub enum Kind {
     Reauth,
     /// A browser's proof that it signed in to an account before (sign-in limits, SPEC 4).
     KnownBrowser,
+    /// A mailed 6-digit code (SPEC 2.8), hashed with the id of the code it belongs to.
+    EmailCode,
+    /// The token of a mailed link with a code's effect.
+    EmailLink,
 }
 
 impl Kind {
@@ -72,6 +76,8 @@ impl Kind {
             Kind::UserCode => b"uc",
             Kind::Reauth => b"reauth",
             Kind::KnownBrowser => b"known-browser",
+            Kind::EmailCode => b"email-code",
+            Kind::EmailLink => b"email-link",
         }
     }
 }

@@ -78,6 +78,8 @@ pub struct App {
     /// Peers whose forwarding header names the client (SPEC 4), and which header that is.
     pub trusted_proxies: latchkey_core::address::TrustedProxies,
     pub proxy_header: latchkey_core::address::ProxyHeader,
+    /// Where mail goes (SMTP or the outbox); the sender that drains the queue is [`crate::mail::spawn_sender`].
+    pub mailer: crate::mail::Mailer,
 }
 
 /// Cheap to clone; handlers receive it as axum state.
@@ -199,6 +201,7 @@ impl App {
         }
         let trusted_proxies = config.trusted_proxies().map_err(StoreError::Corrupt)?;
         let proxy_header = config.proxy_header().map_err(StoreError::Corrupt)?;
+        let mailer = crate::mail::Mailer::new(&config).map_err(StoreError::Corrupt)?;
         let keys = KeyRing::open_with(
             store.as_ref(),
             clock.now(),
@@ -235,6 +238,7 @@ impl App {
             ),
             trusted_proxies,
             proxy_header,
+            mailer,
             config,
         })))
     }

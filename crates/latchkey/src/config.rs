@@ -74,6 +74,13 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// The operator's own scopes (SPEC 1), by name: `[scopes."alexa::skill_messaging"]`.
     pub scopes: BTreeMap<String, ScopeSetting>,
+    /// Where mail goes (SPEC 2.8, 5): `smtp://host:port` (plain), `smtp://host:port?tls=required` (STARTTLS),
+    /// `smtps://host:port` (implicit TLS), optionally with `user:password@`. With none, each mail is written to
+    /// `<data_dir>/outbox/` as an `.eml` file.
+    pub smtp_url: Option<SecretSetting>,
+    /// The `From` of every mail, e.g. `Example Login <login@example.com>`; default `Latchkey <no-reply@<issuer's
+    /// host>>`.
+    pub mail_from: Option<String>,
 }
 
 /// One operator scope: `description` (what the consent page says) and `kind` (`customer` or `app`).
@@ -152,6 +159,8 @@ impl Default for Config {
             master_key: None,
             master_key_file: None,
             scopes: BTreeMap::new(),
+            smtp_url: None,
+            mail_from: None,
         }
     }
 }
@@ -274,6 +283,10 @@ impl Config {
         if self.max_connections == 0 {
             return Err("max_connections must be at least 1".into());
         }
+        if let Some(url) = &self.smtp_url {
+            crate::mail::check_smtp_url(url.expose())?;
+        }
+        self.mail_from()?;
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err("log_format must be json or pretty".into());
         }
@@ -317,6 +330,34 @@ impl Config {
                 self.proxy_header
             )
         })
+    }
+
+    /// Who runs this Latchkey, as pages and mails name it: the issuer's host.
+    pub fn operator_name(&self) -> String {
+        let issuer = self.issuer();
+        url::Url::parse(&issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or(issuer)
+    }
+
+    /// The `From` address of mails: `mail_from`, or `Latchkey <no-reply@<operator>>`.
+    pub fn mail_from(&self) -> Result<lettre::message::Mailbox, String> {
+        let from = match &self.mail_from {
+            Some(from) => from.clone(),
+            None => {
+                let host = self.operator_name();
+                // An address literal (127.0.0.1) is not a domain a mailbox can name.
+                let domain = if host.parse::<std::net::IpAddr>().is_ok() || !host.contains('.') {
+                    "localhost.localdomain".to_owned()
+                } else {
+                    host
+                };
+                format!("Latchkey <no-reply@{domain}>")
+            }
+        };
+        from.parse()
+            .map_err(|e| format!("mail_from `{from}` is not a mail address ({e})"))
     }
 
     /// The database URL in force.

@@ -6,6 +6,7 @@ pub mod config;
 pub mod flows;
 pub mod keys;
 pub mod limits;
+pub mod mail;
 pub mod metrics;
 pub mod password;
 pub mod seal;

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub tokens_issued: Family<GrantLabels, Counter>,
     pub signins: Family<OutcomeLabels, Counter>,
     pub token_failures: Family<OutcomeLabels, Counter>,
+    /// Mail delivery attempts by outcome: `sent`, `retry` (failed, tried again later), `failed` (given up).
+    pub mails: Family<OutcomeLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -73,8 +75,15 @@ impl Default for Metrics {
             "Token endpoint errors by error code",
             token_failures.clone(),
         );
+        let mails = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "mails",
+            "Mail delivery attempts by outcome (sent, retry, failed)",
+            mails.clone(),
+        );
         Metrics {
             registry,
+            mails,
             requests,
             latency,
             tokens_issued,

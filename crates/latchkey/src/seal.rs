@@ -46,6 +46,8 @@ impl fmt::Display for KeyId {
 pub enum Row<'a> {
     SigningKey(&'a str),
     ServerSecret(&'a str),
+    /// A queued mail (it may carry a code), by its id.
+    Mail(&'a str),
 }
 
 impl Row<'_> {
@@ -53,6 +55,7 @@ impl Row<'_> {
         match self {
             Row::SigningKey(kid) => format!("signing_keys/{kid}").into_bytes(),
             Row::ServerSecret(name) => format!("server_secrets/{name}").into_bytes(),
+            Row::Mail(id) => format!("mail_queue/{id}").into_bytes(),
         }
     }
 }
@@ -62,6 +65,7 @@ impl fmt::Display for Row<'_> {
         match self {
             Row::SigningKey(kid) => write!(f, "signing key {kid}"),
             Row::ServerSecret(name) => write!(f, "server secret {name}"),
+            Row::Mail(id) => write!(f, "queued mail {id}"),
         }
     }
 }

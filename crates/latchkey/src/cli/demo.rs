@@ -79,6 +79,7 @@ async fn seed(state: &AppState, app_base: &str) -> anyhow::Result<Secret> {
     if state.store.find_user_by_email(DEMO_EMAIL).await?.is_none() {
         let password = Secret::new(DEMO_PASSWORD);
         let account = NewAccount {
+            verified: true,
             email: DEMO_EMAIL,
             name: "Demo Customer",
             postal_code: "98109",

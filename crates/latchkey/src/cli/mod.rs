@@ -382,6 +382,7 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<(AppState, tokio::ne
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     spawn_purger(state.clone());
+    crate::mail::spawn_sender(state.clone());
     Ok((state, listener))
 }
 
@@ -451,6 +452,7 @@ async fn user(state: AppState, cmd: UserCommand) -> anyhow::Result<()> {
             };
             let postal = postal_code.unwrap_or_default();
             let account = NewAccount {
+                verified: true,
                 email: &email,
                 name: name.trim(),
                 postal_code: &postal,

@@ -1,4 +1,4 @@
-//! `/account`: the customer's profile (name, email, postal code), password and sessions (SPEC 2.6). Every change
+//! `/account`: the customer's profile (name, postal code; the email address changes by a mailed code), password and sessions (SPEC 2.6). Every change
 //! is checked in full before anything is written; a password change needs the current password (counted against
 //! the sign-in rate limit) and ends every other session; "Sign out everywhere" ends them all. The forms' CSRF
 //! tokens are checked by the web layer (`browser::account`) before these flows run.
@@ -8,7 +8,6 @@ use crate::app::AppState;
 use crate::flows::error::Failure;
 use crate::flows::SignedIn;
 use crate::limits::{self, Bucket};
-use crate::store::ProfileUpdate;
 use latchkey_core::secret::{Digest, Kind, Secret};
 
 /// The account page's path: where the browser comes back to after signing in.
@@ -52,7 +51,6 @@ pub async fn sessions(state: &AppState, signed_in: &SignedIn) -> Result<Vec<Sess
 /// The profile form's fields (trimmed; the email lowercase).
 pub struct ProfileInput<'a> {
     pub name: &'a str,
-    pub email: &'a str,
     /// Empty: none.
     pub postal_code: &'a str,
 }
@@ -62,10 +60,6 @@ pub enum ProfileOutcome {
     Saved,
     /// A field breaks the rules: nothing was written.
     Invalid {
-        message: &'static str,
-    },
-    /// Another account has this email address: nothing was written.
-    EmailTaken {
         message: &'static str,
     },
     /// The account is gone: sign in again.
@@ -78,26 +72,19 @@ pub async fn update_profile(
     signed_in: &SignedIn,
     input: ProfileInput<'_>,
 ) -> Result<ProfileOutcome, Failure> {
-    if let Err(message) = check_profile(input.name, input.email, input.postal_code) {
+    if let Err(message) = check_profile(input.name, input.postal_code) {
         return Ok(ProfileOutcome::Invalid { message });
     }
     let postal_code = Some(input.postal_code).filter(|p| !p.is_empty());
     Ok(
-        match state
+        if state
             .store
-            .update_user_profile(
-                &signed_in.session.user.id,
-                input.name,
-                input.email,
-                postal_code,
-            )
+            .update_user_profile(&signed_in.session.user.id, input.name, postal_code)
             .await?
         {
-            ProfileUpdate::Updated => ProfileOutcome::Saved,
-            ProfileUpdate::EmailTaken => ProfileOutcome::EmailTaken {
-                message: "Another account uses this email address. Choose a different one.",
-            },
-            ProfileUpdate::UnknownUser => ProfileOutcome::SignInFirst,
+            ProfileOutcome::Saved
+        } else {
+            ProfileOutcome::SignInFirst
         },
     )
 }

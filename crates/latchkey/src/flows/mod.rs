@@ -9,6 +9,7 @@ pub mod client_auth;
 pub mod client_credentials;
 pub mod code_entry;
 pub mod codepair;
+pub mod codes;
 pub mod developer;
 pub mod device_code;
 pub mod discovery;
@@ -104,7 +105,26 @@ pub async fn mint_grant(
         auth_time: g.auth_time,
     };
     let id_token = if g.scopes.split(' ').any(|s| s == "openid") {
+        let released = latchkey_core::scope::Scopes::from_stored(g.scopes).released();
+        // Only grants that release a claim read the account: the customer as they are now.
+        let user = if released.name || released.email {
+            state.store.find_user(g.user_id).await?
+        } else {
+            None
+        };
         let claims = IdTokenClaims {
+            name: user
+                .as_ref()
+                .filter(|_| released.name)
+                .map(|u| u.name.clone()),
+            email: user
+                .as_ref()
+                .filter(|u| released.email && u.email_verified)
+                .map(|u| u.email.clone()),
+            email_verified: user
+                .as_ref()
+                .filter(|_| released.email)
+                .map(|u| u.email_verified),
             iss: state.issuer.clone(),
             sub: g.subject.to_owned(),
             aud: g.client_id.to_owned(),

@@ -42,7 +42,7 @@ pub async fn profile(state: &AppState, token: &str) -> Result<Profile, Failure> 
         client_id: found.token.client_id,
         user_id: found.token.subject.unwrap_or_default(),
         name: released.name.then_some(found.name),
-        email: released.email.then_some(found.email),
+        email: found.email.filter(|_| released.email),
         postal_code: found.postal_code.filter(|_| released.postal_code),
     })
 }

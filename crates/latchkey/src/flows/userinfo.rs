@@ -43,7 +43,8 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<UserInfo, Failure
         client_id: found.token.client_id,
         sub: found.token.subject.unwrap_or_default(),
         name: released.name.then_some(found.name),
-        email: released.email.then_some(found.email),
-        email_verified: released.email.then_some(false),
+        // `find_token_profile` gives the address only once it is verified (SPEC 2.8).
+        email_verified: released.email.then_some(found.email.is_some()),
+        email: found.email.filter(|_| released.email),
     })
 }

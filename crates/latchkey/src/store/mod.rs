@@ -1,5 +1,5 @@
 //! Storage: one trait per capability (`UserStore`, `ClientStore`, `SessionStore`, `ConsentStore`, `GrantStore`,
-//! `DeviceStore`, `KeyStore`, `LimitStore`, `OpsStore`), their union `Store` (what `AppState` holds), the records
+//! `DeviceStore`, `KeyStore`, `LimitStore`, `OpsStore`, `AccountStore`, `MailStore`), their union `Store` (what `AppState` holds), the records
 //! (`records.rs`), and the SQL implementation that serves both SQLite (the embedded default) and PostgreSQL. Every method is atomic by itself; one-time and rotating things
 //! are consumed in SQL (`UPDATE … WHERE used_at IS NULL`), never read-then-written in Rust.
 
@@ -60,15 +60,14 @@ pub trait UserStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<bool>;
 
-    /// Changes a customer's name, email (lower-cased) and postal code at once; `EmailTaken`, with nothing
-    /// changed, when another account has that email.
+    /// Changes a customer's name and postal code at once (the address changes only through a verified code,
+    /// [`AccountStore::redeem_email_code`]). False if the account is unknown.
     async fn update_user_profile(
         &self,
         user_id: &str,
         name: &str,
-        email: &str,
         postal_code: Option<&str>,
-    ) -> StoreResult<ProfileUpdate>;
+    ) -> StoreResult<bool>;
 
     /// Replaces the password hash if it is still `old_hash`, and ends every session of the customer except
     /// `keep_session`, at once. False, with nothing changed, if the account is unknown or its password changed
@@ -373,6 +372,64 @@ pub trait LimitStore: Send + Sync + 'static {
     ) -> StoreResult<i64>;
 }
 
+/// Mailed codes (SPEC 2.8): verification, password reset, email change, each applied in the transaction that
+/// uses the code up.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Stores a new code and ends every earlier live code of the same purpose for the same account (or, for a
+    /// decoy, the same address), at once: only the newest code mailed works.
+    async fn create_email_code(&self, code: &NewEmailCode, now: Timestamp) -> StoreResult<()>;
+
+    /// The code with this id, whatever its state.
+    async fn find_email_code(&self, id: &str) -> StoreResult<Option<EmailCode>>;
+
+    /// The account's newest live (unused, unexpired, unlocked) code for `purpose`, if any.
+    async fn live_email_code(
+        &self,
+        user_id: &str,
+        purpose: CodePurpose,
+        now: Timestamp,
+    ) -> StoreResult<Option<EmailCode>>;
+
+    /// Uses up a live code of `purpose` if `proof` matches, applying its effect in the same transaction (see
+    /// [`CodeRedeemed::Done`]); a wrong code counts one try, atomically, so parallel guesses cannot pass
+    /// [`EMAIL_CODE_TRIES`].
+    async fn redeem_email_code(
+        &self,
+        proof: CodeProof<'_>,
+        purpose: CodePurpose,
+        effect: CodeEffect<'_>,
+        now: Timestamp,
+    ) -> StoreResult<CodeRedeemed>;
+}
+
+/// The durable queue of outgoing mail, which every node's sender drains.
+#[async_trait]
+pub trait MailStore: Send + Sync + 'static {
+    /// Queues a mail, due now.
+    async fn enqueue_mail(&self, mail: &QueuedMail) -> StoreResult<()>;
+
+    /// Claims the mail due longest, for `lease` seconds (another sender may take it after that, if this one died
+    /// sending it), counting one attempt. `None` if no mail is due.
+    async fn claim_mail(&self, now: Timestamp, lease: i64) -> StoreResult<Option<ClaimedMail>>;
+
+    /// The mail was delivered (or written to the outbox): its row goes.
+    async fn mail_sent(&self, id: &str) -> StoreResult<()>;
+
+    /// The attempt failed: try again at `retry_at`, or with `None` give up (the message is erased, the error
+    /// kept).
+    async fn mail_failed(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// How many mails wait to be sent, and how many were given up on (still kept for the operator to see).
+    async fn mail_backlog(&self) -> StoreResult<(i64, i64)>;
+}
+
 /// Operations: readiness, purging expired rows, erasing overwritten rows.
 #[async_trait]
 pub trait OpsStore: Send + Sync + 'static {
@@ -402,6 +459,8 @@ pub trait Store:
     + KeyStore
     + LimitStore
     + OpsStore
+    + AccountStore
+    + MailStore
 {
 }
 
@@ -415,6 +474,8 @@ impl<T> Store for T where
         + KeyStore
         + LimitStore
         + OpsStore
+        + AccountStore
+        + MailStore
 {
 }
 

@@ -23,6 +23,9 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 use std::time::Duration;
 
+mod accounts;
+mod mail;
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -105,12 +108,13 @@ fn parse_list(s: &str) -> StoreResult<Vec<String>> {
 }
 
 const USER_COLUMNS: &str =
-    "u.id, u.email, u.name, u.postal_code, u.password_hash, u.disabled, u.created_at";
+    "u.id, u.email, u.email_verified, u.name, u.postal_code, u.password_hash, u.disabled, u.created_at";
 
 fn user_from(row: &AnyRow) -> StoreResult<User> {
     Ok(User {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
+        email_verified: row.try_get::<i64, _>("email_verified")? != 0,
         name: row.try_get("name")?,
         postal_code: row.try_get("postal_code")?,
         password_hash: row.try_get("password_hash")?,
@@ -547,11 +551,12 @@ impl SqlStore {
 impl UserStore for SqlStore {
     async fn create_user(&self, u: &User) -> StoreResult<Created> {
         let done = sqlx::query(
-            "INSERT INTO users (id, email, name, postal_code, password_hash, disabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            "INSERT INTO users (id, email, email_verified, name, postal_code, password_hash, disabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         )
         .bind(&u.id)
         .bind(&u.email)
+        .bind(flag(u.email_verified))
         .bind(&u.name)
         .bind(u.postal_code.as_deref())
         .bind(&u.password_hash)
@@ -631,32 +636,15 @@ impl UserStore for SqlStore {
         &self,
         user_id: &str,
         name: &str,
-        email: &str,
         postal_code: Option<&str>,
-    ) -> StoreResult<ProfileUpdate> {
-        let updated = sqlx::query(
-            "UPDATE users SET name = $2, email = $3, postal_code = $4 WHERE id = $1 \
-             AND NOT EXISTS (SELECT 1 FROM users o WHERE o.email = $3 AND o.id <> $1) RETURNING id",
-        )
-        .bind(user_id)
-        .bind(name)
-        .bind(email)
-        .bind(postal_code)
-        .fetch_optional(&self.pool)
-        .await;
-        match updated {
-            Ok(Some(_)) => Ok(ProfileUpdate::Updated),
-            // Another account took the address between the check and the write.
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Ok(ProfileUpdate::EmailTaken)
-            }
-            Err(e) => Err(e.into()),
-            Ok(None) => Ok(if self.find_user(user_id).await?.is_some() {
-                ProfileUpdate::EmailTaken
-            } else {
-                ProfileUpdate::UnknownUser
-            }),
-        }
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE users SET name = $2, postal_code = $3 WHERE id = $1")
+            .bind(user_id)
+            .bind(name)
+            .bind(postal_code)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn change_password(
@@ -1396,7 +1384,7 @@ impl GrantStore for SqlStore {
         now: Timestamp,
     ) -> StoreResult<Option<TokenProfile>> {
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS}, u.name, u.email, u.postal_code FROM access_tokens t JOIN users u ON u.id = t.user_id \
+            "SELECT {TOKEN_COLUMNS}, u.name, u.email, u.email_verified, u.postal_code FROM access_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND u.disabled = 0"
         );
         let row = sqlx::query(&sql)
@@ -1408,7 +1396,10 @@ impl GrantStore for SqlStore {
             Ok(TokenProfile {
                 token: token_from(&row)?,
                 name: row.try_get("name")?,
-                email: row.try_get("email")?,
+                email: Some(row.try_get::<String, _>("email")?).filter(|_| {
+                    row.try_get::<i64, _>("email_verified")
+                        .is_ok_and(|v| v != 0)
+                }),
                 postal_code: row.try_get("postal_code")?,
             })
         })
@@ -1892,6 +1883,13 @@ impl OpsStore for SqlStore {
             (
                 "DELETE FROM device_codes WHERE expires_at < $1",
                 now - 3_600,
+            ),
+            // Mailed codes are kept a day past their expiry, so that a late try still hears "expired".
+            ("DELETE FROM email_codes WHERE expires_at < $1", now - 86_400),
+            // Mails given up on stay a week for the operator to see (the message itself is already erased).
+            (
+                "DELETE FROM mail_queue WHERE failed_at < $1",
+                now - 7 * 86_400,
             ),
         ] {
             purged += sqlx::query(sql)

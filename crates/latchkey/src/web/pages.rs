@@ -76,14 +76,6 @@ pub struct RedirectNotice {
     pub location: String,
 }
 
-/// Who verifies apps, as pages name it: the issuer's host.
-pub fn operator_name(issuer: &str) -> String {
-    url::Url::parse(issuer)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_else(|| issuer.to_owned())
-}
-
 #[derive(Template)]
 #[template(path = "message.html")]
 pub struct Message {
@@ -260,6 +252,7 @@ pub struct AccountSettings {
     pub notice: Option<&'static str>,
     pub name: String,
     pub email: String,
+    pub email_verified: bool,
     pub postal_code: String,
     pub profile_error: Option<String>,
     pub password_error: Option<String>,

@@ -23,9 +23,11 @@ fn cookie_name(state: &AppState, base: &'static str) -> &'static str {
     match (state.secure_cookies, base) {
         (true, "b") => "__Host-lk_b",
         (true, "k") => "__Host-lk_k",
+        (true, "c") => "__Host-lk_c",
         (true, _) => "__Host-lk_s",
         (false, "b") => "lk_b",
         (false, "k") => "lk_k",
+        (false, "c") => "lk_c",
         (false, _) => "lk_s",
     }
 }
@@ -168,4 +170,30 @@ pub fn session_cookie(state: &AppState, token: &str) -> HeaderValue {
 /// `Set-Cookie` that removes the session cookie.
 pub fn clear_session_cookie(state: &AppState) -> HeaderValue {
     set_cookie(state, cookie_name(state, "s"), "", 0)
+}
+
+/// `Set-Cookie` naming the mailed code this browser waits for (SPEC 2.8): the code's id, never the code. It lives
+/// as long as the code.
+pub fn code_cookie(state: &AppState, code_id: &str) -> HeaderValue {
+    set_cookie(
+        state,
+        cookie_name(state, "c"),
+        code_id,
+        crate::flows::codes::CODE_TTL_SECS,
+    )
+}
+
+/// The id of the mailed code this browser waits for, if its cookie is there and could be one.
+pub fn pending_code<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str> {
+    get_cookie(headers, cookie_name(state, "c")).filter(|v| {
+        !v.is_empty()
+            && v.len() <= 64
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// `Set-Cookie` that removes the code cookie (the code was used).
+pub fn clear_code_cookie(state: &AppState) -> HeaderValue {
+    set_cookie(state, cookie_name(state, "c"), "", 0)
 }

@@ -408,6 +408,9 @@ async fn a_revoked_key_is_unpublished_at_the_next_reload_and_a_published_success
     assert!(jwks.find(&compromised).is_none());
     assert!(jwks.find(&waiting).is_some());
     let claims = latchkey_core::oidc::IdTokenClaims {
+        name: None,
+        email: None,
+        email_verified: None,
         iss: app.base.clone(),
         sub: "amzn1.account.X".into(),
         aud: "app".into(),
@@ -465,6 +468,9 @@ async fn after_a_rewrap_a_node_still_on_the_old_key_keeps_serving_the_keys_it_ho
     let after = app.state.keys.jwks(store, now).await.unwrap();
     assert_eq!(after.keys.len(), before.keys.len());
     let claims = latchkey_core::oidc::IdTokenClaims {
+        name: None,
+        email: None,
+        email_verified: None,
         iss: app.base.clone(),
         sub: "amzn1.account.X".into(),
         aud: "app".into(),

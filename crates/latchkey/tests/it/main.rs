@@ -13,6 +13,8 @@ mod hardening;
 mod interaction;
 mod keys_at_rest;
 mod logo;
+mod mail;
+mod mailbox;
 mod multinode;
 mod oidc;
 mod oidc_authlib;

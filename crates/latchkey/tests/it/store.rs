@@ -32,6 +32,7 @@ fn new_user(email: &str) -> User {
     User {
         id: latchkey_core::ids::new_internal_id(&mut rand::thread_rng()),
         email: email.to_owned(),
+        email_verified: true,
         name: format!("Name of {email}"),
         postal_code: Some("12345".into()),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
@@ -1034,7 +1035,7 @@ async fn access_tokens_are_found_only_while_live() {
             Some(TokenProfile {
                 token: expected,
                 name: fx.user.name.clone(),
-                email: fx.user.email.clone(),
+                email: Some(fx.user.email.clone()),
                 postal_code: fx.user.postal_code.clone(),
             }),
             "{e}"
@@ -1807,16 +1808,13 @@ async fn origins_are_allowed_only_when_some_app_lists_them_exactly() {
 // The customer's account page (SPEC 2.6)
 
 #[tokio::test]
-async fn a_profile_changes_unless_another_account_has_the_email() {
+async fn a_profile_change_is_the_name_and_postal_code_never_the_address() {
     for fx in fixtures().await {
         let (s, e) = (&fx.store, fx.engine);
-        let bob = new_user("bob@example.com");
-        s.create_user(&bob).await.unwrap();
-        assert_eq!(
-            s.update_user_profile(&fx.user.id, "Ada King", "ada.king@example.com", None)
+        assert!(
+            s.update_user_profile(&fx.user.id, "Ada King", None)
                 .await
                 .unwrap(),
-            ProfileUpdate::Updated,
             "{e}"
         );
         let ada = s.find_user(&fx.user.id).await.unwrap().unwrap();
@@ -1824,55 +1822,14 @@ async fn a_profile_changes_unless_another_account_has_the_email() {
             (
                 ada.name.as_str(),
                 ada.email.as_str(),
-                ada.postal_code.as_deref()
+                ada.postal_code.as_deref(),
+                ada.email_verified
             ),
-            ("Ada King", "ada.king@example.com", None),
+            ("Ada King", fx.user.email.as_str(), None, true),
             "{e}"
         );
-        assert!(s
-            .find_user_by_email("ada@example.com")
-            .await
-            .unwrap()
-            .is_none());
-        assert_eq!(
-            s.update_user_profile(&fx.user.id, "Ada K", "bob@example.com", Some("99999"))
-                .await
-                .unwrap(),
-            ProfileUpdate::EmailTaken,
-            "{e}"
-        );
-        assert_eq!(
-            s.find_user(&fx.user.id).await.unwrap().unwrap(),
-            ada,
-            "{e}: nothing changed"
-        );
-        assert_eq!(
-            s.find_user(&bob.id).await.unwrap().unwrap(),
-            bob,
-            "{e}: the other account is untouched"
-        );
-        // Keeping one's own address is not "taken".
-        assert_eq!(
-            s.update_user_profile(&fx.user.id, "Ada", "ada.king@example.com", Some("10115"))
-                .await
-                .unwrap(),
-            ProfileUpdate::Updated,
-            "{e}"
-        );
-        assert_eq!(
-            s.find_user(&fx.user.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .postal_code
-                .as_deref(),
-            Some("10115")
-        );
-        assert_eq!(
-            s.update_user_profile("nobody", "X", "x@example.com", None)
-                .await
-                .unwrap(),
-            ProfileUpdate::UnknownUser,
+        assert!(
+            !s.update_user_profile("nobody", "X", None).await.unwrap(),
             "{e}"
         );
     }
@@ -2753,4 +2710,533 @@ async fn upgrading_leaves_console_apps_unverified_and_operator_apps_verified() {
             assert_eq!(c.verified, verified, "{engine}: {client_id}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Mailed codes (SPEC 2.8) and the mail queue
+
+fn email_code(
+    id: &str,
+    purpose: CodePurpose,
+    user: Option<&User>,
+    email: &str,
+    at: Timestamp,
+) -> NewEmailCode {
+    NewEmailCode {
+        id: id.to_owned(),
+        purpose,
+        user_id: user.map(|u| u.id.clone()),
+        email: email.to_owned(),
+        code_hash: h(&format!("{id}-code")),
+        link_hash: h(&format!("{id}-link")),
+        created_at: at,
+        expires_at: at + 900,
+    }
+}
+
+fn typed<'a>(id: &'a str, hash: &'a Digest) -> CodeProof<'a> {
+    CodeProof::Code {
+        id,
+        code_hash: hash,
+    }
+}
+
+#[tokio::test]
+async fn a_verification_code_counts_wrong_tries_locks_at_five_and_verifies_once() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let mut bob = new_user("bob@example.com");
+        bob.email_verified = false;
+        s.create_user(&bob).await.unwrap();
+        let verify = CodePurpose::Verify;
+        s.create_email_code(&email_code("c1", verify, Some(&bob), &bob.email, NOW), NOW)
+            .await
+            .unwrap();
+        let wrong = h("wrong");
+        for left in (1..=4).rev() {
+            assert_eq!(
+                s.redeem_email_code(typed("c1", &wrong), verify, CodeEffect::Apply, NOW)
+                    .await
+                    .unwrap(),
+                CodeRedeemed::Wrong { tries_left: left },
+                "{e}"
+            );
+        }
+        assert_eq!(
+            s.redeem_email_code(typed("c1", &wrong), verify, CodeEffect::Apply, NOW)
+                .await
+                .unwrap(),
+            CodeRedeemed::Locked,
+            "{e}: the fifth wrong code locks it"
+        );
+        let right = h("c1-code");
+        assert_eq!(
+            s.redeem_email_code(typed("c1", &right), verify, CodeEffect::Apply, NOW)
+                .await
+                .unwrap(),
+            CodeRedeemed::Locked,
+            "{e}: a locked code stays locked, even for the right digits"
+        );
+        assert!(!s.find_user(&bob.id).await.unwrap().unwrap().email_verified);
+        assert_eq!(
+            s.live_email_code(&bob.id, verify, NOW).await.unwrap(),
+            None,
+            "{e}"
+        );
+
+        // A new code; the one before it dies with it.
+        s.create_email_code(&email_code("c2", verify, Some(&bob), &bob.email, NOW), NOW)
+            .await
+            .unwrap();
+        s.create_email_code(
+            &email_code("c3", verify, Some(&bob), &bob.email, NOW + 1),
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.redeem_email_code(
+                typed("c2", &h("c2-code")),
+                verify,
+                CodeEffect::Apply,
+                NOW + 2
+            )
+            .await
+            .unwrap(),
+            CodeRedeemed::Gone,
+            "{e}: only the newest code works"
+        );
+        assert_eq!(
+            s.live_email_code(&bob.id, verify, NOW + 2)
+                .await
+                .unwrap()
+                .map(|c| c.id),
+            Some("c3".to_owned())
+        );
+        assert_eq!(
+            s.redeem_email_code(
+                typed("c3", &h("c3-code")),
+                CodePurpose::Reset,
+                CodeEffect::NewPassword("x"),
+                NOW + 2
+            )
+            .await
+            .unwrap(),
+            CodeRedeemed::Gone,
+            "{e}: a code is for its purpose only"
+        );
+        let done = s
+            .redeem_email_code(
+                typed("c3", &h("c3-code")),
+                verify,
+                CodeEffect::Apply,
+                NOW + 2,
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(done, CodeRedeemed::Done(ref c) if c.id == "c3"),
+            "{e}: {done:?}"
+        );
+        assert!(
+            s.find_user(&bob.id).await.unwrap().unwrap().email_verified,
+            "{e}"
+        );
+        assert_eq!(
+            s.redeem_email_code(
+                typed("c3", &h("c3-code")),
+                verify,
+                CodeEffect::Apply,
+                NOW + 3
+            )
+            .await
+            .unwrap(),
+            CodeRedeemed::Gone,
+            "{e}: single use"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_code_expires_and_its_link_works_like_it() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let mut bob = new_user("bob@example.com");
+        bob.email_verified = false;
+        s.create_user(&bob).await.unwrap();
+        let verify = CodePurpose::Verify;
+        s.create_email_code(&email_code("old", verify, Some(&bob), &bob.email, NOW), NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.redeem_email_code(
+                typed("old", &h("old-code")),
+                verify,
+                CodeEffect::Apply,
+                NOW + 900
+            )
+            .await
+            .unwrap(),
+            CodeRedeemed::Gone,
+            "{e}: 15 minutes and no more"
+        );
+        s.create_email_code(
+            &email_code("new", verify, Some(&bob), &bob.email, NOW + 900),
+            NOW + 900,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.redeem_email_code(
+                CodeProof::Link {
+                    link_hash: &h("nope")
+                },
+                verify,
+                CodeEffect::Apply,
+                NOW + 901
+            )
+            .await
+            .unwrap(),
+            CodeRedeemed::Gone,
+            "{e}"
+        );
+        let link = h("new-link");
+        assert!(matches!(
+            s.redeem_email_code(
+                CodeProof::Link { link_hash: &link },
+                verify,
+                CodeEffect::Apply,
+                NOW + 901
+            )
+            .await
+            .unwrap(),
+            CodeRedeemed::Done(_)
+        ));
+        assert!(
+            s.find_user(&bob.id).await.unwrap().unwrap().email_verified,
+            "{e}"
+        );
+        // An address that changed since the code was sent is not verified by it.
+        let mut carol = new_user("carol@example.com");
+        carol.email_verified = false;
+        s.create_user(&carol).await.unwrap();
+        s.create_email_code(
+            &email_code("stale", verify, Some(&carol), "carol.old@example.com", NOW),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.redeem_email_code(
+                typed("stale", &h("stale-code")),
+                verify,
+                CodeEffect::Apply,
+                NOW + 1
+            )
+            .await
+            .unwrap(),
+            CodeRedeemed::Gone,
+            "{e}"
+        );
+        assert!(
+            !s.find_user(&carol.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .email_verified,
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_at_a_code_get_five_tries_in_all() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let verify = CodePurpose::Verify;
+        s.create_email_code(
+            &email_code("c", verify, Some(&fx.user), &fx.user.email, NOW),
+            NOW,
+        )
+        .await
+        .unwrap();
+        let guesses = (0..12).map(|i| {
+            let s = s.clone();
+            async move {
+                let wrong = h(&format!("guess-{i}"));
+                s.redeem_email_code(typed("c", &wrong), verify, CodeEffect::Apply, NOW)
+                    .await
+                    .unwrap()
+            }
+        });
+        let outcomes = futures_join_all(guesses).await;
+        let wrong = outcomes
+            .iter()
+            .filter(|o| matches!(o, CodeRedeemed::Wrong { .. }))
+            .count();
+        assert_eq!(wrong, 4, "{e}: {outcomes:?}");
+        assert!(outcomes
+            .iter()
+            .all(|o| matches!(o, CodeRedeemed::Wrong { .. } | CodeRedeemed::Locked)));
+        assert_eq!(
+            s.find_email_code("c").await.unwrap().unwrap().tries,
+            5,
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reset_code_replaces_the_password_ends_every_session_and_proves_the_address() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let mut bob = new_user("bob@example.com");
+        bob.email_verified = false;
+        s.create_user(&bob).await.unwrap();
+        s.create_session(&h("bob-1"), &bob.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        s.create_session(&h("bob-2"), &bob.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        s.create_session(&h("ada-1"), &fx.user.id, NOW, NOW + 600)
+            .await
+            .unwrap();
+        let reset = CodePurpose::Reset;
+        s.create_email_code(&email_code("r", reset, Some(&bob), &bob.email, NOW), NOW)
+            .await
+            .unwrap();
+        let done = s
+            .redeem_email_code(
+                typed("r", &h("r-code")),
+                reset,
+                CodeEffect::NewPassword("$argon2id$new"),
+                NOW + 1,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(done, CodeRedeemed::Done(_)), "{e}: {done:?}");
+        let bob_now = s.find_user(&bob.id).await.unwrap().unwrap();
+        assert_eq!(bob_now.password_hash, "$argon2id$new", "{e}");
+        assert!(bob_now.email_verified, "{e}");
+        assert!(
+            s.list_sessions(&bob.id, NOW + 1).await.unwrap().is_empty(),
+            "{e}"
+        );
+        assert_eq!(
+            s.list_sessions(&fx.user.id, NOW + 1).await.unwrap().len(),
+            1,
+            "{e}: nobody else's"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_email_change_applies_only_while_the_new_address_is_free() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let change = CodePurpose::Change;
+        s.create_email_code(
+            &email_code("x", change, Some(&fx.user), "ada.new@example.com", NOW),
+            NOW,
+        )
+        .await
+        .unwrap();
+        let taker = new_user("ada.new@example.com");
+        s.create_user(&taker).await.unwrap();
+        assert_eq!(
+            s.redeem_email_code(typed("x", &h("x-code")), change, CodeEffect::Apply, NOW + 1)
+                .await
+                .unwrap(),
+            CodeRedeemed::EmailTaken,
+            "{e}"
+        );
+        assert_eq!(
+            s.find_user(&fx.user.id).await.unwrap().unwrap().email,
+            fx.user.email,
+            "{e}: nothing changed"
+        );
+        assert!(
+            s.find_email_code("x")
+                .await
+                .unwrap()
+                .unwrap()
+                .used_at
+                .is_none(),
+            "{e}"
+        );
+        s.create_email_code(
+            &email_code(
+                "y",
+                change,
+                Some(&fx.user),
+                "ada.other@example.com",
+                NOW + 2,
+            ),
+            NOW + 2,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            s.redeem_email_code(typed("y", &h("y-code")), change, CodeEffect::Apply, NOW + 3)
+                .await
+                .unwrap(),
+            CodeRedeemed::Done(_)
+        ));
+        let ada = s.find_user(&fx.user.id).await.unwrap().unwrap();
+        assert_eq!(
+            (ada.email.as_str(), ada.email_verified),
+            ("ada.other@example.com", true),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_decoy_code_behaves_like_a_code_and_never_matches() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let reset = CodePurpose::Reset;
+        s.create_email_code(
+            &email_code("d", reset, None, "nobody@example.com", NOW),
+            NOW,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.redeem_email_code(
+                typed("d", &h("wrong")),
+                reset,
+                CodeEffect::NewPassword("x"),
+                NOW
+            )
+            .await
+            .unwrap(),
+            CodeRedeemed::Wrong { tries_left: 4 },
+            "{e}"
+        );
+        assert_eq!(
+            s.redeem_email_code(
+                typed("d", &h("d-code")),
+                reset,
+                CodeEffect::NewPassword("x"),
+                NOW
+            )
+            .await
+            .unwrap(),
+            CodeRedeemed::Gone,
+            "{e}: even its own digits change nothing"
+        );
+        assert!(
+            s.find_email_code("d")
+                .await
+                .unwrap()
+                .unwrap()
+                .used_at
+                .is_none(),
+            "{e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_profile_has_no_address_until_it_is_verified() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        let mut bob = new_user("bob@example.com");
+        bob.email_verified = false;
+        s.create_user(&bob).await.unwrap();
+        let g = grant("fam-bob", &fx.client, &bob, NOW, "bob");
+        s.insert_grant(&g.grant).await.unwrap();
+        let profile = s.find_token_profile(&g.access, NOW).await.unwrap().unwrap();
+        assert_eq!(profile.email, None, "{e}");
+        assert_eq!(profile.name, bob.name, "{e}");
+    }
+}
+
+fn queued(id: &str, at: Timestamp) -> QueuedMail {
+    QueuedMail {
+        id: id.to_owned(),
+        recipient: "ada@example.com".into(),
+        kind: "verify".into(),
+        sealed_message: format!("sealed {id}").into_bytes(),
+        created_at: at,
+    }
+}
+
+#[tokio::test]
+async fn queued_mail_is_claimed_once_retried_when_due_and_given_up_on() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        s.enqueue_mail(&queued("m1", NOW)).await.unwrap();
+        s.enqueue_mail(&queued("m2", NOW + 1)).await.unwrap();
+        assert_eq!(s.mail_backlog().await.unwrap(), (2, 0), "{e}");
+        let first = s.claim_mail(NOW + 1, 120).await.unwrap().unwrap();
+        assert_eq!((first.id.as_str(), first.attempts), ("m1", 1), "{e}");
+        assert_eq!(first.sealed_message, b"sealed m1".to_vec());
+        let second = s.claim_mail(NOW + 1, 120).await.unwrap().unwrap();
+        assert_eq!(second.id, "m2", "{e}");
+        assert_eq!(
+            s.claim_mail(NOW + 1, 120).await.unwrap(),
+            None,
+            "{e}: both are leased"
+        );
+
+        s.mail_failed("m1", "connection refused", Some(NOW + 10), NOW + 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.claim_mail(NOW + 9, 120).await.unwrap(),
+            None,
+            "{e}: not due yet"
+        );
+        let again = s.claim_mail(NOW + 10, 120).await.unwrap().unwrap();
+        assert_eq!((again.id.as_str(), again.attempts), ("m1", 2), "{e}");
+        s.mail_sent("m1").await.unwrap();
+
+        // A sender that died with m2 leaves its lease to run out; then another takes it.
+        let taken_over = s.claim_mail(NOW + 121, 120).await.unwrap().unwrap();
+        assert_eq!(
+            (taken_over.id.as_str(), taken_over.attempts),
+            ("m2", 2),
+            "{e}"
+        );
+        s.mail_failed("m2", "550 no such user", None, NOW + 122)
+            .await
+            .unwrap();
+        assert_eq!(s.mail_backlog().await.unwrap(), (0, 1), "{e}");
+        assert_eq!(
+            s.claim_mail(NOW + 10_000, 120).await.unwrap(),
+            None,
+            "{e}: given up"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_senders_claim_a_mail_once() {
+    for fx in fixtures().await {
+        let (s, e) = (&fx.store, fx.engine);
+        s.enqueue_mail(&queued("only", NOW)).await.unwrap();
+        let claims = (0..8).map(|_| {
+            let s = s.clone();
+            async move { s.claim_mail(NOW, 120).await.unwrap() }
+        });
+        let got = futures_join_all(claims).await;
+        assert_eq!(got.iter().flatten().count(), 1, "{e}: {got:?}");
+    }
+}
+
+/// Runs the futures at once on the test's runtime and collects their outputs in order.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
 }

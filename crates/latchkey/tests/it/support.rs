@@ -256,6 +256,7 @@ async fn spawn_full(
     let state = App::with_store_key_maker_and_clock(config, store, test_key_maker, clock)
         .await
         .unwrap();
+    latchkey::mail::spawn_sender(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let serving = state.clone();
     tokio::spawn(async move {
@@ -346,6 +347,7 @@ impl TestApp {
     pub async fn create_user(&self, email: &str, name: &str, postal_code: Option<&str>) -> User {
         let password = Secret::new(PASSWORD);
         let account = NewAccount {
+            verified: true,
             email,
             name,
             postal_code: postal_code.unwrap_or(""),

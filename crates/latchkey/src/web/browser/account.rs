@@ -23,7 +23,6 @@ use std::collections::HashMap;
 pub struct SettingsForm {
     pub csrf: Option<String>,
     pub name: String,
-    pub email: String,
     pub postal_code: String,
     pub current_password: Secret,
     pub new_password: Secret,
@@ -38,7 +37,6 @@ impl SettingsForm {
             match &*k {
                 "csrf" => f.csrf = Some(v.into_owned()),
                 "name" => f.name = v.trim().to_owned(),
-                "email" => f.email = v.trim().to_lowercase(),
                 "postal_code" => f.postal_code = v.trim().to_owned(),
                 "current_password" => f.current_password = Secret::new(v.into_owned()),
                 "new_password" => f.new_password = Secret::new(v.into_owned()),
@@ -110,6 +108,7 @@ async fn page(
             notice,
             name: shown.name,
             email: shown.email,
+            email_verified: signed_in.session.user.email_verified,
             postal_code: shown.postal_code,
             profile_error: shown.profile_error,
             password_error: shown.password_error,
@@ -158,7 +157,7 @@ pub async fn account_profile(
     let refuse = |why: &str, status| {
         let shown = Shown {
             name: form.name.clone(),
-            email: form.email.clone(),
+            email: signed_in.session.user.email.clone(),
             postal_code: form.postal_code.clone(),
             profile_error: Some(why.to_owned()),
             password_error: None,
@@ -167,13 +166,11 @@ pub async fn account_profile(
     };
     let input = ProfileInput {
         name: &form.name,
-        email: &form.email,
         postal_code: &form.postal_code,
     };
     match account::update_profile(&state, signed_in, input).await {
         Ok(ProfileOutcome::Saved) => done("profile"),
         Ok(ProfileOutcome::Invalid { message }) => refuse(message, StatusCode::BAD_REQUEST).await,
-        Ok(ProfileOutcome::EmailTaken { message }) => refuse(message, StatusCode::CONFLICT).await,
         Ok(ProfileOutcome::SignInFirst) => signin_first(PAGE),
         Err(failure) => page_failure(failure),
     }

@@ -91,7 +91,7 @@ fn respond(state: &AppState, browser: &Browser, outcome: AuthorizeOutcome) -> Re
             StatusCode::OK,
             &pages::Consent {
                 confirm: view.confirm,
-                unverified_by: (!view.verified).then(|| pages::operator_name(&state.issuer)),
+                unverified_by: (!view.verified).then(|| state.config.operator_name()),
                 app_name: view.app_name,
                 logo: view.logo,
                 privacy_url: view.privacy_url,
@@ -210,7 +210,7 @@ fn notice_page(state: &AppState, notice: ErrorNotice) -> Response {
         StatusCode::OK,
         &pages::RedirectNotice {
             app_name: notice.app_name,
-            operator: pages::operator_name(&state.issuer),
+            operator: state.config.operator_name(),
             what_happened: error_words(notice.code),
             code: notice.code.as_str(),
             description: notice.description,

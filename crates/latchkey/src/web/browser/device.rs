@@ -135,7 +135,7 @@ fn respond(state: &AppState, browser: &Browser, outcome: CodeOutcome) -> Respons
         CodeOutcome::Confirm(view) => pages::render(
             StatusCode::OK,
             &CodeConfirm {
-                unverified_by: (!view.verified).then(|| pages::operator_name(&state.issuer)),
+                unverified_by: (!view.verified).then(|| state.config.operator_name()),
                 app_name: view.app_name,
                 logo: view.logo,
                 privacy_url: view.privacy_url,

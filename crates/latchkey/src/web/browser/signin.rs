@@ -228,6 +228,7 @@ pub async fn register(
         );
     }
     let account = NewAccount {
+        verified: false,
         email: &form.email,
         name: &form.name,
         postal_code: &form.postal_code,
