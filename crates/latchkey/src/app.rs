@@ -78,8 +78,8 @@ pub struct App {
     /// Peers whose forwarding header names the client (SPEC 4), and which header that is.
     pub trusted_proxies: latchkey_core::address::TrustedProxies,
     pub proxy_header: latchkey_core::address::ProxyHeader,
-    /// Where mail goes (SMTP or the outbox); the sender that drains the queue is [`crate::mail::spawn_sender`].
-    pub mailer: crate::mail::Mailer,
+    /// Where mail goes (SMTP or the outbox), and how it is queued: [`App::queue_mail`].
+    pub mailer: Arc<crate::mail::Mailer>,
 }
 
 /// Cheap to clone; handlers receive it as axum state.
@@ -146,6 +146,28 @@ async fn hash_key(
 }
 
 impl App {
+    /// What the mail queue and its sender need of this node.
+    pub fn mail(&self) -> crate::mail::Outbound {
+        let clock = self.clock.clone();
+        crate::mail::Outbound {
+            store: self.store.clone(),
+            master: self.keys.master_key().clone(),
+            mailer: self.mailer.clone(),
+            counter: self.metrics.mails.clone(),
+            now: Arc::new(move || clock.now()),
+        }
+    }
+
+    /// Queues a mail durably (see [`crate::mail`]); it is sent by a sender on some node, never while a page waits.
+    pub async fn queue_mail(&self, mail: crate::mail::Mail) -> Result<(), StoreError> {
+        self.mail().queue(mail).await
+    }
+
+    /// Starts this node's mail sender ([`crate::mail::spawn_sender`]).
+    pub fn spawn_mail_sender(&self) {
+        crate::mail::spawn_sender(self.mail());
+    }
+
     /// Opens the database named by `config` (creating the data directory for SQLite), migrates it, and loads or
     /// creates the server key.
     pub async fn build(config: Config) -> Result<AppState, StoreError> {
@@ -201,7 +223,7 @@ impl App {
         }
         let trusted_proxies = config.trusted_proxies().map_err(StoreError::Corrupt)?;
         let proxy_header = config.proxy_header().map_err(StoreError::Corrupt)?;
-        let mailer = crate::mail::Mailer::new(&config).map_err(StoreError::Corrupt)?;
+        let mailer = Arc::new(crate::mail::Mailer::new(&config).map_err(StoreError::Corrupt)?);
         let keys = KeyRing::open_with(
             store.as_ref(),
             clock.now(),

@@ -165,6 +165,20 @@ impl Default for Config {
     }
 }
 
+/// Checks an `smtp_url` without repeating it: it may hold a password.
+pub fn check_smtp_url(url: &str) -> Result<(), String> {
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or_default();
+    if !matches!(scheme, "smtp" | "smtps") {
+        return Err(
+            "smtp_url must start with smtp:// (plain, or ?tls=required for STARTTLS) or smtps:// (implicit TLS)"
+                .into(),
+        );
+    }
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+        .map(|_| ())
+        .map_err(|e| format!("smtp_url is not a usable SMTP URL: {e}"))
+}
+
 /// A setting that is a secret: `Debug` prints `[redacted]`.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(transparent)]
@@ -284,7 +298,7 @@ impl Config {
             return Err("max_connections must be at least 1".into());
         }
         if let Some(url) = &self.smtp_url {
-            crate::mail::check_smtp_url(url.expose())?;
+            check_smtp_url(url.expose())?;
         }
         self.mail_from()?;
         if !matches!(self.log_format.as_str(), "json" | "pretty") {

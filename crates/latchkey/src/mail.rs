@@ -6,17 +6,19 @@
 //! logged at `error`. Queued messages are sealed under the master key (they may carry a code); logs name a mail by
 //! its id and kind, never its text.
 
-use crate::app::AppState;
-use crate::config::Config;
+use crate::config::{check_smtp_url, Config};
 use crate::metrics::OutcomeLabels;
-use crate::seal::Row;
-use crate::store::{ClaimedMail, QueuedMail, StoreError, StoreResult};
+use crate::seal::{MasterKey, Row};
+use crate::store::{ClaimedMail, QueuedMail, Store, StoreError, StoreResult};
 use latchkey_core::Timestamp;
 use lettre::address::Envelope;
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rand::Rng;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -31,20 +33,6 @@ const MAX_RETRY_SECS: i64 = 600;
 const POLL: Duration = Duration::from_secs(5);
 /// One SMTP conversation at most.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Checks an `smtp_url` (config check), without repeating it: it may hold a password.
-pub fn check_smtp_url(url: &str) -> Result<(), String> {
-    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or_default();
-    if !matches!(scheme, "smtp" | "smtps") {
-        return Err(
-            "smtp_url must start with smtp:// (plain, or ?tls=required for STARTTLS) or smtps:// (implicit TLS)"
-                .into(),
-        );
-    }
-    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-        .map(|_| ())
-        .map_err(|e| format!("smtp_url is not a usable SMTP URL: {e}"))
-}
 
 /// Where this node delivers mail.
 enum Transport {
@@ -176,51 +164,65 @@ impl Mail {
     }
 }
 
-/// Queues `mail` durably (committed when this returns) and wakes this node's sender. The message is sealed under
-/// the master key, so a copy of the database cannot read a code it carries.
-pub async fn queue(state: &AppState, mail: Mail) -> StoreResult<()> {
-    let mailer = &state.mailer;
-    let to: Mailbox = mail
-        .to
-        .parse()
-        .map_err(|e| StoreError::Corrupt(format!("a mail's recipient is not an address: {e}")))?;
-    let message = lettre::Message::builder()
-        .from(mailer.from.clone())
-        .to(to)
-        .subject(mail.subject.clone())
-        .multipart(
-            MultiPart::alternative()
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_PLAIN)
-                        .body(mail.text(mailer)),
-                )
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(mail.html(mailer)),
-                ),
-        )
-        .map_err(|e| StoreError::Corrupt(format!("a mail could not be built: {e}")))?;
-    let id = latchkey_core::ids::new_internal_id(&mut rand::thread_rng());
-    let sealed = state
-        .keys
-        .master_key()
-        .seal(Row::Mail(&id), &message.formatted())
-        .map_err(StoreError::Corrupt)?;
-    state
-        .store
-        .enqueue_mail(&QueuedMail {
-            id: id.clone(),
-            recipient: mail.to.clone(),
-            kind: mail.kind.to_owned(),
-            sealed_message: sealed,
-            created_at: state.clock.now(),
-        })
-        .await?;
-    tracing::info!(mail = %id, kind = mail.kind, "mail queued");
-    mailer.queued.notify_one();
-    Ok(())
+/// What queueing and sending need of the application: the store, the master key (queued messages are sealed
+/// under it, so a copy of the database cannot read a code a mail carries), where mail goes, the delivery counter
+/// and the clock. `App` builds it once ([`crate::app::App::mail`]).
+#[derive(Clone)]
+pub struct Outbound {
+    pub store: Arc<dyn Store>,
+    pub master: MasterKey,
+    pub mailer: Arc<Mailer>,
+    pub counter: Family<OutcomeLabels, Counter>,
+    pub now: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+}
+
+impl Outbound {
+    /// Queues `mail` durably (committed when this returns) and wakes this node's sender.
+    pub async fn queue(&self, mail: Mail) -> StoreResult<()> {
+        let mailer = &self.mailer;
+        let to: Mailbox = mail.to.parse().map_err(|e| {
+            StoreError::Corrupt(format!("a mail's recipient is not an address: {e}"))
+        })?;
+        let message = lettre::Message::builder()
+            .from(mailer.from.clone())
+            .to(to)
+            .subject(mail.subject.clone())
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(mail.text(mailer)),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(mail.html(mailer)),
+                    ),
+            )
+            .map_err(|e| StoreError::Corrupt(format!("a mail could not be built: {e}")))?;
+        let id = latchkey_core::ids::new_internal_id(&mut rand::thread_rng());
+        let sealed = self
+            .master
+            .seal(Row::Mail(&id), &message.formatted())
+            .map_err(StoreError::Corrupt)?;
+        self.store
+            .enqueue_mail(&QueuedMail {
+                id: id.clone(),
+                recipient: mail.to.clone(),
+                kind: mail.kind.to_owned(),
+                sealed_message: sealed,
+                created_at: (self.now)(),
+            })
+            .await?;
+        tracing::info!(mail = %id, kind = mail.kind, "mail queued");
+        mailer.queued.notify_one();
+        Ok(())
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.counter.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
 }
 
 /// Why one delivery attempt failed, and whether trying again can help.
@@ -229,11 +231,10 @@ struct Undelivered {
     permanent: bool,
 }
 
-async fn deliver(state: &AppState, mail: &ClaimedMail) -> Result<Option<PathBuf>, Undelivered> {
-    let mailer = &state.mailer;
-    let message = state
-        .keys
-        .master_key()
+async fn deliver(out: &Outbound, mail: &ClaimedMail) -> Result<Option<PathBuf>, Undelivered> {
+    let mailer = &out.mailer;
+    let message = out
+        .master
         .open(Row::Mail(&mail.id), &mail.sealed_message)
         .map_err(|e| Undelivered {
             error: format!("the queued message does not open with this node's master key ({e})"),
@@ -308,19 +309,15 @@ fn retry_at(mail: &ClaimedMail, now: Timestamp, permanent: bool) -> Option<Times
 }
 
 /// Sends one due mail, if there is one; whether there was.
-pub async fn send_one(state: &AppState) -> StoreResult<bool> {
-    let now = state.clock.now();
-    let Some(mail) = state.store.claim_mail(now, LEASE_SECS).await? else {
+pub async fn send_one(out: &Outbound) -> StoreResult<bool> {
+    let now = (out.now)();
+    let Some(mail) = out.store.claim_mail(now, LEASE_SECS).await? else {
         return Ok(false);
     };
-    match deliver(state, &mail).await {
+    match deliver(out, &mail).await {
         Ok(outbox) => {
-            state.store.mail_sent(&mail.id).await?;
-            state
-                .metrics
-                .mails
-                .get_or_create(&OutcomeLabels { outcome: "sent" })
-                .inc();
+            out.store.mail_sent(&mail.id).await?;
+            out.count("sent");
             match outbox {
                 Some(path) => tracing::info!(
                     mail = %mail.id, kind = %mail.kind, path = %path.display(),
@@ -330,30 +327,21 @@ pub async fn send_one(state: &AppState) -> StoreResult<bool> {
             }
         }
         Err(failed) => {
-            let now = state.clock.now();
+            let now = (out.now)();
             let retry = retry_at(&mail, now, failed.permanent);
-            state
-                .store
+            out.store
                 .mail_failed(&mail.id, &failed.error, retry, now)
                 .await?;
             match retry {
                 Some(at) => {
-                    state
-                        .metrics
-                        .mails
-                        .get_or_create(&OutcomeLabels { outcome: "retry" })
-                        .inc();
+                    out.count("retry");
                     tracing::warn!(
                         mail = %mail.id, kind = %mail.kind, attempt = mail.attempts, retry_in = at - now,
                         error = %failed.error, "mail not sent; it will be tried again"
                     );
                 }
                 None => {
-                    state
-                        .metrics
-                        .mails
-                        .get_or_create(&OutcomeLabels { outcome: "failed" })
-                        .inc();
+                    out.count("failed");
                     tracing::error!(
                         mail = %mail.id, kind = %mail.kind, attempts = mail.attempts, error = %failed.error,
                         "mail could not be sent and is given up on"
@@ -367,8 +355,8 @@ pub async fn send_one(state: &AppState) -> StoreResult<bool> {
 
 /// Runs this node's sender until the runtime ends: sends what is due, then waits for a mail queued here or for
 /// the next look at the queue (another node's mail, a retry come due).
-pub fn spawn_sender(state: AppState) {
-    if let Some(dir) = state.mailer.outbox() {
+pub fn spawn_sender(out: Outbound) {
+    if let Some(dir) = out.mailer.outbox() {
         tracing::info!(
             outbox = %dir.display(),
             "no smtp_url is set: mails are written to the outbox directory instead of sent"
@@ -376,13 +364,13 @@ pub fn spawn_sender(state: AppState) {
     }
     tokio::spawn(async move {
         loop {
-            match send_one(&state).await {
+            match send_one(&out).await {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "the mail queue could not be read"),
             }
             tokio::select! {
-                _ = state.mailer.queued.notified() => {}
+                _ = out.mailer.queued.notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
         }

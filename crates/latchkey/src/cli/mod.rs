@@ -382,7 +382,7 @@ pub(crate) async fn start(config: Config) -> anyhow::Result<(AppState, tokio::ne
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     spawn_purger(state.clone());
-    crate::mail::spawn_sender(state.clone());
+    state.spawn_mail_sender();
     Ok((state, listener))
 }
 

@@ -5,7 +5,7 @@
 
 use crate::app::AppState;
 use crate::flows::error::Failure;
-use crate::mail::{self, Mail};
+use crate::mail::Mail;
 use crate::store::{CodeEffect, CodeProof, CodePurpose, CodeRedeemed, NewEmailCode};
 use latchkey_core::secret::{self, Kind};
 use rand::Rng;
@@ -71,7 +71,7 @@ pub async fn send(
         )
         .await?;
     if let Some(m) = compose(&fresh) {
-        mail::queue(state, m).await?;
+        state.queue_mail(m).await?;
     }
     Ok(id)
 }

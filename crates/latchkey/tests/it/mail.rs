@@ -5,7 +5,7 @@
 
 use crate::mailbox::*;
 use crate::support::*;
-use latchkey::mail::{self, Mail};
+use latchkey::mail::Mail;
 use std::sync::Arc;
 
 fn sample(to: &str) -> Mail {
@@ -29,7 +29,8 @@ async fn a_queued_mail_is_delivered_over_smtp_as_text_and_html_from_the_operator
         return;
     };
     let app = spawn_app_mailing(&smtp).await;
-    mail::queue(&app.state, sample("ada@example.com"))
+    app.state
+        .queue_mail(sample("ada@example.com"))
         .await
         .unwrap();
     let got = smtp.nth_to("ada@example.com", 1).await;
@@ -65,7 +66,8 @@ async fn with_no_smtp_url_mail_is_written_to_the_outbox_and_the_queue_holds_no_c
     let dir = data.path().to_owned();
     let app = spawn_app_with(Arc::new(sqlite_db()), move |c| c.data_dir = dir).await;
     // Queued while the sender is busy elsewhere: look at the stored row before it goes.
-    mail::queue(&app.state, sample("bob@example.com"))
+    app.state
+        .queue_mail(sample("bob@example.com"))
         .await
         .unwrap();
     let mut files = Vec::new();
@@ -102,7 +104,8 @@ async fn a_queued_message_is_sealed_so_the_database_never_holds_its_code() {
         )))
     })
     .await;
-    mail::queue(&app.state, sample("carol@example.com"))
+    app.state
+        .queue_mail(sample("carol@example.com"))
         .await
         .unwrap();
     let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT message FROM mail_queue")
@@ -126,4 +129,47 @@ fn free_port() -> u16 {
 /// A plain connection to the app's SQLite file, as someone holding a copy of the database would read it.
 async fn sqlite_pool(app: &TestApp) -> sqlx::SqlitePool {
     sqlx::SqlitePool::connect(&app.db.url).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_mail_server_that_is_down_at_send_time_gets_the_mail_once_it_is_up() {
+    let port = free_port();
+    let app = spawn_app_with(Arc::new(sqlite_db()), move |c| {
+        c.smtp_url = Some(latchkey::config::SecretSetting::new(format!(
+            "smtp://127.0.0.1:{port}"
+        )))
+    })
+    .await;
+    app.state
+        .queue_mail(sample("dan@example.com"))
+        .await
+        .unwrap();
+    // The first attempt fails (nothing listens) and is counted as a retry, with the mail kept queued.
+    let mut retried = false;
+    for _ in 0..200 {
+        if app
+            .state
+            .metrics
+            .render()
+            .contains("latchkey_mails_total{outcome=\"retry\"} 1")
+        {
+            retried = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(retried, "{}", app.state.metrics.render());
+    assert_eq!(app.store().mail_backlog().await.unwrap(), (1, 0));
+    let Some(smtp) = SmtpSink::start_on(port) else {
+        return;
+    };
+    let got = smtp
+        .nth_to_within("dan@example.com", 1, std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(got.code().as_deref(), Some("482913"));
+    assert!(app
+        .state
+        .metrics
+        .render()
+        .contains("latchkey_mails_total{outcome=\"sent\"} 1"));
 }

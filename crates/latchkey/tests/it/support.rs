@@ -256,7 +256,7 @@ async fn spawn_full(
     let state = App::with_store_key_maker_and_clock(config, store, test_key_maker, clock)
         .await
         .unwrap();
-    latchkey::mail::spawn_sender(state.clone());
+    state.spawn_mail_sender();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let serving = state.clone();
     tokio::spawn(async move {
