@@ -23,6 +23,8 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 use std::time::Duration;
 
+mod audit;
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
