@@ -81,6 +81,8 @@ pub struct Config {
     /// The `From` of every mail, e.g. `Example Login <login@example.com>`; default `Latchkey <no-reply@<issuer's
     /// host>>`.
     pub mail_from: Option<String>,
+    /// How many days an account's security activity is kept (`LATCHKEY_AUDIT_RETENTION_DAYS`).
+    pub audit_retention_days: i64,
 }
 
 /// One operator scope: `description` (what the consent page says) and `kind` (`customer` or `app`).
@@ -161,6 +163,7 @@ impl Default for Config {
             scopes: BTreeMap::new(),
             smtp_url: None,
             mail_from: None,
+            audit_retention_days: 90,
         }
     }
 }
@@ -301,6 +304,9 @@ impl Config {
             check_smtp_url(url.expose())?;
         }
         self.mail_from()?;
+        if !(1..=3650).contains(&self.audit_retention_days) {
+            return Err("audit_retention_days must be between 1 and 3650".into());
+        }
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             return Err("log_format must be json or pretty".into());
         }

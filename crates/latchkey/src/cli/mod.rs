@@ -366,10 +366,17 @@ fn spawn_purger(state: AppState) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
         loop {
             tick.tick().await;
-            match state.store.purge_expired(state.clock.now()).await {
+            let now = state.clock.now();
+            match state.store.purge_expired(now).await {
                 Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired rows"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purge failed"),
+            }
+            let kept_since = now - state.config.audit_retention_days * 86_400;
+            match state.store.purge_events(kept_since).await {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "purged old security activity"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purge of security activity failed"),
             }
         }
     });

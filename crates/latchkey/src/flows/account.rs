@@ -5,6 +5,7 @@
 
 use super::signin::{check_password, check_profile};
 use crate::app::AppState;
+use crate::flows::activity::{self, Activity, Origin};
 use crate::flows::error::Failure;
 use crate::flows::SignedIn;
 use crate::limits::{self, Bucket};
@@ -107,6 +108,7 @@ pub async fn change_password(
     signed_in: &SignedIn,
     current_password: &Secret,
     new_password: &Secret,
+    origin: &Origin,
 ) -> Result<PasswordOutcome, Failure> {
     let user = &signed_in.session.user;
     if current_password.expose().is_empty()
@@ -148,6 +150,9 @@ pub async fn change_password(
             Some(&signed_in.id_hash),
         )
         .await?;
+    if changed {
+        activity::record(state, &user.id, Activity::PasswordChanged, origin).await?;
+    }
     Ok(if changed {
         PasswordOutcome::Changed
     } else {
@@ -197,10 +202,13 @@ pub async fn end_session(
 }
 
 /// `POST /account/sessions/end-all`: "Sign out everywhere", this browser included.
-pub async fn end_all_sessions(state: &AppState, signed_in: &SignedIn) -> Result<(), Failure> {
-    state
-        .store
-        .delete_user_sessions(&signed_in.session.user.id)
-        .await?;
+pub async fn end_all_sessions(
+    state: &AppState,
+    signed_in: &SignedIn,
+    origin: &Origin,
+) -> Result<(), Failure> {
+    let user_id = &signed_in.session.user.id;
+    state.store.delete_user_sessions(user_id).await?;
+    activity::record(state, user_id, Activity::SignedOutEverywhere, origin).await?;
     Ok(())
 }

@@ -89,14 +89,27 @@ pub async fn remove(
     state: &AppState,
     signed_in: &SignedIn,
     client_id: &str,
+    origin: &crate::flows::activity::Origin,
 ) -> Result<RemoveOutcome, Failure> {
     if !ids::is_client_id(client_id) {
         return Ok(RemoveOutcome::UnknownApp);
     }
+    let user_id = &signed_in.session.user.id;
     state
         .store
-        .revoke_consent(&signed_in.session.user.id, client_id, state.clock.now())
+        .revoke_consent(user_id, client_id, state.clock.now())
         .await?;
+    let app = match state.store.find_client(client_id).await? {
+        Some(client) => client.name,
+        None => client_id.to_owned(),
+    };
+    crate::flows::activity::record(
+        state,
+        user_id,
+        crate::flows::activity::Activity::AppRemoved { app },
+        origin,
+    )
+    .await?;
     Ok(RemoveOutcome::Removed {
         client_id: client_id.to_owned(),
     })

@@ -2,6 +2,7 @@
 //! are `latchkey_core` functions; these files load what they need, call them, and commit the result.
 
 pub mod account;
+pub mod activity;
 pub mod allowed_apps;
 pub mod authorization_code;
 pub mod authorize;

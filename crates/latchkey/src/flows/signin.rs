@@ -3,6 +3,7 @@
 //! flows decide and commit; the web layer (`browser::signin`) turns their outcomes into pages, redirects and cookies.
 
 use crate::app::AppState;
+use crate::flows::activity::{self, Activity};
 use crate::flows::error::Failure;
 use crate::flows::SignedIn;
 use crate::limits::{self, Bucket};
@@ -58,6 +59,8 @@ pub struct SignInAttempt<'a> {
     pub return_to: Option<&'a str>,
     /// `Browser::knows` for `email`: a browser the account knows is not counted per account.
     pub known_browser: bool,
+    /// Where the attempt came from, for the account's security activity.
+    pub origin: &'a crate::flows::activity::Origin,
 }
 
 /// How a sign-in ended.
@@ -138,6 +141,10 @@ pub async fn signin(
             user.as_ref().map(|u| u.password_hash.as_str()),
         )
         .await?;
+    if let (false, Some(user)) = (ok, &user) {
+        // A wrong password for an existing account: the owner sees it among their security activity.
+        activity::record(state, &user.id, Activity::SignInFailed, attempt.origin).await?;
+    }
     match (ok, user) {
         (true, Some(user)) => {
             state
@@ -147,6 +154,7 @@ pub async fn signin(
                 .inc();
             limits::refund(state, &buckets).await?;
             let session_token = start_session(state, previous, &user.id).await?;
+            activity::record(state, &user.id, Activity::SignedIn, attempt.origin).await?;
             Ok(SignInOutcome::Started {
                 session_token,
                 return_to: safe_return_to(attempt.return_to),

@@ -445,6 +445,18 @@ pub trait OpsStore: Send + Sync + 'static {
     async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64>;
 }
 
+/// Customers' security events (SPEC 2.6, "recent security activity").
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    async fn record_event(&self, event: &AuditEvent) -> StoreResult<()>;
+
+    /// The customer's events, newest first, at most `limit`.
+    async fn list_events(&self, user_id: &str, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Deletes every event older than `before` (the retention, `audit_retention_days`); returns how many.
+    async fn purge_events(&self, before: Timestamp) -> StoreResult<u64>;
+}
+
 /// Everything Latchkey keeps: the union of the capability traits, so that `Arc<dyn Store>` is the whole store. One
 /// implementation serves SQLite and PostgreSQL; both pass `tests/it/store.rs`. A flow asks only for the capabilities it
 /// calls (`&dyn GrantStore`, or imports just those traits); the blanket impl makes every type with all of them a
@@ -461,6 +473,7 @@ pub trait Store:
     + OpsStore
     + AccountStore
     + MailStore
+    + AuditStore
 {
 }
 
@@ -476,6 +489,7 @@ impl<T> Store for T where
         + OpsStore
         + AccountStore
         + MailStore
+        + AuditStore
 {
 }
 

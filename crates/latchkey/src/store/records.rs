@@ -423,3 +423,17 @@ pub struct ClaimedMail {
     pub attempts: i64,
     pub created_at: Timestamp,
 }
+
+/// One security event of a customer's account (SPEC 2.6, "recent security activity"). No secret in any field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: String,
+    pub user_id: String,
+    /// What happened, e.g. `signed_in` (`flows::activity::Activity::kind`).
+    pub kind: String,
+    pub at: Timestamp,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// What the kind needs besides (e.g. the removed app's name).
+    pub detail: Option<String>,
+}

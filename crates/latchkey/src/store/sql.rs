@@ -24,6 +24,7 @@ use sqlx::{AnyPool, Row};
 use std::time::Duration;
 
 mod accounts;
+mod audit;
 mod mail;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -52,6 +52,35 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// Who is asking, as the security activity records it (`flows::activity::Origin`): the client's address and its
+/// `User-Agent`, cut to 200 characters.
+pub struct Seen(pub crate::flows::activity::Origin);
+
+impl FromRequestParts<AppState> for Seen {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(200)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Seen(crate::flows::activity::Origin {
+            ip: ip.to_string(),
+            user_agent,
+        }))
+    }
+}
+
 /// The `{client_id}` of a page's path. A segment that does not decode to UTF-8 (`%FF`) is kept as sent, still
 /// percent-encoded: no client id contains `%`, so the page answers as for any unknown app (a page, not axum's
 /// plain-text rejection).

@@ -257,6 +257,16 @@ pub struct AccountSettings {
     pub profile_error: Option<String>,
     pub password_error: Option<String>,
     pub sessions: Vec<SessionRow>,
+    /// Recent security activity, newest first.
+    pub activity: Vec<ActivityRow>,
+}
+
+/// One security event on the account page.
+pub struct ActivityRow {
+    pub at: String,
+    pub what: String,
+    pub ip: String,
+    pub browser: String,
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! HTTP to a real server on a real socket with real clients.
 
 mod account;
+mod activity;
 mod binary;
 mod browser;
 mod code_flow;

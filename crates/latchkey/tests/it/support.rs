@@ -717,8 +717,18 @@ impl Browser {
     /// A browser whose connections come from `local` (any 127.0.0.0/8 address on loopback): another customer,
     /// as far as per-address limits can tell.
     pub fn from_address(base: &str, local: Option<std::net::IpAddr>) -> Browser {
+        Browser::built(base, local, "latchkey-tests")
+    }
+
+    /// A browser that names itself `user_agent` (the security activity shows it).
+    pub fn with_user_agent(base: &str, user_agent: &str) -> Browser {
+        Browser::built(base, None, user_agent)
+    }
+
+    fn built(base: &str, local: Option<std::net::IpAddr>, user_agent: &str) -> Browser {
         let http = reqwest::Client::builder()
             .cookie_store(true)
+            .user_agent(user_agent.to_owned())
             .redirect(reqwest::redirect::Policy::none())
             .local_address(local)
             .build()

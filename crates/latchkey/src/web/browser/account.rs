@@ -9,6 +9,7 @@ use crate::flows::account::{
 };
 use crate::flows::SignedIn;
 use crate::web::error::page_failure;
+use crate::web::extract::Seen;
 use crate::web::pages::{self, AccountSettings, SessionRow};
 use crate::web::session::{self, Browser};
 use axum::body::Bytes;
@@ -92,6 +93,19 @@ async fn page(
         Ok(s) => s,
         Err(failure) => return page_failure(failure),
     };
+    let activity = match crate::flows::activity::recent(state, &signed_in.session.user.id).await {
+        Ok(a) => a,
+        Err(failure) => return page_failure(failure),
+    };
+    let activity = activity
+        .into_iter()
+        .map(|e| pages::ActivityRow {
+            at: pages::utc(e.at),
+            what: e.what,
+            ip: e.ip,
+            browser: e.browser,
+        })
+        .collect();
     let sessions = sessions
         .into_iter()
         .map(|s| SessionRow {
@@ -113,6 +127,7 @@ async fn page(
             profile_error: shown.profile_error,
             password_error: shown.password_error,
             sessions,
+            activity,
         },
     )
 }
@@ -180,6 +195,7 @@ pub async fn account_profile(
 pub async fn account_password(
     State(state): State<AppState>,
     browser: Browser,
+    Seen(origin): Seen,
     body: Bytes,
 ) -> Response {
     let form = SettingsForm::parse(&body);
@@ -199,6 +215,7 @@ pub async fn account_password(
         signed_in,
         &form.current_password,
         &form.new_password,
+        &origin,
     )
     .await
     {
@@ -232,6 +249,7 @@ pub async fn account_end_session(
 pub async fn account_end_all_sessions(
     State(state): State<AppState>,
     browser: Browser,
+    Seen(origin): Seen,
     body: Bytes,
 ) -> Response {
     let form = SettingsForm::parse(&body);
@@ -239,7 +257,7 @@ pub async fn account_end_all_sessions(
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    match account::end_all_sessions(&state, signed_in).await {
+    match account::end_all_sessions(&state, signed_in, &origin).await {
         Ok(()) => signed_out_here(&state),
         Err(failure) => page_failure(failure),
     }

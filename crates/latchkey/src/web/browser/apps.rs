@@ -80,13 +80,19 @@ async fn show(
 }
 
 /// `POST /ap/adam`, `POST /account/apps`: removes one app, then shows the page again.
-async fn remove(state: &AppState, browser: &Browser, path: &'static str, body: &[u8]) -> Response {
+async fn remove(
+    state: &AppState,
+    browser: &Browser,
+    path: &'static str,
+    origin: &crate::flows::activity::Origin,
+    body: &[u8],
+) -> Response {
     let form = RemoveForm::parse(body);
     let signed_in = match form_session(state, browser, form.csrf.as_deref(), path) {
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    match allowed_apps::remove(state, signed_in, &form.client_id).await {
+    match allowed_apps::remove(state, signed_in, &form.client_id, origin).await {
         Ok(RemoveOutcome::Removed { client_id }) => {
             let query = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("removed", &client_id)
@@ -128,7 +134,8 @@ pub async fn apps_remove(
     State(state): State<AppState>,
     browser: Browser,
     matched: MatchedPath,
+    crate::web::extract::Seen(origin): crate::web::extract::Seen,
     body: Bytes,
 ) -> Response {
-    remove(&state, &browser, page_path(&matched), &body).await
+    remove(&state, &browser, page_path(&matched), &origin, &body).await
 }

@@ -6,7 +6,7 @@ use crate::flows::signin::{
     self, safe_return_to, NewAccount, RegisterOutcome, SignInAttempt, SignInOutcome,
 };
 use crate::web::error::page_failure;
-use crate::web::extract::ClientIp;
+use crate::web::extract::{ClientIp, Seen};
 use crate::web::pages;
 use crate::web::session::{self, Browser};
 use axum::body::Bytes;
@@ -155,6 +155,7 @@ pub async fn signin(
     State(state): State<AppState>,
     browser: Browser,
     ip: ClientIp,
+    Seen(origin): Seen,
     body: Bytes,
 ) -> Response {
     let form = AccountForm::parse(&body);
@@ -176,6 +177,7 @@ pub async fn signin(
         password: &form.password,
         return_to: form.return_to.as_deref(),
         known_browser: browser.knows(&state, &form.email.to_lowercase()),
+        origin: &origin,
     };
     match signin::signin(&state, browser.signed_in.as_ref(), &ip.key(), attempt).await {
         Ok(SignInOutcome::Started {
