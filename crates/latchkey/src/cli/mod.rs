@@ -100,6 +100,12 @@ enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete an account and everything it holds (tokens, consents, sessions, device links, activity), at once.
+    Delete {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -499,6 +505,26 @@ async fn user(state: AppState, cmd: UserCommand) -> anyhow::Result<()> {
                         if u.disabled { "disabled" } else { "active" }
                     );
                 }
+            }
+        }
+        UserCommand::Delete { email, json } => {
+            let email = email.trim().to_lowercase();
+            let Some(user) = state.store.find_user_by_email(&email).await? else {
+                anyhow::bail!("no account with email {email}");
+            };
+            if let crate::flows::account::DeleteOutcome::OwnsApps { count } =
+                crate::flows::account::delete_user(&state, &user).await?
+            {
+                anyhow::bail!(
+                    "{email} owns {count} app(s): delete them first (latchkey client rm <client_id>)"
+                );
+            }
+            if json {
+                print_json(json!({"email": email, "deleted": true}));
+            } else {
+                println!(
+                    "deleted {email}: its tokens, consents, sessions and device links are gone"
+                );
             }
         }
         UserCommand::Disable { email, json } => {

@@ -9,6 +9,7 @@ use crate::flows::activity::{self, Activity, Origin};
 use crate::flows::error::Failure;
 use crate::flows::SignedIn;
 use crate::limits::{self, Bucket};
+use crate::store::{DeleteUser, User};
 use latchkey_core::secret::{Digest, Kind, Secret};
 
 /// The account page's path: where the browser comes back to after signing in.
@@ -211,4 +212,157 @@ pub async fn end_all_sessions(
     state.store.delete_user_sessions(user_id).await?;
     activity::record(state, user_id, Activity::SignedOutEverywhere, origin).await?;
     Ok(())
+}
+
+/// How deleting the account ended.
+pub enum DeleteOutcome {
+    /// Gone: every token, consent, session and device link with it.
+    Deleted,
+    /// The password is missing or wrong, or the box is not ticked: nothing was deleted.
+    Invalid { message: &'static str },
+    /// The customer owns apps: nothing was deleted.
+    OwnsApps { count: i64 },
+    /// Past the limit on guessing the current password.
+    Throttled { wait: i64 },
+}
+
+/// `POST /account/delete`: the current password again and a ticked box, then everything goes at once (SPEC 2.6).
+/// The address may sign up again; as a new account it gets new pairwise ids.
+pub async fn delete_account(
+    state: &AppState,
+    signed_in: &SignedIn,
+    current_password: &Secret,
+    confirmed: bool,
+) -> Result<DeleteOutcome, Failure> {
+    let user = &signed_in.session.user;
+    if current_password.expose().is_empty()
+        || current_password.expose().len() > crate::password::MAX_PASSWORD_LEN
+    {
+        return Ok(DeleteOutcome::Invalid {
+            message: "Enter your current password to delete your account.",
+        });
+    }
+    if !confirmed {
+        return Ok(DeleteOutcome::Invalid {
+            message: "Tick the box to confirm that your account is to be deleted.",
+        });
+    }
+    let bucket = [Bucket::new(
+        format!("password:account:{}", user.id),
+        state.config.signin_limit,
+        state.config.signin_window,
+    )];
+    if let Some(wait) = limits::hit(state, &bucket).await? {
+        return Ok(DeleteOutcome::Throttled { wait });
+    }
+    if !state
+        .passwords
+        .verify(current_password, Some(&user.password_hash))
+        .await?
+    {
+        return Ok(DeleteOutcome::Invalid {
+            message: "Your current password is not correct.",
+        });
+    }
+    limits::refund(state, &bucket).await?;
+    delete_user(state, user).await
+}
+
+/// Deletes `user` at once (the account page, `latchkey user delete`), and tells the address.
+pub async fn delete_user(state: &AppState, user: &User) -> Result<DeleteOutcome, Failure> {
+    match state.store.delete_user(&user.id, state.clock.now()).await? {
+        DeleteUser::OwnsApps(count) => Ok(DeleteOutcome::OwnsApps { count }),
+        DeleteUser::Unknown | DeleteUser::Deleted => {
+            tracing::info!(
+                event = "account_deleted",
+                user = %user.id,
+                "security activity"
+            );
+            state
+                .queue_mail(crate::mail::Mail {
+                    to: user.email.clone(),
+                    kind: "account_deleted",
+                    subject: format!("Your {} account is deleted", state.config.operator_name()),
+                    before: vec![
+                        "Your account and everything it held are deleted: your profile, the apps you allowed, your \
+                         sessions and your security activity. Apps you signed in to can no longer use it."
+                            .into(),
+                    ],
+                    code: None,
+                    link: None,
+                    after: vec![
+                        "If you did not do this, someone who knew your password did: you can create a new account \
+                         with this address."
+                            .into(),
+                    ],
+                })
+                .await?;
+            Ok(DeleteOutcome::Deleted)
+        }
+    }
+}
+
+/// `POST /account/export`: the customer's data as JSON (SPEC 2.6): profile, allowed apps, sessions, activity. No
+/// secret: no password hash, no token, session or code hash.
+pub async fn export(state: &AppState, signed_in: &SignedIn) -> Result<serde_json::Value, Failure> {
+    let user = &signed_in.session.user;
+    let now = state.clock.now();
+    let mut apps = Vec::new();
+    for consent in state.store.list_consents(&user.id).await? {
+        let name = state
+            .store
+            .find_client(&consent.client_id)
+            .await?
+            .map(|c| c.name);
+        apps.push(serde_json::json!({
+            "client_id": consent.client_id,
+            "name": name,
+            "scopes": consent.scopes.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+            "allowed_at": consent.created_at,
+            "updated_at": consent.updated_at,
+        }));
+    }
+    let sessions: Vec<_> = state
+        .store
+        .list_sessions(&user.id, now)
+        .await?
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "started_at": s.created_at,
+                "signed_in_at": s.auth_time,
+                "expires_at": s.expires_at,
+                "this_browser": s.id_hash == signed_in.id_hash,
+            })
+        })
+        .collect();
+    let activity: Vec<_> = state
+        .store
+        .list_events(&user.id, 10_000)
+        .await?
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({
+                "at": e.at,
+                "event": e.kind,
+                "what": crate::flows::activity::describe(&e.kind, e.detail.as_deref()),
+                "address": e.ip,
+                "browser": e.user_agent,
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "exported_at": now,
+        "issuer": state.issuer,
+        "profile": {
+            "name": user.name,
+            "email": user.email,
+            "email_verified": user.email_verified,
+            "postal_code": user.postal_code,
+            "created_at": user.created_at,
+        },
+        "allowed_apps": apps,
+        "sessions": sessions,
+        "activity": activity,
+    }))
 }

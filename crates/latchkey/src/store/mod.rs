@@ -401,6 +401,12 @@ pub trait AccountStore: Send + Sync + 'static {
         effect: CodeEffect<'_>,
         now: Timestamp,
     ) -> StoreResult<CodeRedeemed>;
+
+    /// Deletes an account and everything it holds, at once (SPEC 2.6): its tokens, token families, codes,
+    /// consents, sessions, device code pairs, mailed codes and security activity, then the account itself; a
+    /// token being issued for it at the same moment is refused. Refused, with nothing deleted, while the account
+    /// owns apps.
+    async fn delete_user(&self, user_id: &str, now: Timestamp) -> StoreResult<DeleteUser>;
 }
 
 /// The durable queue of outgoing mail, which every node's sender drains.

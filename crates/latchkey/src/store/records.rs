@@ -437,3 +437,13 @@ pub struct AuditEvent {
     /// What the kind needs besides (e.g. the removed app's name).
     pub detail: Option<String>,
 }
+
+/// What deleting an account did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteUser {
+    /// Gone, with everything it held.
+    Deleted,
+    /// The account owns this many apps (it is a developer's): nothing was deleted.
+    OwnsApps(i64),
+    Unknown,
+}

@@ -70,6 +70,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/account", get(browser::account::account_page))
         .route("/account/profile", post(browser::account::account_profile))
+        .route("/account/delete", post(browser::account::account_delete))
+        .route("/account/export", post(browser::account::account_export))
         .route(
             "/account/password",
             post(browser::account::account_password),

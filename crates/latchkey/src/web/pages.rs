@@ -256,6 +256,7 @@ pub struct AccountSettings {
     pub postal_code: String,
     pub profile_error: Option<String>,
     pub password_error: Option<String>,
+    pub delete_error: Option<String>,
     pub sessions: Vec<SessionRow>,
     /// Recent security activity, newest first.
     pub activity: Vec<ActivityRow>,

@@ -130,6 +130,45 @@ impl AccountStore for SqlStore {
         Ok(())
     }
 
+    async fn delete_user(&self, user_id: &str, now: Timestamp) -> StoreResult<DeleteUser> {
+        let mut tx = self.pool.begin().await?;
+        // The customer's row is written first: issuances in flight for it finish or wait (see sql.rs), and SQLite
+        // takes its write lock up front.
+        let locked = sqlx::query(&format!("{LOCK_CUSTOMER} = $1"))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if locked.rows_affected() == 0 {
+            return Ok(DeleteUser::Unknown);
+        }
+        let owned: i64 = sqlx::query("SELECT COUNT(*) AS n FROM clients WHERE owner = $1")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        if owned > 0 {
+            return Ok(DeleteUser::OwnsApps(owned));
+        }
+        revoke(&mut tx, Revoke::User(user_id), now).await?;
+        for sql in [
+            "DELETE FROM access_tokens WHERE user_id = $1",
+            "DELETE FROM refresh_tokens WHERE user_id = $1",
+            "DELETE FROM token_families WHERE user_id = $1",
+            "DELETE FROM auth_codes WHERE user_id = $1",
+            "DELETE FROM consents WHERE user_id = $1",
+            "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM device_codes WHERE user_id = $1",
+            "DELETE FROM email_codes WHERE user_id = $1",
+            "DELETE FROM audit_events WHERE user_id = $1",
+            "DELETE FROM developers WHERE user_id = $1",
+            "DELETE FROM users WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(DeleteUser::Deleted)
+    }
+
     async fn find_email_code(&self, id: &str) -> StoreResult<Option<EmailCode>> {
         let sql = format!("SELECT {CODE_COLUMNS} FROM email_codes WHERE id = $1");
         sqlx::query(&sql)

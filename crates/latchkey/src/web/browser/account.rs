@@ -5,7 +5,7 @@ use super::form_session;
 use super::signin::{signin_first, too_many_signins};
 use crate::app::AppState;
 use crate::flows::account::{
-    self, EndSessionOutcome, PasswordOutcome, ProfileInput, ProfileOutcome, PAGE,
+    self, DeleteOutcome, EndSessionOutcome, PasswordOutcome, ProfileInput, ProfileOutcome, PAGE,
 };
 use crate::flows::SignedIn;
 use crate::web::error::page_failure;
@@ -29,6 +29,8 @@ pub struct SettingsForm {
     pub new_password: Secret,
     /// Which session to end (its handle).
     pub session: String,
+    /// The "yes, delete my account" box.
+    pub confirm: bool,
 }
 
 impl SettingsForm {
@@ -42,6 +44,7 @@ impl SettingsForm {
                 "current_password" => f.current_password = Secret::new(v.into_owned()),
                 "new_password" => f.new_password = Secret::new(v.into_owned()),
                 "session" => f.session = v.into_owned(),
+                "confirm" => f.confirm = v == "yes",
                 _ => {}
             }
         }
@@ -66,6 +69,7 @@ struct Shown {
     postal_code: String,
     profile_error: Option<String>,
     password_error: Option<String>,
+    delete_error: Option<String>,
 }
 
 impl Shown {
@@ -77,6 +81,7 @@ impl Shown {
             postal_code: user.postal_code.clone().unwrap_or_default(),
             profile_error: None,
             password_error: None,
+            delete_error: None,
         }
     }
 }
@@ -126,6 +131,7 @@ async fn page(
             postal_code: shown.postal_code,
             profile_error: shown.profile_error,
             password_error: shown.password_error,
+            delete_error: shown.delete_error,
             sessions,
             activity,
         },
@@ -176,6 +182,7 @@ pub async fn account_profile(
             postal_code: form.postal_code.clone(),
             profile_error: Some(why.to_owned()),
             password_error: None,
+            delete_error: None,
         };
         page(&state, &browser, signed_in, shown, None, status)
     };
@@ -259,6 +266,90 @@ pub async fn account_end_all_sessions(
     };
     match account::end_all_sessions(&state, signed_in, &origin).await {
         Ok(()) => signed_out_here(&state),
+        Err(failure) => page_failure(failure),
+    }
+}
+
+/// `POST /account/delete`: the current password and the ticked box, then the account is gone and this browser
+/// signed out.
+pub async fn account_delete(
+    State(state): State<AppState>,
+    browser: Browser,
+    body: Bytes,
+) -> Response {
+    let form = SettingsForm::parse(&body);
+    let signed_in = match form_session(&state, &browser, form.csrf.as_deref(), PAGE) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
+    let refuse = |why: String, status| {
+        let shown = Shown {
+            delete_error: Some(why),
+            ..Shown::current(signed_in)
+        };
+        page(&state, &browser, signed_in, shown, None, status)
+    };
+    match account::delete_account(&state, signed_in, &form.current_password, form.confirm).await {
+        Ok(DeleteOutcome::Deleted) => {
+            let mut res = pages::message(
+                StatusCode::OK,
+                "Your account is deleted",
+                &[
+                    "Your account and everything it held are gone: your profile, the apps you allowed, your sessions and your security activity.",
+                    "You are signed out. You can create a new account with the same address at any time.",
+                ],
+            );
+            res.headers_mut()
+                .append(header::SET_COOKIE, session::clear_session_cookie(&state));
+            res
+        }
+        Ok(DeleteOutcome::Invalid { message }) => {
+            refuse(message.to_owned(), StatusCode::BAD_REQUEST).await
+        }
+        Ok(DeleteOutcome::OwnsApps { count }) => {
+            refuse(
+                format!(
+                    "You own {count} app{} in the developer console: delete {} there first, then your account.",
+                    if count == 1 { "" } else { "s" },
+                    if count == 1 { "it" } else { "them" }
+                ),
+                StatusCode::CONFLICT,
+            )
+            .await
+        }
+        Ok(DeleteOutcome::Throttled { wait }) => too_many_signins(wait),
+        Err(failure) => page_failure(failure),
+    }
+}
+
+/// `POST /account/export`: "Download my data", a JSON file of the customer's profile, apps, sessions and activity.
+pub async fn account_export(
+    State(state): State<AppState>,
+    browser: Browser,
+    body: Bytes,
+) -> Response {
+    let form = SettingsForm::parse(&body);
+    let signed_in = match form_session(&state, &browser, form.csrf.as_deref(), PAGE) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
+    match account::export(&state, signed_in).await {
+        Ok(data) => {
+            let body = serde_json::to_vec_pretty(&data).unwrap_or_default();
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"latchkey-data.json\"",
+                    ),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                body,
+            )
+                .into_response()
+        }
         Err(failure) => page_failure(failure),
     }
 }
