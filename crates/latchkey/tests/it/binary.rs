@@ -1230,3 +1230,70 @@ fn config_check_in_an_empty_directory_creates_no_master_key() {
     assert!(ok, "{stderr}");
     assert!(!text.contains("none yet"), "{text}");
 }
+
+/// The sign-up form's CSRF token, from the page a browser gets.
+async fn signup_csrf(http: &reqwest::Client, base: &str) -> String {
+    let html = http
+        .get(format!("{base}/ap/register"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let doc = scraper::Html::parse_document(&html);
+    let sel = scraper::Selector::parse("form[action='/ap/register'] input[name=csrf]").unwrap();
+    doc.select(&sel)
+        .next()
+        .and_then(|i| i.value().attr("value"))
+        .expect("the sign-up form has a CSRF token")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_sign_up_answered_before_a_crash_still_gets_its_mail_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // The mail server is down: the sign-up is answered, its mail only queued, when the server is killed.
+    let smtp_port = free_port().port();
+    let smtp_url = format!("smtp://127.0.0.1:{smtp_port}");
+    let env = [("LATCHKEY_SMTP_URL", smtp_url.as_str())];
+    let server = serve_env(dir.path(), Some(any_port()), &env).await.unwrap();
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let csrf = signup_csrf(&http, &server.base).await;
+    let res = http
+        .post(format!("{}/ap/register", server.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "Crash Test"),
+            ("email", "crash@example.com"),
+            ("password", "correct horse battery"),
+            ("postal_code", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 303, "the sign-up is accepted");
+    let mut server = server;
+    server.child.start_kill().unwrap();
+    server.child.wait().await.unwrap();
+    let lines = server.all_lines().await;
+    assert!(
+        !lines.iter().any(|l| l.contains("\"mail sent\"")),
+        "the mail went before the crash: {lines:#?}"
+    );
+
+    let Some(smtp) = crate::mailbox::SmtpSink::start_on(smtp_port) else {
+        return;
+    };
+    let _restarted = serve_env(dir.path(), Some(any_port()), &env).await.unwrap();
+    // Within seconds (its retry is due), or, if the kill came while a send was under way, once that send's
+    // two-minute lease has run out.
+    let mail = smtp
+        .nth_to_within("crash@example.com", 1, Duration::from_secs(150))
+        .await;
+    assert!(mail.code().is_some(), "{}", mail.text());
+}
