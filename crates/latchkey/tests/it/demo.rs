@@ -22,6 +22,14 @@ fn free_port() -> u16 {
 
 /// `latchkey demo` in a fresh data directory, up and answering; with Latchkey's and the demo site's base URLs.
 pub async fn start_demo(data: &std::path::Path) -> (tokio::process::Child, String, String) {
+    start_demo_with(data, &[]).await
+}
+
+/// [`start_demo`] with more environment (e.g. `LATCHKEY_SMTP_URL`).
+pub async fn start_demo_with(
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String, String) {
     let (lk_port, site_port) = (free_port(), free_port());
     let base = format!("http://127.0.0.1:{lk_port}");
     let site = format!("http://127.0.0.1:{site_port}");
@@ -31,6 +39,7 @@ pub async fn start_demo(data: &std::path::Path) -> (tokio::process::Child, Strin
         .env("LATCHKEY_LISTEN", format!("127.0.0.1:{lk_port}"))
         .env("LATCHKEY_LOG_LEVEL", "warn")
         .env("LATCHKEY_PASSWORD_HASH_CONCURRENCY", "2")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()

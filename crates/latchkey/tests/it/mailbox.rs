@@ -111,6 +111,11 @@ impl SmtpSink {
         Some(SmtpSink { child, dir, port })
     }
 
+    /// Where the delivered messages are written (`<n>.json`), for a test in another language to read.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// The `smtp_url` that delivers here.
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
