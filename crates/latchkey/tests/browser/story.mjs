@@ -6,10 +6,13 @@
 import { chromium } from 'playwright-core';
 import { AxeBuilder } from '@axe-core/playwright';
 import { registerApp } from './console.mjs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const BASE = process.env.LK_BASE;
 const SAMPLE = process.env.LK_SAMPLE;
 const SHOTS = process.env.LK_SHOTS;
+/** Where the test's SMTP server (aiosmtpd) writes what it receives, one JSON file per message. */
+const MAILDIR = process.env.LK_MAILDIR;
 const stamp = Date.now().toString(36);
 const email = `browser-${stamp}@example.com`;
 const password = 'a browser passphrase';
@@ -35,6 +38,27 @@ async function axe(page, label) {
   for (const v of bad) {
     violations.push({ page: label, id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')) });
   }
+}
+
+/** The `n`th mail (1-based) delivered to `address`, waiting up to 20 s for it. */
+async function mailTo(address, n) {
+  for (let i = 0; i < 200; i++) {
+    const mails = readdirSync(MAILDIR)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => JSON.parse(readFileSync(`${MAILDIR}/${f}`, 'utf8')))
+      .filter((m) => m.rcpt_tos.includes(address));
+    if (mails.length >= n) return mails[n - 1];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  fail(`mail #${n} to ${address} did not arrive`);
+}
+
+/** The 6-digit code on a line of its own in a mail's text. */
+function codeIn(mail) {
+  const m = mail.text.match(/^\s*(\d{6})\s*$/m);
+  if (!m) fail(`no code in the mail "${mail.subject}"`);
+  return m[1];
 }
 
 async function shot(page, name) {

@@ -38,7 +38,13 @@ async fn a_customer_a_developer_and_the_sdk_sample_in_headless_chromium() {
         }
     };
     let data = tempfile::tempdir().unwrap();
-    let (mut server, base, sample) = crate::demo::start_demo(data.path()).await;
+    // The customer reads the codes Latchkey mails from a real SMTP server's deliveries.
+    let Some(smtp) = crate::mailbox::SmtpSink::start() else {
+        return;
+    };
+    let smtp_url = smtp.url();
+    let (mut server, base, sample) =
+        crate::demo::start_demo_with(data.path(), &[("LATCHKEY_SMTP_URL", &smtp_url)]).await;
 
     let mut story = tokio::process::Command::new("node");
     story
@@ -47,6 +53,7 @@ async fn a_customer_a_developer_and_the_sdk_sample_in_headless_chromium() {
         .env("LK_BASE", &base)
         .env("LK_SAMPLE", &sample)
         .env("CHROMIUM", &chromium)
+        .env("LK_MAILDIR", smtp.dir())
         .env_remove("LK_SHOTS")
         .kill_on_drop(true);
     // docs/screenshots.sh: the story also saves the README's screenshots there.
