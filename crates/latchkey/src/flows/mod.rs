@@ -18,6 +18,7 @@ pub mod error;
 pub mod introspect;
 pub mod logo;
 pub mod profile;
+pub mod recovery;
 pub mod refresh_token;
 pub mod registration;
 pub mod revoke;

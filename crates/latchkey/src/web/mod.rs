@@ -71,6 +71,14 @@ pub fn router(state: AppState) -> Router {
         .route("/account", get(browser::account::account_page))
         .route("/account/profile", post(browser::account::account_profile))
         .route("/account/delete", post(browser::account::account_delete))
+        .route(
+            "/ap/forgot",
+            get(browser::recovery::forgot_page).post(browser::recovery::forgot),
+        )
+        .route(
+            "/ap/reset",
+            get(browser::recovery::reset_page).post(browser::recovery::reset),
+        )
         .route("/account/export", post(browser::account::account_export))
         .route(
             "/account/password",

@@ -475,3 +475,20 @@ pub struct DeveloperDelete {
     pub csrf: String,
     pub app: AppRow,
 }
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+pub struct Forgot {
+    pub csrf: String,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+pub struct Reset {
+    pub csrf: String,
+    /// The mailed link's token, when the customer came by the link (then no code is asked).
+    pub link: String,
+    pub error: Option<String>,
+}

@@ -21,6 +21,7 @@ mod oidc;
 mod oidc_authlib;
 mod page_faults;
 mod proxy;
+mod recovery;
 mod reusable_refresh;
 mod scopes;
 mod sdk;

@@ -739,6 +739,11 @@ impl Browser {
         }
     }
 
+    /// The server's base URL, with its trailing slash.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
     async fn settle(&self, mut res: reqwest::Response) -> Step {
         loop {
             let url = res.url().clone();

@@ -58,6 +58,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "profile" => Some("Your profile is saved."),
         "password" => Some("Your password is changed. You are signed out everywhere else."),
         "session" => Some("That browser is signed out."),
+        "reset" => Some("Your new password is saved. Every other browser is signed out."),
         _ => None,
     }
 }

@@ -6,6 +6,7 @@ pub mod apps;
 pub mod authorize;
 pub mod developer;
 pub mod device;
+pub mod recovery;
 pub mod sdk;
 pub mod signin;
 
