@@ -9,7 +9,7 @@ use crate::flows::activity::{self, Activity, Origin};
 use crate::flows::error::Failure;
 use crate::flows::SignedIn;
 use crate::limits::{self, Bucket};
-use crate::store::{DeleteUser, User};
+use crate::store::{CodeEffect, CodePurpose, CodeRedeemed, DeleteUser, User};
 use latchkey_core::secret::{Digest, Kind, Secret};
 
 /// The account page's path: where the browser comes back to after signing in.
@@ -365,4 +365,176 @@ pub async fn export(state: &AppState, signed_in: &SignedIn) -> Result<serde_json
         "sessions": sessions,
         "activity": activity,
     }))
+}
+
+/// How asking to change the address ended.
+pub enum EmailChangeOutcome {
+    /// A code went to the new address (or, if another account has it, a notice to that account, with the same
+    /// answer here): the id of the code this browser waits for.
+    Sent {
+        code_id: String,
+    },
+    Invalid {
+        message: &'static str,
+    },
+    Throttled {
+        wait: i64,
+    },
+}
+
+/// `POST /account/email`: the new address and the current password (SPEC 2.6). Nothing changes until the code
+/// mailed to the new address is entered; the old address is told now and when it happens.
+pub async fn request_email_change(
+    state: &AppState,
+    signed_in: &SignedIn,
+    new_email: &str,
+    current_password: &Secret,
+) -> Result<EmailChangeOutcome, Failure> {
+    let user = &signed_in.session.user;
+    if let Err(message) = crate::flows::signin::check_email(new_email) {
+        return Ok(EmailChangeOutcome::Invalid { message });
+    }
+    if new_email == user.email {
+        return Ok(EmailChangeOutcome::Invalid {
+            message: "That is already your address.",
+        });
+    }
+    if current_password.expose().is_empty()
+        || current_password.expose().len() > crate::password::MAX_PASSWORD_LEN
+    {
+        return Ok(EmailChangeOutcome::Invalid {
+            message: "Enter your current password to change your address.",
+        });
+    }
+    let bucket = [Bucket::new(
+        format!("password:account:{}", user.id),
+        state.config.signin_limit,
+        state.config.signin_window,
+    )];
+    if let Some(wait) = limits::hit(state, &bucket).await? {
+        return Ok(EmailChangeOutcome::Throttled { wait });
+    }
+    if !state
+        .passwords
+        .verify(current_password, Some(&user.password_hash))
+        .await?
+    {
+        return Ok(EmailChangeOutcome::Invalid {
+            message: "Your current password is not correct.",
+        });
+    }
+    limits::refund(state, &bucket).await?;
+    let mails = [Bucket::new(format!("email-change:{}", user.id), 5, 3600)];
+    if let Some(wait) = limits::hit(state, &mails).await? {
+        return Ok(EmailChangeOutcome::Throttled { wait });
+    }
+    let operator = state.config.operator_name();
+    let taken = state.store.find_user_by_email(new_email).await?.is_some();
+    let code_id = if taken {
+        // No enumeration: the same answer; the address's owner hears of it instead.
+        state
+            .queue_mail(crate::mail::Mail {
+                to: new_email.to_owned(),
+                kind: "email_change_attempt",
+                subject: format!("Someone tried to use your address at {operator}"),
+                before: vec![format!(
+                    "Someone signed in to another {operator} account asked to change its address to yours. Your \
+                     account is unchanged, and nothing more happens."
+                )],
+                code: None,
+                link: None,
+                after: vec![],
+            })
+            .await?;
+        crate::flows::codes::send(state, CodePurpose::Change, None, new_email, |_| None).await?
+    } else {
+        crate::flows::codes::send(
+            state,
+            CodePurpose::Change,
+            Some(&user.id),
+            new_email,
+            |fresh| {
+                Some(crate::mail::Mail {
+                    to: new_email.to_owned(),
+                    kind: "email_change",
+                    subject: format!("Confirm your new {operator} address"),
+                    before: vec![format!(
+                        "Enter this code to make this the address of your {operator} account:"
+                    )],
+                    code: Some(fresh.code.clone()),
+                    link: Some(("Or open this link".into(), fresh.link.clone())),
+                    after: vec!["The code works once, for 15 minutes.".into()],
+                })
+            },
+        )
+        .await?
+    };
+    state
+        .queue_mail(crate::mail::Mail {
+            to: user.email.clone(),
+            kind: "email_change_notice",
+            subject: format!("A change of your {operator} address was asked"),
+            before: vec![format!(
+                "Someone signed in to your account asked to change its address to {new_email}. It changes only \
+                 once the code sent there is entered."
+            )],
+            code: None,
+            link: None,
+            after: vec!["If this was not you, change your password now.".into()],
+        })
+        .await?;
+    Ok(EmailChangeOutcome::Sent { code_id })
+}
+
+/// How entering the code for a new address ended.
+pub enum EmailConfirmOutcome {
+    Changed,
+    Wrong {
+        tries_left: i64,
+    },
+    Locked,
+    Gone,
+    /// Another account took the address meanwhile: nothing changed.
+    Taken,
+}
+
+/// `POST /account/email/verify`: the code (or link) for the new address.
+pub async fn confirm_email_change(
+    state: &AppState,
+    signed_in: &SignedIn,
+    presented: crate::flows::codes::Presented<'_>,
+    origin: &Origin,
+) -> Result<EmailConfirmOutcome, Failure> {
+    let user = &signed_in.session.user;
+    let outcome =
+        crate::flows::codes::redeem(state, presented, CodePurpose::Change, CodeEffect::Apply)
+            .await?;
+    let code = match outcome {
+        CodeRedeemed::Done(code) => code,
+        CodeRedeemed::Wrong { tries_left } => return Ok(EmailConfirmOutcome::Wrong { tries_left }),
+        CodeRedeemed::Locked => return Ok(EmailConfirmOutcome::Locked),
+        CodeRedeemed::Gone => return Ok(EmailConfirmOutcome::Gone),
+        CodeRedeemed::EmailTaken => return Ok(EmailConfirmOutcome::Taken),
+    };
+    if code.user_id.as_deref() != Some(user.id.as_str()) {
+        // Another account's link, opened in this browser: its owner's mailbox proved the address all the same.
+        return Ok(EmailConfirmOutcome::Changed);
+    }
+    activity::record(state, &user.id, Activity::EmailChanged, origin).await?;
+    let operator = state.config.operator_name();
+    state
+        .queue_mail(crate::mail::Mail {
+            to: user.email.clone(),
+            kind: "email_changed",
+            subject: format!("Your {operator} address was changed"),
+            before: vec![format!(
+                "The address of your {operator} account is now {}. This address no longer signs in to it.",
+                code.email
+            )],
+            code: None,
+            link: None,
+            after: vec!["If this was not you, tell the operator at once.".into()],
+        })
+        .await?;
+    Ok(EmailConfirmOutcome::Changed)
 }

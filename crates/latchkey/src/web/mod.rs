@@ -71,6 +71,12 @@ pub fn router(state: AppState) -> Router {
         .route("/account", get(browser::account::account_page))
         .route("/account/profile", post(browser::account::account_profile))
         .route("/account/delete", post(browser::account::account_delete))
+        .route("/account/email", post(browser::account::account_email))
+        .route(
+            "/account/email/verify",
+            get(browser::account::account_email_verify_page)
+                .post(browser::account::account_email_verify),
+        )
         .route(
             "/ap/forgot",
             get(browser::recovery::forgot_page).post(browser::recovery::forgot),

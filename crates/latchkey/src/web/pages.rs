@@ -257,6 +257,7 @@ pub struct AccountSettings {
     pub profile_error: Option<String>,
     pub password_error: Option<String>,
     pub delete_error: Option<String>,
+    pub email_error: Option<String>,
     pub sessions: Vec<SessionRow>,
     /// Recent security activity, newest first.
     pub activity: Vec<ActivityRow>,
@@ -489,6 +490,14 @@ pub struct Forgot {
 pub struct Reset {
     pub csrf: String,
     /// The mailed link's token, when the customer came by the link (then no code is asked).
+    pub link: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "email_verify.html")]
+pub struct EmailVerify {
+    pub csrf: String,
     pub link: String,
     pub error: Option<String>,
 }

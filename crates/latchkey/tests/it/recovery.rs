@@ -203,3 +203,116 @@ async fn the_mailed_link_works_like_the_code_and_five_wrong_codes_lock_one() {
         200
     );
 }
+
+#[tokio::test]
+async fn an_email_change_needs_the_password_and_takes_effect_only_with_the_code_sent_to_the_new_address(
+) {
+    let Some(smtp) = SmtpSink::start() else {
+        return;
+    };
+    let app = spawn_app_mailing(&smtp).await;
+    let user = app.create_user(EMAIL, NAME, None).await;
+    app.create_user("taken@example.com", "Other", None).await;
+    let browser = app.browser();
+    assert_eq!(browser.sign_in(EMAIL, PASSWORD).await.page().0, 200);
+    let new = "ada.new@example.com";
+
+    // The wrong password: refused, nothing sent.
+    let (url, html) = page(&browser, "/account").await;
+    let (status, _, html) = browser
+        .submit(
+            &url,
+            &html,
+            "/account/email",
+            &[("new_email", new), ("current_password", "wrong one")],
+            None,
+            &[],
+        )
+        .await
+        .page();
+    assert_eq!(status, 400);
+    assert!(html.contains("current password is not correct"), "{html}");
+
+    // The right one: a code to the new address, a notice to the old; nothing changed yet.
+    let (url, html) = page(&browser, "/account").await;
+    let (status, url2, html2) = browser
+        .submit(
+            &url,
+            &html,
+            "/account/email",
+            &[("new_email", new), ("current_password", PASSWORD)],
+            None,
+            &[],
+        )
+        .await
+        .page();
+    assert_eq!(status, 200);
+    assert!(url2.ends_with("/account/email/verify"), "{url2}");
+    let code = smtp.nth_to(new, 1).await.code().unwrap();
+    let notice = smtp.nth_to(EMAIL, 1).await;
+    assert!(notice.text().contains(new), "{}", notice.text());
+    assert_eq!(
+        app.store()
+            .find_user(&user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .email,
+        EMAIL
+    );
+    assert_eq!(app.browser().sign_in(EMAIL, PASSWORD).await.page().0, 200);
+
+    let (status, url, html) = browser
+        .submit(
+            &url2,
+            &html2,
+            "/account/email/verify",
+            &[("code", &code)],
+            None,
+            &[],
+        )
+        .await
+        .page();
+    assert_eq!(status, 200, "{html}");
+    assert!(url.ends_with("/account?done=email"), "{url}");
+    let now = app.store().find_user(&user.id).await.unwrap().unwrap();
+    assert_eq!((now.email.as_str(), now.email_verified), (new, true));
+    assert_eq!(app.browser().sign_in(new, PASSWORD).await.page().0, 200);
+    assert_eq!(app.browser().sign_in(EMAIL, PASSWORD).await.page().0, 401);
+    let changed = smtp.nth_to(EMAIL, 2).await;
+    assert!(
+        changed.subject.contains("address was changed"),
+        "{}",
+        changed.subject
+    );
+
+    // An address another account has: the same answer, its owner is told, nothing changes.
+    let (url, html) = page(&browser, "/account").await;
+    let (status, url, _) = browser
+        .submit(
+            &url,
+            &html,
+            "/account/email",
+            &[
+                ("new_email", "taken@example.com"),
+                ("current_password", PASSWORD),
+            ],
+            None,
+            &[],
+        )
+        .await
+        .page();
+    assert_eq!(status, 200);
+    assert!(url.ends_with("/account/email/verify"), "{url}");
+    let told = smtp.nth_to("taken@example.com", 1).await;
+    assert!(told.code().is_none(), "no code for someone else's address");
+    assert_eq!(
+        app.store()
+            .find_user(&user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .email,
+        new
+    );
+}

@@ -5,8 +5,10 @@ use super::form_session;
 use super::signin::{signin_first, too_many_signins};
 use crate::app::AppState;
 use crate::flows::account::{
-    self, DeleteOutcome, EndSessionOutcome, PasswordOutcome, ProfileInput, ProfileOutcome, PAGE,
+    self, DeleteOutcome, EmailChangeOutcome, EmailConfirmOutcome, EndSessionOutcome,
+    PasswordOutcome, ProfileInput, ProfileOutcome, PAGE,
 };
+use crate::flows::codes::Presented;
 use crate::flows::SignedIn;
 use crate::web::error::page_failure;
 use crate::web::extract::Seen;
@@ -31,6 +33,9 @@ pub struct SettingsForm {
     pub session: String,
     /// The "yes, delete my account" box.
     pub confirm: bool,
+    pub new_email: String,
+    pub code: String,
+    pub link: String,
 }
 
 impl SettingsForm {
@@ -45,6 +50,9 @@ impl SettingsForm {
                 "new_password" => f.new_password = Secret::new(v.into_owned()),
                 "session" => f.session = v.into_owned(),
                 "confirm" => f.confirm = v == "yes",
+                "new_email" => f.new_email = v.trim().to_lowercase(),
+                "code" => f.code = v.trim().to_owned(),
+                "link" => f.link = v.trim().to_owned(),
                 _ => {}
             }
         }
@@ -59,6 +67,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "password" => Some("Your password is changed. You are signed out everywhere else."),
         "session" => Some("That browser is signed out."),
         "reset" => Some("Your new password is saved. Every other browser is signed out."),
+        "email" => Some("Your address is changed."),
         _ => None,
     }
 }
@@ -71,6 +80,7 @@ struct Shown {
     profile_error: Option<String>,
     password_error: Option<String>,
     delete_error: Option<String>,
+    email_error: Option<String>,
 }
 
 impl Shown {
@@ -83,6 +93,7 @@ impl Shown {
             profile_error: None,
             password_error: None,
             delete_error: None,
+            email_error: None,
         }
     }
 }
@@ -133,6 +144,7 @@ async fn page(
             profile_error: shown.profile_error,
             password_error: shown.password_error,
             delete_error: shown.delete_error,
+            email_error: shown.email_error,
             sessions,
             activity,
         },
@@ -184,6 +196,7 @@ pub async fn account_profile(
             profile_error: Some(why.to_owned()),
             password_error: None,
             delete_error: None,
+            email_error: None,
         };
         page(&state, &browser, signed_in, shown, None, status)
     };
@@ -350,6 +363,143 @@ pub async fn account_export(
                 body,
             )
                 .into_response()
+        }
+        Err(failure) => page_failure(failure),
+    }
+}
+
+/// `POST /account/email`: the new address and the current password; a code goes to the new address.
+pub async fn account_email(
+    State(state): State<AppState>,
+    browser: Browser,
+    body: Bytes,
+) -> Response {
+    let form = SettingsForm::parse(&body);
+    let signed_in = match form_session(&state, &browser, form.csrf.as_deref(), PAGE) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
+    match account::request_email_change(&state, signed_in, &form.new_email, &form.current_password)
+        .await
+    {
+        Ok(EmailChangeOutcome::Sent { code_id }) => {
+            let mut res = Redirect::to(EMAIL_VERIFY).into_response();
+            res.headers_mut()
+                .append(header::SET_COOKIE, session::code_cookie(&state, &code_id));
+            res
+        }
+        Ok(EmailChangeOutcome::Invalid { message }) => {
+            let shown = Shown {
+                email_error: Some(message.to_owned()),
+                ..Shown::current(signed_in)
+            };
+            page(
+                &state,
+                &browser,
+                signed_in,
+                shown,
+                None,
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+        Ok(EmailChangeOutcome::Throttled { wait }) => too_many_signins(wait),
+        Err(failure) => page_failure(failure),
+    }
+}
+
+const EMAIL_VERIFY: &str = "/account/email/verify";
+
+fn email_verify_form(
+    state: &AppState,
+    browser: &Browser,
+    link: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    pages::render(
+        status,
+        &pages::EmailVerify {
+            csrf: browser.csrf(state),
+            link: link.chars().take(128).collect(),
+            error: error.map(str::to_owned),
+        },
+    )
+}
+
+/// `GET /account/email/verify` (after `/account/email`, or `?link=` from the mail): signed in only.
+pub async fn account_email_verify_page(
+    State(state): State<AppState>,
+    browser: Browser,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let link = q.get("link").map(String::as_str).unwrap_or("");
+    if browser.signed_in.is_none() {
+        let back = if link.is_empty() {
+            EMAIL_VERIFY.to_owned()
+        } else {
+            format!(
+                "{EMAIL_VERIFY}?link={}",
+                url::form_urlencoded::byte_serialize(link.as_bytes()).collect::<String>()
+            )
+        };
+        return signin_first(&back);
+    }
+    email_verify_form(&state, &browser, link, None, StatusCode::OK)
+}
+
+/// `POST /account/email/verify`.
+pub async fn account_email_verify(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: axum::http::HeaderMap,
+    Seen(origin): Seen,
+    body: Bytes,
+) -> Response {
+    let form = SettingsForm::parse(&body);
+    let signed_in = match form_session(&state, &browser, form.csrf.as_deref(), EMAIL_VERIFY) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
+    let presented = if !form.link.is_empty() {
+        Presented::Link(&form.link)
+    } else {
+        match session::pending_code(&state, &headers) {
+            Some(id) => Presented::Code {
+                id,
+                code: &form.code,
+            },
+            None => return Redirect::to(PAGE).into_response(),
+        }
+    };
+    let again = |m: String| {
+        email_verify_form(
+            &state,
+            &browser,
+            &form.link,
+            Some(&m),
+            StatusCode::BAD_REQUEST,
+        )
+    };
+    match account::confirm_email_change(&state, signed_in, presented, &origin).await {
+        Ok(EmailConfirmOutcome::Changed) => {
+            let mut res = done("email");
+            res.headers_mut()
+                .append(header::SET_COOKIE, session::clear_code_cookie(&state));
+            res
+        }
+        Ok(EmailConfirmOutcome::Wrong { tries_left }) => again(format!(
+            "That code is not right. {tries_left} {} left.",
+            if tries_left == 1 { "try" } else { "tries" }
+        )),
+        Ok(EmailConfirmOutcome::Locked) => {
+            again("Too many wrong codes: this one no longer works. Ask for a new one on your account page.".into())
+        }
+        Ok(EmailConfirmOutcome::Gone) => {
+            again("This code has expired or was already used. Ask for a new one on your account page.".into())
+        }
+        Ok(EmailConfirmOutcome::Taken) => {
+            again("Another account now has this address, so yours was not changed.".into())
         }
         Err(failure) => page_failure(failure),
     }
