@@ -40,14 +40,19 @@ async function axe(page, label) {
   }
 }
 
+/** The mails delivered to `address` so far, oldest first. */
+function mailsTo(address) {
+  return readdirSync(MAILDIR)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => JSON.parse(readFileSync(`${MAILDIR}/${f}`, 'utf8')))
+    .filter((m) => m.rcpt_tos.includes(address));
+}
+
 /** The `n`th mail (1-based) delivered to `address`, waiting up to 20 s for it. */
 async function mailTo(address, n) {
   for (let i = 0; i < 200; i++) {
-    const mails = readdirSync(MAILDIR)
-      .filter((f) => f.endsWith('.json'))
-      .sort()
-      .map((f) => JSON.parse(readFileSync(`${MAILDIR}/${f}`, 'utf8')))
-      .filter((m) => m.rcpt_tos.includes(address));
+    const mails = mailsTo(address);
     if (mails.length >= n) return mails[n - 1];
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -92,6 +97,12 @@ try {
   await page.fill('#password', password);
   await page.fill('#postal_code', '10115');
   await submit(page);
+  // The address is verified with the code mailed to it.
+  if (!page.url().includes('/ap/verify')) fail(`sign-up did not ask for the mailed code: ${page.url()}`);
+  await axe(page, 'verify email');
+  await shot(page, 'verify-email');
+  await page.fill('input[name=code]', codeIn(await mailTo(email, 1)));
+  await submit(page, 'main form:has(input[name=code]) button[type=submit]');
   await axe(page, 'home (signed in)');
   if (!(await page.content()).includes('Brow Ser')) fail('the home page does not greet the new customer');
   step('registered', { email });
@@ -234,6 +245,23 @@ try {
   await page.goto(`${BASE}/ap/adam`);
   if (!page.url().includes('/ap/signin')) fail('still signed in after signing out');
   step('signed out');
+
+  // 8. A forgotten password: a code by mail, a new password, signed in again.
+  await page.goto(`${BASE}/ap/signin`);
+  await page.click('text=Forgot your password?');
+  await page.waitForURL(/\/ap\/forgot/);
+  await axe(page, 'forgot password');
+  await page.fill('#email', email);
+  const mailed = mailsTo(email).length;
+  await submit(page);
+  if (!page.url().includes('/ap/reset')) fail(`asking for a reset code ended at ${page.url()}`);
+  await axe(page, 'reset password');
+  await page.fill('#code', codeIn(await mailTo(email, mailed + 1)));
+  await page.fill('#new_password', 'a new browser passphrase');
+  await submit(page);
+  if (!(await page.content()).includes('Your new password is saved')) fail(`the reset ended at ${page.url()}`);
+  await axe(page, 'account (after reset)');
+  step('password reset');
 
   step('axe', { pages: checked.length, violations });
   if (violations.length > 0) fail(`${violations.length} serious or critical accessibility violations`);

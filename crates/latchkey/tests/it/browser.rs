@@ -84,6 +84,7 @@ async fn a_customer_a_developer_and_the_sdk_sample_in_headless_chromium() {
         "refresh fails after removal",
         "sample site logged out",
         "signed out",
+        "password reset",
     ] {
         assert!(
             stdout.contains(&format!("\"step\":\"{step}\"")),
