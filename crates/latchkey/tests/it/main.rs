@@ -29,3 +29,4 @@ mod standard;
 mod store;
 mod support;
 mod tidy;
+mod verification;

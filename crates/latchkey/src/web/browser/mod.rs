@@ -8,6 +8,7 @@ pub mod developer;
 pub mod device;
 pub mod sdk;
 pub mod signin;
+pub mod verify;
 
 use crate::app::AppState;
 use crate::flows::SignedIn;
