@@ -27,6 +27,7 @@ pub mod signin;
 pub mod token;
 pub mod tokeninfo;
 pub mod userinfo;
+pub mod verify;
 
 use crate::app::AppState;
 use crate::store::{NewAccessToken, NewGrant, NewRefresh, StoreError};

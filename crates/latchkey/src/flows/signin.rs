@@ -290,23 +290,19 @@ pub async fn create_user(
 
 /// How a sign-up ended.
 pub enum RegisterOutcome {
-    /// The account exists and is signed in: a new session, to be set as the session cookie, and where to go now.
-    Started {
-        session_token: Secret,
-        return_to: String,
-    },
+    /// A code was mailed (to a new account, or a decoy when the address has an account: the same answer, so that
+    /// sign-up does not tell who has an account). No session yet: the browser proves the address first.
+    CodeSent { code_id: String, return_to: String },
     /// A field breaks the rules: nothing was counted or written.
     Invalid { message: &'static str },
-    /// An account with this email address exists.
-    AlreadyExists { message: &'static str },
     /// Past the sign-up limit: try again after `wait` seconds.
     Throttled { wait: i64 },
 }
 
-/// `POST /ap/register`. `previous` is the session the browser holds now, if any (ended when the new one starts).
+/// `POST /ap/register`. An address that has an account gets the same answer as a new one (a decoy code, and a
+/// mail to its owner); its account and password are not touched.
 pub async fn register(
     state: &AppState,
-    previous: Option<&SignedIn>,
     client_ip: &str,
     account: NewAccount<'_>,
     return_to: Option<&str>,
@@ -328,16 +324,20 @@ pub async fn register(
     if let Some(wait) = limits::hit(state, &bucket).await? {
         return Ok(RegisterOutcome::Throttled { wait });
     }
-    match create_user(state, &account).await? {
-        CreateUser::Created(user) => Ok(RegisterOutcome::Started {
-            session_token: start_session(state, previous, &user.id).await?,
-            return_to: safe_return_to(return_to),
-        }),
-        CreateUser::Invalid(message) => Ok(RegisterOutcome::Invalid { message }),
-        CreateUser::AlreadyExists => Ok(RegisterOutcome::AlreadyExists {
-            message: "An account with this email address already exists. Sign in instead.",
-        }),
-    }
+    // `create_user` hashes the password in both cases, so a taken address costs the same time as a new one.
+    let code_id = match create_user(state, &account).await? {
+        CreateUser::Created(user) => {
+            crate::flows::verify::send_verify(state, Some(&user.id), &user.email).await?
+        }
+        CreateUser::Invalid(message) => return Ok(RegisterOutcome::Invalid { message }),
+        CreateUser::AlreadyExists => {
+            crate::flows::verify::send_signup_attempt(state, account.email).await?
+        }
+    };
+    Ok(RegisterOutcome::CodeSent {
+        code_id,
+        return_to: safe_return_to(return_to),
+    })
 }
 
 /// `POST /ap/signout`: ends the browser's session on the server (web removes the cookie).

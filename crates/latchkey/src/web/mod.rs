@@ -52,6 +52,11 @@ pub fn router(state: AppState) -> Router {
             get(browser::signin::register_page).post(browser::signin::register),
         )
         .route(
+            "/ap/verify",
+            get(browser::verify::verify_page).post(browser::verify::verify_submit),
+        )
+        .route("/ap/verify/resend", post(browser::verify::resend))
+        .route(
             "/ap/signout",
             get(browser::signin::signout_page).post(browser::signin::signout),
         )
@@ -360,7 +365,12 @@ async fn record_metrics(
 fn keeps_opener(path: &str) -> bool {
     matches!(
         path,
-        "/ap/oa" | "/oauth2/authorize" | "/ap/oa/consent" | "/ap/signin" | "/ap/register"
+        "/ap/oa"
+            | "/oauth2/authorize"
+            | "/ap/oa/consent"
+            | "/ap/signin"
+            | "/ap/register"
+            | "/ap/verify"
     ) || path.starts_with("/sdk/relay/")
 }
 

@@ -501,3 +501,18 @@ pub struct EmailVerify {
     pub link: String,
     pub error: Option<String>,
 }
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+pub struct Verify {
+    pub csrf: String,
+    pub return_to: String,
+    pub return_to_q: String,
+    /// The address the code went to; `None`: no code here and nobody to send one to.
+    pub email: Option<String>,
+    /// Whether a code is waiting (else a button that sends one).
+    pub has_code: bool,
+    /// A mailed link's token, to confirm by a button (mail scanners fetch links; they must not verify).
+    pub link: Option<String>,
+    pub error: Option<String>,
+}

@@ -31,3 +31,4 @@ mod standard;
 mod store;
 mod support;
 mod tidy;
+mod verification;

@@ -2,12 +2,16 @@
 //! crate) exchanges the code with PKCE and reads the profile.
 #![allow(clippy::unwrap_used)]
 
+use crate::mailbox::*;
 use crate::support::*;
 use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, Scope, TokenResponse};
 
 #[tokio::test]
 async fn sign_up_consent_exchange_and_read_profile() {
-    let app = spawn_app().await;
+    let Some(smtp) = SmtpSink::start() else {
+        return;
+    };
+    let app = spawn_app_mailing(&smtp).await;
     let shop = app.register_app(|_| {}).await;
     let client = app.oauth_client(&shop);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -23,7 +27,7 @@ async fn sign_up_consent_exchange_and_read_profile() {
     let register_link = format!("/ap/register?{}", url.split_once('?').unwrap().1);
     assert!(html.contains("Create an account"));
     let (_, reg_url, reg_html) = browser.open(&register_link).await.page();
-    let consent = browser
+    let (_, verify_url, verify_html) = browser
         .submit(
             &reg_url,
             &reg_html,
@@ -33,6 +37,19 @@ async fn sign_up_consent_exchange_and_read_profile() {
                 ("email", "ada@example.com"),
                 ("password", PASSWORD),
             ],
+            None,
+            &[],
+        )
+        .await
+        .page();
+    // The address is proved by the mailed code before the app is shown it.
+    let code = smtp.nth_to("ada@example.com", 1).await.code().unwrap();
+    let consent = browser
+        .submit(
+            &verify_url,
+            &verify_html,
+            "/ap/verify",
+            &[("code", &code)],
             None,
             &[],
         )

@@ -9,6 +9,7 @@ pub mod device;
 pub mod recovery;
 pub mod sdk;
 pub mod signin;
+pub mod verify;
 
 use crate::app::AppState;
 use crate::flows::SignedIn;

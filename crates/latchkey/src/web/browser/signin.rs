@@ -236,19 +236,13 @@ pub async fn register(
         postal_code: &form.postal_code,
         password: &form.password,
     };
-    match signin::register(
-        &state,
-        browser.signed_in.as_ref(),
-        &ip.key(),
-        account,
-        form.return_to.as_deref(),
-    )
-    .await
-    {
-        Ok(RegisterOutcome::Started {
-            session_token,
-            return_to,
-        }) => session_started(&state, &session_token, &return_to),
+    match signin::register(&state, &ip.key(), account, form.return_to.as_deref()).await {
+        Ok(RegisterOutcome::CodeSent { code_id, return_to }) => {
+            let mut res = crate::web::browser::verify::verify_first(&return_to);
+            res.headers_mut()
+                .append(header::SET_COOKIE, session::code_cookie(&state, &code_id));
+            res
+        }
         Ok(RegisterOutcome::Invalid { message }) => register_form(
             &state,
             &browser,
@@ -256,9 +250,6 @@ pub async fn register(
             Some(message),
             StatusCode::BAD_REQUEST,
         ),
-        Ok(RegisterOutcome::AlreadyExists { message }) => {
-            register_form(&state, &browser, &form, Some(message), StatusCode::CONFLICT)
-        }
         Ok(RegisterOutcome::Throttled { wait }) => pages::too_many(
             "Too many new accounts",
             "Too many accounts have been created from this network. Wait a while, then try again.",
