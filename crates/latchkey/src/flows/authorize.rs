@@ -42,6 +42,9 @@ pub enum AuthorizeOutcome {
         login_hint: Option<String>,
         fresh_since: Option<i64>,
     },
+    /// The app asks for the address, which is not verified yet (SPEC 2.8): the code page first, then back to this
+    /// authorization request (`request`, its query string as received).
+    Verify { request: String },
     /// Ask the customer (the consent page, or its "Continue to <app>?" form).
     Consent(ConsentView),
     /// The request cannot be answered to the app: its client or return URL is wrong, or it is unreadable.
@@ -249,6 +252,23 @@ pub async fn authorize(
         }
     };
     let user = &signed_in.session.user;
+    if req.scopes.released().email && !user.email_verified {
+        if req.prompt.none {
+            return Ok(redirect_with(
+                state,
+                &client,
+                &req,
+                OAuthError::new(
+                    ErrorCode::InteractionRequired,
+                    "The customer's email address is not verified yet, and prompt=none forbids asking : prompt",
+                ),
+                Moment::Answer,
+            ));
+        }
+        return Ok(AuthorizeOutcome::Verify {
+            request: query.to_owned(),
+        });
+    }
     if req.scopes.needs_consent() {
         let remembered = match state
             .store

@@ -20,6 +20,8 @@ use latchkey_core::{ids, CONSENT_PAGE_TTL_SECS};
 pub enum CodeOutcome {
     /// Sign in first, then come back to `return_to` (the code page, with what was typed).
     SignIn { return_to: String },
+    /// The app asks for the address, not verified yet (SPEC 2.8): the code page for it first, then `return_to`.
+    Verify { return_to: String },
     /// The code-entry form; with `error`, what was wrong with the code entered.
     Entry(EntryView),
     /// "Is this your device?": the app, what it asks for, and the form to answer.
@@ -79,7 +81,14 @@ pub struct CodeAnswer {
 
 /// Sends the browser to sign in, then back to the code page with what it typed.
 fn signin_first(user_code: &str) -> CodeOutcome {
-    let return_to = if user_code.is_empty() {
+    CodeOutcome::SignIn {
+        return_to: code_page(user_code),
+    }
+}
+
+/// The code page, with what was typed.
+fn code_page(user_code: &str) -> String {
+    if user_code.is_empty() {
         "/code".to_owned()
     } else {
         format!(
@@ -88,8 +97,7 @@ fn signin_first(user_code: &str) -> CodeOutcome {
                 .append_pair("user_code", user_code)
                 .finish()
         )
-    };
-    CodeOutcome::SignIn { return_to }
+    }
 }
 
 fn entry(signed_in: &SignedIn, typed: &str, error: Option<&'static str>) -> CodeOutcome {
@@ -190,11 +198,16 @@ pub async fn submit(
         Err(outcome) => return Ok(outcome),
     };
     limits::refund(state, &buckets).await?;
+    let user = &signed_in.session.user;
+    if Scopes::from_stored(&request.scopes).released().email && !user.email_verified {
+        return Ok(CodeOutcome::Verify {
+            return_to: code_page(user_code),
+        });
+    }
     let optional: Vec<String> = Scopes::from_stored(&request.optional_scopes)
         .iter()
         .map(str::to_owned)
         .collect();
-    let user = &signed_in.session.user;
     Ok(CodeOutcome::Confirm(ConfirmView {
         verified: client.verified,
         app_name: client.name.clone(),

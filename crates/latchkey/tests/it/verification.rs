@@ -4,6 +4,7 @@
 
 use crate::mailbox::*;
 use crate::support::*;
+use oauth2::TokenResponse;
 
 async fn sign_up(browser: &Browser, email: &str) -> (u16, String, String) {
     let (_, url, html) = browser.open("/ap/register").await.page();
@@ -91,4 +92,100 @@ async fn sign_up_with_a_taken_address_answers_the_same_and_mails_the_owner() {
         .unwrap()
         .unwrap();
     assert_eq!(after.password_hash, before.password_hash);
+}
+
+/// An account made before verification existed (or whose owner never entered the code): unverified.
+async fn unverified_customer(app: &TestApp, email: &str) {
+    let password = latchkey_core::secret::Secret::new(PASSWORD);
+    let account = latchkey::flows::signin::NewAccount {
+        verified: false,
+        email,
+        name: "Una Verified",
+        postal_code: "",
+        password: &password,
+    };
+    latchkey::flows::signin::create_user(&app.state, &account)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_app_asking_for_the_profile_sends_an_unverified_customer_to_the_code_page_first() {
+    let Some(smtp) = SmtpSink::start() else {
+        return;
+    };
+    let app = spawn_app_mailing(&smtp).await;
+    let shop = app.register_app(|_| {}).await;
+    let client = app.oauth_client(&shop);
+    let email = "una@example.com";
+    unverified_customer(&app, email).await;
+    let browser = app.browser();
+    assert_eq!(browser.sign_in(email, PASSWORD).await.page().0, 200);
+
+    // prompt=none cannot ask: interaction_required, at the app.
+    let (url, _, _) = pkce_request(&client, "profile", &[("prompt", "none")]);
+    let back = browser.open(&url).await.left_to();
+    assert!(
+        back.query_pairs()
+            .any(|(k, v)| k == "error" && v == "interaction_required"),
+        "{back}"
+    );
+    // Only the pairwise id: no address is released, so nothing to verify.
+    let (url, _, _) = pkce_request(&client, "profile:user_id", &[]);
+    let back = browser.open(&url).await.left_to();
+    assert!(back.query_pairs().any(|(k, _)| k == "code"), "{back}");
+
+    // The profile: the code page first, then consent, then the app gets the (now verified) address.
+    let (url, _, verifier) = pkce_request(&client, "openid profile", &[]);
+    let (status, page_url, html) = browser.open(&url).await.page();
+    assert_eq!(status, 200);
+    assert!(page_url.contains("/ap/verify"), "{page_url}");
+    assert!(html.contains(&format!("Send a code to {email}")), "{html}");
+    let (_, page_url, html) = browser
+        .submit(&page_url, &html, "/ap/verify/resend", &[], None, &[])
+        .await
+        .page();
+    let code = smtp.nth_to(email, 1).await.code().unwrap();
+    let step = browser
+        .submit(
+            &page_url,
+            &html,
+            "/ap/verify",
+            &[("code", &code)],
+            None,
+            &[],
+        )
+        .await;
+    let step = if let Step::Page { html, .. } = &step {
+        assert!(
+            html.contains("would like to use your Latchkey account"),
+            "consent comes next: {html}"
+        );
+        browser.consent_on(step, true, &[]).await
+    } else {
+        step
+    };
+    let back = step.left_to();
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let tokens = client
+        .exchange_code(oauth2::AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http_client())
+        .await
+        .unwrap();
+    let profile = profile(&app, tokens.access_token().secret(), Presented::Bearer).await;
+    assert_eq!(profile.json["email"], email);
+    let info = get_with_token(
+        &app,
+        "/oauth2/userinfo",
+        tokens.access_token().secret(),
+        Presented::Bearer,
+    )
+    .await;
+    assert_eq!(info.json["email_verified"], true, "{:?}", info.json);
+    assert_eq!(info.json["email"], email);
 }

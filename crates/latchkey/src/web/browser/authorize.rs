@@ -87,6 +87,10 @@ fn respond(state: &AppState, browser: &Browser, outcome: AuthorizeOutcome) -> Re
             let email = login_hint.as_deref().filter(|h| h.contains('@'));
             Redirect::to(&signin_location(&return_to, email)).into_response()
         }
+        // Back to the request as it came (a fresh sign-in's marker included).
+        AuthorizeOutcome::Verify { request } => {
+            super::verify::verify_first(&format!("/ap/oa?{request}"))
+        }
         AuthorizeOutcome::Consent(view) => pages::render(
             StatusCode::OK,
             &pages::Consent {

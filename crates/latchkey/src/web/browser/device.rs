@@ -116,6 +116,7 @@ fn respond(state: &AppState, browser: &Browser, outcome: CodeOutcome) -> Respons
         CodeOutcome::SignIn { return_to } => {
             Redirect::to(&signin_location(&return_to, None)).into_response()
         }
+        CodeOutcome::Verify { return_to } => super::verify::verify_first(&return_to),
         CodeOutcome::Entry(view) => {
             let status = if view.error.is_some() {
                 StatusCode::BAD_REQUEST
