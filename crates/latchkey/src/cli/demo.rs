@@ -160,6 +160,13 @@ pub async fn run(config: Config, app_listen: SocketAddr) -> anyhow::Result<()> {
         "  (with cargo: `cargo run -- device-login`) and enter its code at {}/code.",
         state.issuer
     );
+    if let Some(outbox) = state.mailer.outbox() {
+        println!();
+        println!(
+            "  New accounts verify their address with a mailed code. With no smtp_url, mail is written to"
+        );
+        println!("  {}/ (one .eml file per mail).", outbox.display());
+    }
     println!();
     println!("Press Ctrl-C to stop.");
     let demo_server =

@@ -189,6 +189,8 @@ pub fn test_config(database_url: &str) -> Config {
         token_failure_limit: 10_000,
         // Never the developer's `latchkey-data/master.key`.
         master_key: Some(latchkey::config::SecretSetting::new(TEST_MASTER_KEY)),
+        // Mail of servers with no `smtp_url` goes to the outbox here, never into the source tree.
+        data_dir: std::env::temp_dir().join("latchkey-test-data"),
         ..Config::default()
     }
 }
