@@ -91,6 +91,40 @@ pub async fn update_profile(
     )
 }
 
+/// What the current password, asked again before a change, says.
+enum Current {
+    Right,
+    Wrong,
+    /// Past the per-account limit on guessing it: try again after this many seconds.
+    Throttled(i64),
+}
+
+/// Checks the current password under the per-account limit: only whoever holds this session can guess here.
+/// Counted before the (costly) check, so parallel guesses cannot pass the limit together; refunded when right.
+async fn check_current_password(
+    state: &AppState,
+    user: &User,
+    password: &Secret,
+) -> Result<Current, Failure> {
+    let bucket = [Bucket::new(
+        format!("password:account:{}", user.id),
+        state.config.signin_limit,
+        state.config.signin_window,
+    )];
+    if let Some(wait) = limits::hit(state, &bucket).await? {
+        return Ok(Current::Throttled(wait));
+    }
+    if !state
+        .passwords
+        .verify(password, Some(&user.password_hash))
+        .await?
+    {
+        return Ok(Current::Wrong);
+    }
+    limits::refund(state, &bucket).await?;
+    Ok(Current::Right)
+}
+
 /// How a password change ended.
 pub enum PasswordOutcome {
     /// Changed; every other session ended.
@@ -122,25 +156,15 @@ pub async fn change_password(
     if let Err(message) = check_password(new_password.expose()) {
         return Ok(PasswordOutcome::Invalid { message });
     }
-    // Guessing the current password here is limited per account: only whoever holds this session can guess.
-    let bucket = [Bucket::new(
-        format!("password:account:{}", user.id),
-        state.config.signin_limit,
-        state.config.signin_window,
-    )];
-    if let Some(wait) = limits::hit(state, &bucket).await? {
-        return Ok(PasswordOutcome::Throttled { wait });
+    match check_current_password(state, user, current_password).await? {
+        Current::Right => {}
+        Current::Wrong => {
+            return Ok(PasswordOutcome::Invalid {
+                message: "Your current password is not correct.",
+            })
+        }
+        Current::Throttled(wait) => return Ok(PasswordOutcome::Throttled { wait }),
     }
-    if !state
-        .passwords
-        .verify(current_password, Some(&user.password_hash))
-        .await?
-    {
-        return Ok(PasswordOutcome::Invalid {
-            message: "Your current password is not correct.",
-        });
-    }
-    limits::refund(state, &bucket).await?;
     let new_hash = state.passwords.hash(new_password).await?;
     let changed = state
         .store
@@ -247,24 +271,15 @@ pub async fn delete_account(
             message: "Tick the box to confirm that your account is to be deleted.",
         });
     }
-    let bucket = [Bucket::new(
-        format!("password:account:{}", user.id),
-        state.config.signin_limit,
-        state.config.signin_window,
-    )];
-    if let Some(wait) = limits::hit(state, &bucket).await? {
-        return Ok(DeleteOutcome::Throttled { wait });
+    match check_current_password(state, user, current_password).await? {
+        Current::Right => {}
+        Current::Wrong => {
+            return Ok(DeleteOutcome::Invalid {
+                message: "Your current password is not correct.",
+            })
+        }
+        Current::Throttled(wait) => return Ok(DeleteOutcome::Throttled { wait }),
     }
-    if !state
-        .passwords
-        .verify(current_password, Some(&user.password_hash))
-        .await?
-    {
-        return Ok(DeleteOutcome::Invalid {
-            message: "Your current password is not correct.",
-        });
-    }
-    limits::refund(state, &bucket).await?;
     delete_user(state, user).await
 }
 
@@ -406,24 +421,15 @@ pub async fn request_email_change(
             message: "Enter your current password to change your address.",
         });
     }
-    let bucket = [Bucket::new(
-        format!("password:account:{}", user.id),
-        state.config.signin_limit,
-        state.config.signin_window,
-    )];
-    if let Some(wait) = limits::hit(state, &bucket).await? {
-        return Ok(EmailChangeOutcome::Throttled { wait });
+    match check_current_password(state, user, current_password).await? {
+        Current::Right => {}
+        Current::Wrong => {
+            return Ok(EmailChangeOutcome::Invalid {
+                message: "Your current password is not correct.",
+            })
+        }
+        Current::Throttled(wait) => return Ok(EmailChangeOutcome::Throttled { wait }),
     }
-    if !state
-        .passwords
-        .verify(current_password, Some(&user.password_hash))
-        .await?
-    {
-        return Ok(EmailChangeOutcome::Invalid {
-            message: "Your current password is not correct.",
-        });
-    }
-    limits::refund(state, &bucket).await?;
     let mails = [Bucket::new(format!("email-change:{}", user.id), 5, 3600)];
     if let Some(wait) = limits::hit(state, &mails).await? {
         return Ok(EmailChangeOutcome::Throttled { wait });

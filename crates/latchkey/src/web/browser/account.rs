@@ -488,10 +488,7 @@ pub async fn account_email_verify(
                 .append(header::SET_COOKIE, session::clear_code_cookie(&state));
             res
         }
-        Ok(EmailConfirmOutcome::Wrong { tries_left }) => again(format!(
-            "That code is not right. {tries_left} {} left.",
-            if tries_left == 1 { "try" } else { "tries" }
-        )),
+        Ok(EmailConfirmOutcome::Wrong { tries_left }) => again(super::verify::wrong_code(tries_left)),
         Ok(EmailConfirmOutcome::Locked) => {
             again("Too many wrong codes: this one no longer works. Ask for a new one on your account page.".into())
         }

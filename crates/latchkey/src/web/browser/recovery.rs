@@ -178,10 +178,7 @@ pub async fn reset(
         }
         Ok(ResetOutcome::Invalid { message }) => again(message.to_owned(), StatusCode::BAD_REQUEST),
         Ok(ResetOutcome::Wrong { tries_left }) => again(
-            format!(
-                "That code is not right. {tries_left} {} left.",
-                if tries_left == 1 { "try" } else { "tries" }
-            ),
+            super::verify::wrong_code(tries_left),
             StatusCode::BAD_REQUEST,
         ),
         Ok(ResetOutcome::Locked) => again(

@@ -112,6 +112,14 @@ impl VerifyForm {
     }
 }
 
+/// What every code page says of a wrong code (verification, reset, address change).
+pub fn wrong_code(tries_left: i64) -> String {
+    format!(
+        "That code is not right. {tries_left} {} left.",
+        if tries_left == 1 { "try" } else { "tries" }
+    )
+}
+
 /// `POST /ap/verify`.
 pub async fn verify_submit(
     State(state): State<AppState>,
@@ -156,10 +164,7 @@ pub async fn verify_submit(
                     &["Your address is verified. Sign in to continue."],
                 )
             }
-            Ok(VerifyOutcome::Wrong { tries_left }) => format!(
-                "That code is not right. {tries_left} {} left.",
-                if tries_left == 1 { "try" } else { "tries" }
-            ),
+            Ok(VerifyOutcome::Wrong { tries_left }) => wrong_code(tries_left),
             Ok(VerifyOutcome::Locked) => "Too many wrong codes: send a new one.".to_owned(),
             Ok(VerifyOutcome::Gone) => GONE.to_owned(),
             Err(failure) => return page_failure(failure),
