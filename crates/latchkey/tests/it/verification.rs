@@ -189,3 +189,55 @@ async fn an_app_asking_for_the_profile_sends_an_unverified_customer_to_the_code_
     assert_eq!(info.json["email_verified"], true, "{:?}", info.json);
     assert_eq!(info.json["email"], email);
 }
+
+#[tokio::test]
+async fn new_codes_are_limited_per_address_and_the_newest_code_alone_works() {
+    let Some(smtp) = SmtpSink::start() else {
+        return;
+    };
+    let app = spawn_app_mailing(&smtp).await;
+    let browser = app.browser();
+    let (_, mut url, mut html) = sign_up(&browser, "rae@example.com").await;
+    let first = smtp.nth_to("rae@example.com", 1).await.code().unwrap();
+    // Three new codes in 15 minutes, then 429 with Retry-After.
+    for n in 2..=4 {
+        let res = browser
+            .submit_answer(&url, &html, "/ap/verify/resend", &[], None, &[])
+            .await;
+        assert_eq!(res.status().as_u16(), 303, "new code #{n}");
+        smtp.nth_to("rae@example.com", n).await;
+        (_, url, html) = browser.open("/ap/verify").await.page();
+    }
+    let res = browser
+        .submit_answer(&url, &html, "/ap/verify/resend", &[], None, &[])
+        .await;
+    assert_eq!(res.status().as_u16(), 429);
+    assert!(res.headers().get("retry-after").is_some());
+    assert_eq!(
+        smtp.to("rae@example.com").len(),
+        4,
+        "no mail past the limit"
+    );
+    // The first code was replaced: refused; the newest works.
+    let (_, url, html) = browser.open("/ap/verify").await.page();
+    if first != smtp.nth_to("rae@example.com", 4).await.code().unwrap() {
+        let res = browser
+            .submit_answer(&url, &html, "/ap/verify", &[("code", &first)], None, &[])
+            .await;
+        assert_eq!(res.status().as_u16(), 400);
+    }
+    let newest = smtp.nth_to("rae@example.com", 4).await.code().unwrap();
+    let (_, url, html) = browser.open("/ap/verify").await.page();
+    let (status, _, page) = browser
+        .submit(&url, &html, "/ap/verify", &[("code", &newest)], None, &[])
+        .await
+        .page();
+    assert_eq!(status, 200, "{page}");
+    let user = app
+        .store()
+        .find_user_by_email("rae@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(user.email_verified);
+}
