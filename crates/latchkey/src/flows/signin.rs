@@ -213,7 +213,10 @@ pub fn check_email(email: &str) -> Result<(), &'static str> {
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
         })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        // An address Latchkey mails codes to must be one the mail library can address: otherwise the account
+        // would be stored and its mail fail (a 500 after a half-done sign-up).
+        && email.parse::<lettre::Address>().is_ok();
     if !valid_email {
         return Err("Enter a valid email address, like name@example.com.");
     }
@@ -377,6 +380,18 @@ mod tests {
         assert!(check_new_account("", "ada@example.com", "correct horse", "").is_err());
         assert!(check_new_account("Ada", "ada@", "correct horse", "").is_err());
         assert!(check_new_account("Ada", "ada@example", "correct horse", "").is_err());
+        // Addresses no mail can go to: refused before anything is stored.
+        for unmailable in [
+            "a,b@example.com",
+            "a..b@example.com",
+            "<a>@example.com",
+            "a@exa mple.com",
+        ] {
+            assert!(
+                check_new_account("Ada", unmailable, "correct horse", "").is_err(),
+                "{unmailable}"
+            );
+        }
         assert!(check_new_account("Ada", "ada@example.com", "short", "").is_err());
         assert!(
             check_new_account("Ada", "ada@example.com", "correct horse", &"9".repeat(21)).is_err()
